@@ -1,0 +1,148 @@
+/**
+ * The buffer port: the one interface every store adapter (memory, SQLite, Redis) implements and
+ * every consumer (ingress, MCP surface, agent loop, CLI) depends on. It is async and lease-based so
+ * that an out-of-process store can implement it with the same guarantees.
+ */
+export const EVENT_STATUSES = ['pending', 'claimed', 'acked', 'dead', 'awaiting_approval'] as const;
+export type EventStatus = (typeof EVENT_STATUSES)[number];
+
+/** Seven days: how long an id is remembered for dedup and how long finished events are kept. */
+export const DEDUP_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
+/** A verified event as the ingress hands it over. `payload` is the body exactly as received. */
+export interface IncomingEvent {
+  id: string;
+  type: string;
+  created: number;
+  livemode: boolean;
+  objectId: string | null;
+  payload: string;
+}
+
+export interface StoredEvent extends IncomingEvent {
+  status: EventStatus;
+  attempts: number;
+  receivedAt: number;
+  updatedAt: number;
+  /** When a nacked event may be claimed again (ms since epoch); null when it may be now. */
+  retryAt: number | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  lastError: string | null;
+}
+
+export type HistoryKind =
+  | 'received'
+  | 'claimed'
+  | 'released'
+  | 'lease_expired'
+  | 'acked'
+  | 'nacked'
+  | 'dead'
+  | 'replayed'
+  | 'decision'
+  | 'dispatch'
+  | 'note';
+
+export interface HistoryEntry {
+  at: string;
+  kind: HistoryKind;
+  model?: string;
+  tool_call?: { name: string; input: Record<string, unknown> };
+  outcome?: string;
+  note?: string;
+}
+
+export type AppendResult = { status: 'queued' | 'duplicate'; id: string };
+
+export interface ListQuery {
+  /** Default: every status. */
+  statuses?: readonly EventStatus[];
+  types?: readonly string[];
+  limit: number;
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string | null;
+}
+
+export interface ListPage {
+  events: StoredEvent[];
+  nextCursor: string | null;
+}
+
+export type QueueCounts = Record<EventStatus, number>;
+
+export interface QueueStats {
+  counts: QueueCounts;
+  /** Pending events per type. */
+  pendingByType: Record<string, number>;
+  /** receivedAt of the oldest pending event, or null when nothing is pending. */
+  oldestPendingReceivedAt: number | null;
+}
+
+export interface ClaimOptions {
+  owner: string;
+  leaseMs: number;
+  limit?: number;
+  types?: readonly string[];
+}
+
+export interface NackOptions {
+  reason: string;
+  retryInMs?: number;
+  owner?: string;
+}
+
+export interface BufferHealth {
+  ok: boolean;
+  kind: string;
+  detail?: string;
+}
+
+export interface EventBuffer {
+  readonly kind: string;
+  /**
+   * Stores the event unless its id is already known. Resolves only once the event is durable.
+   * Rejects with BufferFullError at the pending limit and StoreUnavailableError when the store fails.
+   */
+  append(event: IncomingEvent): Promise<AppendResult>;
+  get(id: string): Promise<StoredEvent | null>;
+  history(id: string): Promise<HistoryEntry[]>;
+  list(query: ListQuery): Promise<ListPage>;
+  stats(): Promise<QueueStats>;
+  /** Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. */
+  claim(options: ClaimOptions): Promise<StoredEvent[]>;
+  /** Extends a lease still held by `owner`; false when it was lost (expired and reclaimed). */
+  renew(id: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Gives a claimed event back to pending without counting an attempt (clean shutdown). */
+  release(id: string, owner: string): Promise<void>;
+  /** Marks the event done. Idempotent; rejects with EventNotFoundError for an unknown id. */
+  ack(id: string, note?: string): Promise<StoredEvent>;
+  /** Counts a failed attempt: back to pending after `retryInMs`, or dead past the attempt limit. */
+  nack(id: string, options: NackOptions): Promise<StoredEvent>;
+  /** Puts a stored event back to pending with its attempts reset. */
+  replay(id: string, note?: string): Promise<StoredEvent>;
+  addHistory(id: string, entry: Omit<HistoryEntry, 'at'>): Promise<void>;
+  /** Returns expired leases to pending (counting the attempt). Returns how many. */
+  recoverExpiredLeases(): Promise<number>;
+  /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */
+  prune(before: number): Promise<number>;
+  health(): Promise<BufferHealth>;
+  close(): Promise<void>;
+}
+
+export interface BufferOptions {
+  /** append rejects new events once this many are pending. */
+  maxPending?: number;
+  maxAttempts?: number;
+  /** Injectable clock (ms since epoch) so tests can expire leases without sleeping. */
+  now?: () => number;
+}
+
+export function emptyCounts(): QueueCounts {
+  return { pending: 0, claimed: 0, acked: 0, dead: 0, awaiting_approval: 0 };
+}
+
+export function isEventStatus(value: string): value is EventStatus {
+  return (EVENT_STATUSES as readonly string[]).includes(value);
+}

@@ -1,0 +1,23 @@
+import { LRUCache } from 'lru-cache';
+import { DEDUP_WINDOW_MS } from './buffer.js';
+
+/**
+ * The dedup fast path: ids known to be durably stored. Only ever a shortcut — the store's unique
+ * key stays the authority, so an evicted or restarted cache costs a lookup, never a duplicate.
+ */
+export class RecentIds {
+  private readonly cache: LRUCache<string, true>;
+
+  constructor(max = 100_000, ttlMs = DEDUP_WINDOW_MS) {
+    this.cache = new LRUCache<string, true>({ max, ttl: ttlMs, ttlAutopurge: false });
+  }
+
+  has(id: string): boolean {
+    return this.cache.has(id);
+  }
+
+  /** Call only after the id is committed: a remembered id is answered `duplicate` without a read. */
+  remember(id: string): void {
+    this.cache.set(id, true);
+  }
+}

@@ -1,0 +1,603 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { AppError, BufferFullError, EventNotFoundError, StoreUnavailableError } from '../errors.js';
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  emptyCounts,
+  isEventStatus,
+  type AppendResult,
+  type BufferHealth,
+  type BufferOptions,
+  type ClaimOptions,
+  type EventBuffer,
+  type EventStatus,
+  type HistoryEntry,
+  type IncomingEvent,
+  type ListPage,
+  type ListQuery,
+  type NackOptions,
+  type QueueStats,
+  type StoredEvent,
+} from './buffer.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { RecentIds } from './recent-ids.js';
+import { afterFailure, assertNackable, LEASE_EXPIRY_RETRY_MS } from './transitions.js';
+
+/**
+ * `group` batches the appends that arrive while one commit runs into the next transaction (one
+ * fsync for many events); `each` commits every append on its own. Both fsync before resolving.
+ */
+export type CommitMode = 'group' | 'each';
+
+export interface SqliteBufferOptions extends BufferOptions {
+  /** The database file; its directory must exist. */
+  file: string;
+  commitMode?: CommitMode;
+  /** Size of the in-memory dedup fast path. */
+  recentIdsMax?: number;
+  readonly?: boolean;
+}
+
+export const DATABASE_FILE = 'events.db';
+
+const SCHEMA_VERSION = 1;
+
+// Counts live in their own table, kept by triggers, so `stats()` and the pending limit stay O(1)
+// with a million stored events and stay right when another process (the CLI) changes a row.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  livemode INTEGER NOT NULL,
+  object_id TEXT,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  received_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  retry_at INTEGER,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS events_status_seq ON events(status, seq);
+CREATE INDEX IF NOT EXISTS events_status_updated ON events(status, updated_at);
+CREATE TABLE IF NOT EXISTS history (
+  n INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  data TEXT
+);
+CREATE INDEX IF NOT EXISTS history_event ON history(event_id, n);
+CREATE TABLE IF NOT EXISTS counts (
+  status TEXT NOT NULL,
+  type TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (status, type)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS events_count_insert AFTER INSERT ON events BEGIN
+  INSERT INTO counts(status, type, n) VALUES (NEW.status, NEW.type, 1)
+    ON CONFLICT(status, type) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS events_count_delete AFTER DELETE ON events BEGIN
+  UPDATE counts SET n = n - 1 WHERE status = OLD.status AND type = OLD.type;
+END;
+CREATE TRIGGER IF NOT EXISTS events_count_update AFTER UPDATE OF status ON events
+  WHEN OLD.status <> NEW.status BEGIN
+  UPDATE counts SET n = n - 1 WHERE status = OLD.status AND type = OLD.type;
+  INSERT INTO counts(status, type, n) VALUES (NEW.status, NEW.type, 1)
+    ON CONFLICT(status, type) DO UPDATE SET n = n + 1;
+END;
+`;
+
+interface EventRow {
+  seq: number;
+  id: string;
+  type: string;
+  created: number;
+  livemode: number;
+  object_id: string | null;
+  payload: string;
+  status: string;
+  attempts: number;
+  received_at: number;
+  updated_at: number;
+  retry_at: number | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error: string | null;
+}
+
+interface PendingAppend {
+  event: IncomingEvent;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = AppendResult | BufferFullError;
+
+/** The embedded, durable default: one SQLite file in WAL mode with `synchronous=FULL`. */
+export class SqliteBuffer implements EventBuffer {
+  readonly kind = 'sqlite';
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly maxPending: number;
+  private readonly maxAttempts: number;
+  private readonly commitMode: CommitMode;
+  private readonly recent: RecentIds;
+  private queue: PendingAppend[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly stmt;
+  private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly appendBatch: (items: readonly IncomingEvent[]) => Outcome[];
+
+  constructor(options: SqliteBufferOptions) {
+    this.file = options.file;
+    this.now = options.now ?? Date.now;
+    this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.commitMode = options.commitMode ?? 'group';
+    this.recent = new RecentIds(options.recentIdsMax);
+    try {
+      this.db = new Database(options.file, {
+        readonly: options.readonly ?? false,
+        fileMustExist: options.readonly ?? false,
+      });
+      this.db.pragma('busy_timeout = 5000');
+      if (!options.readonly) {
+        this.db.pragma('journal_mode = WAL');
+        // FULL: a commit is on disk (fsync of the WAL) before append resolves and the 200 goes out.
+        this.db.pragma('synchronous = FULL');
+        this.migrate();
+      }
+    } catch (error) {
+      throw asStoreError(error, `cannot open the event store at ${options.file}`);
+    }
+    const db = this.db;
+    this.stmt = {
+      insert: db.prepare(
+        `INSERT INTO events (id, type, created, livemode, object_id, payload, status, received_at, updated_at)
+         VALUES (@id, @type, @created, @livemode, @objectId, @payload, 'pending', @now, @now)
+         ON CONFLICT(id) DO NOTHING`,
+      ),
+      exists: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
+      pendingCount: db
+        .prepare("SELECT coalesce(sum(n), 0) FROM counts WHERE status = 'pending'")
+        .pluck(),
+      get: db.prepare('SELECT * FROM events WHERE id = ?'),
+      counts: db.prepare('SELECT status, type, n FROM counts WHERE n > 0'),
+      oldestPending: db
+        .prepare("SELECT received_at FROM events WHERE status = 'pending' ORDER BY seq LIMIT 1")
+        .pluck(),
+      history: db.prepare('SELECT at, kind, data FROM history WHERE event_id = ? ORDER BY n'),
+      addHistory: db.prepare('INSERT INTO history (event_id, at, kind, data) VALUES (?, ?, ?, ?)'),
+      due: db.prepare(
+        `SELECT * FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
+         ORDER BY seq LIMIT ?`,
+      ),
+      expired: db.prepare(
+        "SELECT * FROM events WHERE status = 'claimed' AND lease_expires_at <= ?",
+      ),
+      update: db.prepare(
+        `UPDATE events SET status = @status, attempts = @attempts, retry_at = @retryAt,
+           lease_owner = @leaseOwner, lease_expires_at = @leaseExpiresAt, last_error = @lastError,
+           updated_at = @now
+         WHERE id = @id`,
+      ),
+      renew: db.prepare(
+        `UPDATE events SET lease_expires_at = ? WHERE id = ? AND status = 'claimed'
+           AND lease_owner = ? AND lease_expires_at > ?`,
+      ),
+      pruneEvents: db.prepare(
+        `DELETE FROM events WHERE seq IN (SELECT seq FROM events
+           WHERE status IN ('acked', 'dead') AND updated_at < ? LIMIT 1000) RETURNING id`,
+      ),
+      pruneHistory: db.prepare('DELETE FROM history WHERE event_id = ?'),
+    };
+    this.appendBatch = db.transaction((items: readonly IncomingEvent[]) => {
+      const now = this.now();
+      let pending = this.stmt.pendingCount.get() as number;
+      return items.map((event): Outcome => {
+        if (pending >= this.maxPending) {
+          return this.stmt.exists.get(event.id)
+            ? { status: 'duplicate', id: event.id }
+            : new BufferFullError(this.maxPending);
+        }
+        const info = this.stmt.insert.run({ ...event, livemode: event.livemode ? 1 : 0, now });
+        if (info.changes === 0) return { status: 'duplicate', id: event.id };
+        pending += 1;
+        return { status: 'queued', id: event.id };
+      });
+    });
+  }
+
+  append(event: IncomingEvent): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(closedError());
+    if (this.recent.has(event.id)) return Promise.resolve({ status: 'duplicate', id: event.id });
+    if (this.commitMode === 'each') {
+      return new Promise((resolve, reject) => settleOne(this.settle([event])[0]!, resolve, reject));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // setImmediate, not a microtask: it lets every request already read off the sockets
+        // join this batch, so concurrent deliveries share one fsync.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    let outcomes: Outcome[];
+    try {
+      outcomes = this.settle(batch.map((p) => p.event));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    batch.forEach((p, i) => settleOne(outcomes[i]!, p.resolve, p.reject));
+  }
+
+  /** Commits a batch in one transaction; each item comes back queued, duplicate or refused. */
+  private settle(events: readonly IncomingEvent[]): Outcome[] {
+    if (this.closed) throw closedError();
+    let outcomes: Outcome[];
+    try {
+      outcomes = this.appendBatch(events);
+    } catch (error) {
+      throw asStoreError(error, 'could not commit the event to the store');
+    }
+    for (const o of outcomes) if (!(o instanceof BufferFullError)) this.recent.remember(o.id);
+    return outcomes;
+  }
+
+  async get(id: string): Promise<StoredEvent | null> {
+    const row = this.run(() => this.stmt.get.get(id) as EventRow | undefined);
+    return row ? toEvent(row) : null;
+  }
+
+  async history(id: string): Promise<HistoryEntry[]> {
+    const event = await this.get(id);
+    if (!event) throw new EventNotFoundError(id);
+    const rows = this.run(
+      () => this.stmt.history.all(id) as { at: number; kind: string; data: string | null }[],
+    );
+    // "received" is not stored as a row: the event's own received_at says it, saving a write
+    // on the hot path.
+    const entries: HistoryEntry[] = [{ at: iso(event.receivedAt), kind: 'received' }];
+    for (const r of rows) {
+      const data = r.data ? (JSON.parse(r.data) as Partial<HistoryEntry>) : {};
+      entries.push({ ...data, at: iso(r.at), kind: r.kind as HistoryEntry['kind'] });
+    }
+    return entries;
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const after = decodeCursor(query.cursor);
+    const statuses = query.statuses ?? [];
+    const types = query.types ?? [];
+    const key = `${statuses.length}:${types.length}`;
+    let stmt = this.listStatements.get(key);
+    if (!stmt) {
+      const where = ['seq > ?'];
+      if (statuses.length) where.push(`status IN (${statuses.map(() => '?').join(',')})`);
+      if (types.length) where.push(`type IN (${types.map(() => '?').join(',')})`);
+      stmt = this.db.prepare(
+        `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+      );
+      this.listStatements.set(key, stmt);
+    }
+    const rows = this.run(
+      () => stmt.all(after, ...statuses, ...types, query.limit + 1) as EventRow[],
+    );
+    const more = rows.length > query.limit;
+    const page = more ? rows.slice(0, query.limit) : rows;
+    const last = page.at(-1);
+    return {
+      events: page.map(toEvent),
+      nextCursor: more && last ? encodeCursor(last.seq) : null,
+    };
+  }
+
+  async stats(): Promise<QueueStats> {
+    return this.run(() => {
+      const counts = emptyCounts();
+      const pendingByType: Record<string, number> = {};
+      for (const r of this.stmt.counts.all() as { status: string; type: string; n: number }[]) {
+        if (!isEventStatus(r.status)) continue;
+        counts[r.status] += r.n;
+        if (r.status === 'pending') pendingByType[r.type] = r.n;
+      }
+      const oldest = (this.stmt.oldestPending.get() as number | undefined) ?? null;
+      return { counts, pendingByType, oldestPendingReceivedAt: oldest };
+    });
+  }
+
+  async claim(options: ClaimOptions): Promise<StoredEvent[]> {
+    return this.tx(() => {
+      const now = this.now();
+      this.recoverExpired(now);
+      const limit = options.limit ?? 1;
+      // Scan a little past the limit so a types filter can skip other types cheaply.
+      const rows = this.stmt.due.all(now, options.types ? limit * 20 : limit) as EventRow[];
+      const claimed: StoredEvent[] = [];
+      for (const row of rows) {
+        if (claimed.length >= limit) break;
+        if (options.types && !options.types.includes(row.type)) continue;
+        const event = toEvent(row);
+        const next: StoredEvent = {
+          ...event,
+          status: 'claimed',
+          leaseOwner: options.owner,
+          leaseExpiresAt: now + options.leaseMs,
+          updatedAt: now,
+        };
+        this.write(next, now);
+        this.log(row.id, now, { kind: 'claimed', note: options.owner });
+        claimed.push(next);
+      }
+      return claimed;
+    });
+  }
+
+  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    const now = this.now();
+    const info = this.run(() => this.stmt.renew.run(now + leaseMs, id, owner, now));
+    return info.changes === 1;
+  }
+
+  async release(id: string, owner: string): Promise<void> {
+    this.tx(() => {
+      const event = this.mustGet(id);
+      if (event.status !== 'claimed' || event.leaseOwner !== owner) return;
+      const now = this.now();
+      this.write({ ...event, status: 'pending', leaseOwner: null, leaseExpiresAt: null }, now);
+      this.log(id, now, { kind: 'released', note: owner });
+    });
+  }
+
+  async ack(id: string, note?: string): Promise<StoredEvent> {
+    return this.tx(() => {
+      const event = this.mustGet(id);
+      if (event.status === 'acked') return event;
+      const now = this.now();
+      const next: StoredEvent = {
+        ...event,
+        status: 'acked',
+        retryAt: null,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        updatedAt: now,
+      };
+      this.write(next, now);
+      this.log(id, now, withNote({ kind: 'acked' }, note));
+      return next;
+    });
+  }
+
+  async nack(id: string, options: NackOptions): Promise<StoredEvent> {
+    return this.tx(() => {
+      const event = this.mustGet(id);
+      assertNackable(id, event.status);
+      const now = this.now();
+      const outcome = afterFailure(event.attempts, this.maxAttempts, now, options.retryInMs ?? 0);
+      const next: StoredEvent = {
+        ...event,
+        ...outcome,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        lastError: options.reason,
+        updatedAt: now,
+      };
+      this.write(next, now);
+      this.log(id, now, {
+        kind: outcome.status === 'dead' ? 'dead' : 'nacked',
+        note: options.reason,
+      });
+      return next;
+    });
+  }
+
+  async replay(id: string, note?: string): Promise<StoredEvent> {
+    return this.tx(() => {
+      const event = this.mustGet(id);
+      const now = this.now();
+      const next: StoredEvent = {
+        ...event,
+        status: 'pending',
+        attempts: 0,
+        retryAt: null,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        lastError: null,
+        updatedAt: now,
+      };
+      this.write(next, now);
+      this.log(id, now, withNote({ kind: 'replayed' }, note));
+      return next;
+    });
+  }
+
+  async addHistory(id: string, entry: Omit<HistoryEntry, 'at'>): Promise<void> {
+    this.tx(() => {
+      this.mustGet(id);
+      this.log(id, this.now(), entry);
+    });
+  }
+
+  async recoverExpiredLeases(): Promise<number> {
+    return this.tx(() => this.recoverExpired(this.now()));
+  }
+
+  async prune(before: number): Promise<number> {
+    let total = 0;
+    // Small batches: each is its own short transaction, so ingest never waits behind a prune.
+    for (;;) {
+      const n = this.tx(() => {
+        const ids = this.stmt.pruneEvents.all(before) as { id: string }[];
+        for (const { id } of ids) this.stmt.pruneHistory.run(id);
+        return ids.length;
+      });
+      total += n;
+      if (n < 1000) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async health(): Promise<BufferHealth> {
+    if (this.closed) return { ok: false, kind: this.kind, detail: 'closed' };
+    try {
+      this.db.prepare('SELECT 1').get();
+      return { ok: true, kind: this.kind };
+    } catch (error) {
+      return { ok: false, kind: this.kind, detail: (error as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Whatever is waiting for the next group commit is committed now, not dropped.
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreUnavailableError(
+        `the store at ${this.file} was written by a newer stripe-events-mcp (schema ${version}); upgrade this one`,
+      );
+    }
+    if (version < SCHEMA_VERSION) {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }
+  }
+
+  private recoverExpired(now: number): number {
+    const rows = this.stmt.expired.all(now) as EventRow[];
+    for (const row of rows) {
+      const event = toEvent(row);
+      const outcome = afterFailure(event.attempts, this.maxAttempts, now, LEASE_EXPIRY_RETRY_MS);
+      this.write(
+        {
+          ...event,
+          ...outcome,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          lastError: 'lease expired',
+        },
+        now,
+      );
+      this.log(row.id, now, { kind: outcome.status === 'dead' ? 'dead' : 'lease_expired' });
+    }
+    return rows.length;
+  }
+
+  private write(event: StoredEvent, now: number): void {
+    this.stmt.update.run({
+      id: event.id,
+      status: event.status,
+      attempts: event.attempts,
+      retryAt: event.retryAt,
+      leaseOwner: event.leaseOwner,
+      leaseExpiresAt: event.leaseExpiresAt,
+      lastError: event.lastError,
+      now,
+    });
+  }
+
+  private log(id: string, at: number, entry: Omit<HistoryEntry, 'at'>): void {
+    const { kind, ...data } = entry;
+    const json = Object.keys(data).length ? JSON.stringify(data) : null;
+    this.stmt.addHistory.run(id, at, kind, json);
+  }
+
+  private mustGet(id: string): StoredEvent {
+    const row = this.stmt.get.get(id) as EventRow | undefined;
+    if (!row) throw new EventNotFoundError(id);
+    return toEvent(row);
+  }
+
+  /** Runs `fn` in an IMMEDIATE transaction (the write lock up front: no upgrade deadlocks). */
+  private tx<T>(fn: () => T): T {
+    return this.run(() => this.db.transaction(fn).immediate());
+  }
+
+  private run<T>(fn: () => T): T {
+    if (this.closed) throw closedError();
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      throw asStoreError(error, 'the event store failed');
+    }
+  }
+}
+
+/** Opens (creating if needed) the store in `dataDir`. */
+export function openSqliteBuffer(
+  dataDir: string,
+  options: Omit<SqliteBufferOptions, 'file'> = {},
+): SqliteBuffer {
+  fs.mkdirSync(dataDir, { recursive: true });
+  return new SqliteBuffer({ ...options, file: path.join(dataDir, DATABASE_FILE) });
+}
+
+function settleOne(
+  outcome: Outcome,
+  resolve: (result: AppendResult) => void,
+  reject: (error: unknown) => void,
+): void {
+  if (outcome instanceof BufferFullError) reject(outcome);
+  else resolve(outcome);
+}
+
+function toEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.id,
+    type: row.type,
+    created: row.created,
+    livemode: row.livemode === 1,
+    objectId: row.object_id,
+    payload: row.payload,
+    status: row.status as EventStatus,
+    attempts: row.attempts,
+    receivedAt: row.received_at,
+    updatedAt: row.updated_at,
+    retryAt: row.retry_at,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    lastError: row.last_error,
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function withNote<T extends object>(entry: T, note: string | undefined): T & { note?: string } {
+  return note === undefined ? entry : { ...entry, note };
+}
+
+function closedError(): StoreUnavailableError {
+  return new StoreUnavailableError('the event store is closed');
+}
+
+function asStoreError(error: unknown, message: string): AppError {
+  if (error instanceof AppError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError(`${message}: ${detail}`, { cause: error });
+}

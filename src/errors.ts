@@ -1,0 +1,62 @@
+/**
+ * A small error hierarchy with stable codes. The code is what callers branch on and what HTTP and
+ * MCP answers carry; the message is for people and must never contain a secret.
+ */
+export class AppError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Bad configuration: the CLI maps it to exit code 2. `setting` names what the user must change. */
+export class ConfigError extends AppError {
+  readonly setting: string;
+  constructor(setting: string, message: string, options?: { cause?: unknown }) {
+    super('config_invalid', `${setting}: ${message}`, options);
+    this.setting = setting;
+  }
+}
+
+/** A webhook request we refuse (HTTP 400): bad signature, stale timestamp, invalid JSON. */
+export class WebhookRejectedError extends AppError {
+  readonly status = 400;
+}
+
+/** The store cannot take or give events right now (HTTP 503, MCP tool error). */
+export class StoreUnavailableError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('store_unavailable', message, options);
+  }
+}
+
+/** The pending backlog reached its configured limit (HTTP 503 so Stripe retries later). */
+export class BufferFullError extends AppError {
+  constructor(readonly limit: number) {
+    super('buffer_full', `the buffer holds ${limit} pending events, its limit (--max-pending)`);
+  }
+}
+
+export class EventNotFoundError extends AppError {
+  constructor(readonly id: string) {
+    super('event_not_found', `no event with id ${JSON.stringify(id)} is stored`);
+  }
+}
+
+export class InvalidCursorError extends AppError {
+  constructor() {
+    super(
+      'invalid_cursor',
+      'the cursor is not one this server issued; start again without a cursor',
+    );
+  }
+}
+
+/** A state change the event's current state does not allow (e.g. nack of an acked event). */
+export class InvalidTransitionError extends AppError {
+  constructor(id: string, from: string, action: string) {
+    super('invalid_transition', `event ${id} is ${from}; it cannot be ${action}`);
+  }
+}

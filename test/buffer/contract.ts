@@ -1,0 +1,348 @@
+/**
+ * The buffer port's contract, run against every adapter (memory, SQLite in both commit modes, and
+ * Redis when it lands). Adapter-specific behaviour lives in each adapter's own test file.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BufferOptions, EventBuffer, IncomingEvent } from '../../src/buffer/buffer.js';
+import {
+  BufferFullError,
+  EventNotFoundError,
+  InvalidCursorError,
+  InvalidTransitionError,
+  StoreUnavailableError,
+} from '../../src/errors.js';
+
+export interface BufferHarness {
+  buffer: EventBuffer;
+  /** Closes and opens the same store again, when the adapter is durable. */
+  reopen?: () => Promise<EventBuffer>;
+  cleanup: () => Promise<void>;
+}
+
+export type BufferFactory = (options: BufferOptions) => Promise<BufferHarness>;
+
+export function incoming(n: number | string, type = 'charge.dispute.created'): IncomingEvent {
+  const id = typeof n === 'number' ? `evt_contract_${String(n).padStart(6, '0')}` : n;
+  return {
+    id,
+    type,
+    created: 1_786_000_000,
+    livemode: false,
+    objectId: `obj_${id}`,
+    payload: JSON.stringify({ id, object: 'event', type, data: { object: { id: `obj_${id}` } } }),
+  };
+}
+
+export function runBufferContract(name: string, factory: BufferFactory): void {
+  describe(`buffer contract: ${name}`, () => {
+    let clock = 1_790_000_000_000;
+    const now = () => clock;
+    let h: BufferHarness;
+    let buffer: EventBuffer;
+
+    const open = async (options: BufferOptions = {}) => {
+      h = await factory({ now, maxAttempts: 3, ...options });
+      buffer = h.buffer;
+    };
+
+    beforeEach(async () => {
+      clock = 1_790_000_000_000;
+      await open();
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    it('queues a new event and answers duplicate for the same id', async () => {
+      expect(await buffer.append(incoming(1))).toEqual({ status: 'queued', id: incoming(1).id });
+      expect(await buffer.append(incoming(1))).toEqual({ status: 'duplicate', id: incoming(1).id });
+      const stored = await buffer.get(incoming(1).id);
+      expect(stored).toMatchObject({
+        id: incoming(1).id,
+        type: 'charge.dispute.created',
+        status: 'pending',
+        attempts: 0,
+        payload: incoming(1).payload,
+        receivedAt: clock,
+        livemode: false,
+        objectId: `obj_${incoming(1).id}`,
+      });
+      expect(await buffer.get('evt_unknown')).toBeNull();
+    });
+
+    it('queues exactly one of 50 concurrent appends of one event', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => buffer.append(incoming(7))),
+      );
+      expect(results.filter((r) => r.status === 'queued')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'duplicate')).toHaveLength(49);
+      expect((await buffer.stats()).counts.pending).toBe(1);
+    });
+
+    it('lists in arrival order with a type filter and cursor paging', async () => {
+      for (let i = 1; i <= 25; i++) {
+        await buffer.append(
+          incoming(i, i % 5 === 0 ? 'charge.refunded' : 'charge.dispute.created'),
+        );
+      }
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await buffer.list({ statuses: ['pending'], limit: 10, cursor });
+        seen.push(...page.events.map((e) => e.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => incoming(i + 1).id));
+
+      const refunds = await buffer.list({ types: ['charge.refunded'], limit: 3 });
+      expect(refunds.events.map((e) => e.id)).toEqual([5, 10, 15].map((i) => incoming(i).id));
+      const rest = await buffer.list({
+        types: ['charge.refunded'],
+        limit: 3,
+        cursor: refunds.nextCursor,
+      });
+      expect(rest.events.map((e) => e.id)).toEqual([20, 25].map((i) => incoming(i).id));
+      expect(rest.nextCursor).toBeNull();
+    });
+
+    it('rejects a cursor it did not issue', async () => {
+      await expect(buffer.list({ limit: 5, cursor: 'garbage' })).rejects.toBeInstanceOf(
+        InvalidCursorError,
+      );
+      await expect(buffer.list({ limit: 5, cursor: 'c1.!!!' })).rejects.toBeInstanceOf(
+        InvalidCursorError,
+      );
+    });
+
+    it('filters the list by status', async () => {
+      for (let i = 1; i <= 3; i++) await buffer.append(incoming(i));
+      await buffer.ack(incoming(2).id);
+      const pending = await buffer.list({ statuses: ['pending'], limit: 10 });
+      expect(pending.events.map((e) => e.id)).toEqual([incoming(1).id, incoming(3).id]);
+      const acked = await buffer.list({ statuses: ['acked'], limit: 10 });
+      expect(acked.events.map((e) => e.id)).toEqual([incoming(2).id]);
+      const all = await buffer.list({ limit: 10 });
+      expect(all.events).toHaveLength(3);
+    });
+
+    it('reports counts, pending by type and the oldest pending event', async () => {
+      expect(await buffer.stats()).toEqual({
+        counts: { pending: 0, claimed: 0, acked: 0, dead: 0, awaiting_approval: 0 },
+        pendingByType: {},
+        oldestPendingReceivedAt: null,
+      });
+      const first = clock;
+      await buffer.append(incoming(1, 'charge.refunded'));
+      clock += 1000;
+      await buffer.append(incoming(2));
+      await buffer.append(incoming(3));
+      await buffer.ack(incoming(3).id);
+      const stats = await buffer.stats();
+      expect(stats.counts).toMatchObject({ pending: 2, acked: 1 });
+      expect(stats.pendingByType).toEqual({ 'charge.refunded': 1, 'charge.dispute.created': 1 });
+      expect(stats.oldestPendingReceivedAt).toBe(first);
+    });
+
+    it('claims oldest first with a lease and never hands one event to two owners', async () => {
+      for (let i = 1; i <= 3; i++) await buffer.append(incoming(i));
+      const a = await buffer.claim({ owner: 'a', leaseMs: 30_000 });
+      expect(a.map((e) => e.id)).toEqual([incoming(1).id]);
+      expect(a[0]).toMatchObject({
+        status: 'claimed',
+        leaseOwner: 'a',
+        leaseExpiresAt: clock + 30_000,
+      });
+      const b = await buffer.claim({ owner: 'b', leaseMs: 30_000, limit: 5 });
+      expect(b.map((e) => e.id)).toEqual([incoming(2).id, incoming(3).id]);
+      expect(await buffer.claim({ owner: 'c', leaseMs: 30_000 })).toEqual([]);
+      expect((await buffer.stats()).counts).toMatchObject({ pending: 0, claimed: 3 });
+    });
+
+    it('claims only the requested types', async () => {
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2, 'charge.refunded'));
+      const got = await buffer.claim({ owner: 'a', leaseMs: 1000, types: ['charge.refunded'] });
+      expect(got.map((e) => e.id)).toEqual([incoming(2).id]);
+    });
+
+    it('returns an expired lease to pending, counting the attempt, and lets another owner claim it', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 10_000 });
+      clock += 10_001;
+      const again = await buffer.claim({ owner: 'b', leaseMs: 10_000 });
+      expect(again).toHaveLength(1);
+      expect(again[0]).toMatchObject({ leaseOwner: 'b', attempts: 1 });
+      expect(await buffer.renew(incoming(1).id, 'a', 10_000)).toBe(false);
+      const kinds = (await buffer.history(incoming(1).id)).map((h) => h.kind);
+      expect(kinds).toEqual(['received', 'claimed', 'lease_expired', 'claimed']);
+    });
+
+    it('recovers expired leases on request and kills an event whose leases keep expiring', async () => {
+      await buffer.append(incoming(1));
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        expect(await buffer.claim({ owner: 'crashy', leaseMs: 1000 })).toHaveLength(1);
+        clock += 1001;
+        expect(await buffer.recoverExpiredLeases()).toBe(1);
+      }
+      expect(await buffer.get(incoming(1).id)).toMatchObject({
+        status: 'dead',
+        attempts: 3,
+        lastError: 'lease expired',
+      });
+    });
+
+    it('renews a lease only for its owner', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      clock += 900;
+      expect(await buffer.renew(incoming(1).id, 'b', 1000)).toBe(false);
+      expect(await buffer.renew(incoming(1).id, 'a', 1000)).toBe(true);
+      clock += 900;
+      expect(await buffer.recoverExpiredLeases()).toBe(0);
+      expect((await buffer.get(incoming(1).id))?.status).toBe('claimed');
+    });
+
+    it('releases a claim without counting an attempt', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      await buffer.release(incoming(1).id, 'b');
+      expect((await buffer.get(incoming(1).id))?.status).toBe('claimed');
+      await buffer.release(incoming(1).id, 'a');
+      expect(await buffer.get(incoming(1).id)).toMatchObject({
+        status: 'pending',
+        attempts: 0,
+        leaseOwner: null,
+      });
+    });
+
+    it('acks idempotently and refuses an unknown id', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      expect(await buffer.ack(incoming(1).id, 'handled')).toMatchObject({
+        status: 'acked',
+        leaseOwner: null,
+      });
+      expect(await buffer.ack(incoming(1).id)).toMatchObject({ status: 'acked' });
+      await expect(buffer.ack('evt_nope')).rejects.toBeInstanceOf(EventNotFoundError);
+      const history = await buffer.history(incoming(1).id);
+      expect(history.map((h) => h.kind)).toEqual(['received', 'claimed', 'acked']);
+      expect(history[2]).toMatchObject({ note: 'handled' });
+      expect(await buffer.claim({ owner: 'b', leaseMs: 1000 })).toEqual([]);
+    });
+
+    it('nacks back to pending with a retry time, then dead past the attempt limit', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      const n1 = await buffer.nack(incoming(1).id, {
+        reason: 'handler timed out',
+        retryInMs: 60_000,
+      });
+      expect(n1).toMatchObject({
+        status: 'pending',
+        attempts: 1,
+        retryAt: clock + 60_000,
+        lastError: 'handler timed out',
+      });
+      expect(await buffer.claim({ owner: 'a', leaseMs: 1000 })).toEqual([]);
+      clock += 60_000;
+      expect(await buffer.claim({ owner: 'a', leaseMs: 1000 })).toHaveLength(1);
+      await buffer.nack(incoming(1).id, { reason: 'again' });
+      const dead = await buffer.nack(incoming(1).id, { reason: 'for good' });
+      expect(dead).toMatchObject({
+        status: 'dead',
+        attempts: 3,
+        lastError: 'for good',
+        retryAt: null,
+      });
+      expect((await buffer.stats()).counts).toMatchObject({ pending: 0, dead: 1 });
+      await expect(buffer.nack(incoming(1).id, { reason: 'x' })).rejects.toBeInstanceOf(
+        InvalidTransitionError,
+      );
+      await expect(buffer.nack('evt_nope', { reason: 'x' })).rejects.toBeInstanceOf(
+        EventNotFoundError,
+      );
+    });
+
+    it('replays a finished event back to pending with its attempts reset', async () => {
+      await buffer.append(incoming(1));
+      await buffer.nack(incoming(1).id, { reason: 'x' });
+      await buffer.ack(incoming(1).id);
+      const replayed = await buffer.replay(incoming(1).id, 'operator');
+      expect(replayed).toMatchObject({ status: 'pending', attempts: 0, lastError: null });
+      expect((await buffer.history(incoming(1).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'nacked',
+        'acked',
+        'replayed',
+      ]);
+      await expect(buffer.replay('evt_nope')).rejects.toBeInstanceOf(EventNotFoundError);
+    });
+
+    it('keeps decisions in the history with their fields', async () => {
+      await buffer.append(incoming(1));
+      await buffer.addHistory(incoming(1).id, {
+        kind: 'decision',
+        model: 'claude-test',
+        tool_call: { name: 'handle_dispute', input: { action: 'accept' } },
+        outcome: 'recorded',
+      });
+      const history = await buffer.history(incoming(1).id);
+      expect(history[1]).toMatchObject({
+        kind: 'decision',
+        model: 'claude-test',
+        tool_call: { name: 'handle_dispute', input: { action: 'accept' } },
+        outcome: 'recorded',
+      });
+      expect(typeof history[1]?.at).toBe('string');
+      await expect(buffer.addHistory('evt_nope', { kind: 'note' })).rejects.toBeInstanceOf(
+        EventNotFoundError,
+      );
+    });
+
+    it('prunes finished events past the window and keeps pending ones', async () => {
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      await buffer.append(incoming(3));
+      await buffer.ack(incoming(1).id);
+      await buffer.nack(incoming(2).id, { reason: 'a' });
+      const cutoff = clock + 1;
+      clock += 10;
+      expect(await buffer.prune(cutoff)).toBe(1);
+      expect(await buffer.get(incoming(1).id)).toBeNull();
+      expect(await buffer.get(incoming(2).id)).not.toBeNull();
+      expect(await buffer.get(incoming(3).id)).not.toBeNull();
+      expect((await buffer.stats()).counts).toMatchObject({ pending: 2, acked: 0 });
+    });
+
+    it('refuses new events at the pending limit but still answers duplicates', async () => {
+      await h.cleanup();
+      await open({ maxPending: 2 });
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      await expect(buffer.append(incoming(3))).rejects.toBeInstanceOf(BufferFullError);
+      expect((await buffer.append(incoming(2))).status).toBe('duplicate');
+      await buffer.ack(incoming(1).id);
+      expect((await buffer.append(incoming(3))).status).toBe('queued');
+      expect(await buffer.get(incoming(3).id)).not.toBeNull();
+    });
+
+    it('reports unhealthy and refuses work once closed', async () => {
+      expect((await buffer.health()).ok).toBe(true);
+      await buffer.close();
+      expect((await buffer.health()).ok).toBe(false);
+      await expect(buffer.append(incoming(1))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(buffer.stats()).rejects.toBeInstanceOf(StoreUnavailableError);
+    });
+
+    it('keeps everything across a reopen when durable', async (ctx) => {
+      if (!h.reopen) ctx.skip();
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      await buffer.ack(incoming(2).id);
+      buffer = await h.reopen!();
+      expect((await buffer.append(incoming(1))).status).toBe('duplicate');
+      expect(await buffer.get(incoming(2).id)).toMatchObject({ status: 'acked' });
+      expect((await buffer.stats()).counts).toMatchObject({ pending: 1, acked: 1 });
+    });
+  });
+}

@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { EventBuffer } from '../../src/buffer/buffer.js';
+import { SqliteBuffer, type CommitMode } from '../../src/buffer/sqlite.js';
+import { tempDir } from '../helpers/tmp.js';
+import { incoming, runBufferContract } from './contract.js';
+
+for (const commitMode of ['group', 'each'] as CommitMode[]) {
+  runBufferContract(`sqlite (${commitMode} commit)`, async (options) => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'events.db');
+    let buffer: EventBuffer = new SqliteBuffer({ ...options, file, commitMode });
+    return {
+      buffer,
+      reopen: async () => {
+        await buffer.close();
+        buffer = new SqliteBuffer({ ...options, file, commitMode });
+        return buffer;
+      },
+      cleanup: async () => {
+        await buffer.close();
+        tmp.remove();
+      },
+    };
+  });
+}
+
+describe('sqlite buffer', () => {
+  it('catches a duplicate after the recent-ids cache evicted it', async () => {
+    const tmp = tempDir();
+    const buffer = new SqliteBuffer({ file: path.join(tmp.dir, 'e.db'), recentIdsMax: 2 });
+    try {
+      for (let i = 1; i <= 5; i++) expect((await buffer.append(incoming(i))).status).toBe('queued');
+      // ids 1–3 are no longer in the 2-entry cache: only the unique key can catch them now.
+      for (let i = 1; i <= 5; i++)
+        expect((await buffer.append(incoming(i))).status).toBe('duplicate');
+      expect((await buffer.stats()).counts.pending).toBe(5);
+    } finally {
+      await buffer.close();
+      tmp.remove();
+    }
+  });
+
+  it('shares state with a second connection on the same file, as the CLI does', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    const server = new SqliteBuffer({ file });
+    const cli = new SqliteBuffer({ file });
+    try {
+      await server.append(incoming(1));
+      await server.append(incoming(2));
+      await cli.ack(incoming(1).id, 'from the cli');
+      expect(await server.get(incoming(1).id)).toMatchObject({ status: 'acked' });
+      expect((await server.stats()).counts).toMatchObject({ pending: 1, acked: 1 });
+      // The server's cache never saw id 3 get stored by the CLI connection; the key still holds.
+      await cli.append(incoming(3));
+      expect((await server.append(incoming(3))).status).toBe('duplicate');
+    } finally {
+      await server.close();
+      await cli.close();
+      tmp.remove();
+    }
+  });
+
+  it('commits appends still waiting for the group commit when closed', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    const buffer = new SqliteBuffer({ file });
+    const pending = [buffer.append(incoming(1)), buffer.append(incoming(2))];
+    await buffer.close();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(['queued', 'queued']);
+    const again = new SqliteBuffer({ file });
+    expect((await again.stats()).counts.pending).toBe(2);
+    await again.close();
+    tmp.remove();
+  });
+});
