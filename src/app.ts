@@ -1,0 +1,146 @@
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
+import { openSqliteBuffer } from './buffer/sqlite.js';
+import { createCatalog, type Catalog } from './catalog/catalog.js';
+import type { ServeConfig } from './config/config.js';
+import { ensureWritableDir, loadOrCreateDevSecret } from './config/data-dir.js';
+import { ConfigError } from './errors.js';
+import { createHttpApp } from './http-app.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+
+const LEASE_SWEEP_MS = 5_000;
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  buffer: EventBuffer;
+  catalog: Catalog;
+  /** Stops accepting, lets in-flight requests finish, then closes the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Human-facing notices (the dev secret banner); stderr by default. */
+  notice?: (text: string) => void;
+}
+
+/** Resolves the secrets to verify with: the configured ones, else the data dir's dev secret. */
+export function resolveSecrets(config: ServeConfig, notice: (text: string) => void): string[] {
+  if (config.webhookSecrets.length > 0) return [...config.webhookSecrets];
+  const dev = loadOrCreateDevSecret(config.dataDir);
+  const dataDirFlag = `--data-dir ${JSON.stringify(config.dataDir)}`;
+  notice(
+    [
+      '',
+      `No STRIPE_WEBHOOK_SECRET is set, so this server verifies with a dev secret${dev.created ? ' it just created' : ''}:`,
+      `  ${dev.secret}`,
+      `  (kept in ${dev.file}; unsigned or wrongly signed events are still refused)`,
+      'Send it a signed test event:',
+      `  npx stripe-events-mcp trigger charge.dispute.created ${dataDirFlag} --url http://${urlHost(config.host)}:${config.port}/stripe/webhook`,
+      'For real events, set STRIPE_WEBHOOK_SECRET to the secret `stripe listen` or the Dashboard shows.',
+      '',
+    ].join('\n'),
+  );
+  return [dev.secret];
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function startServer(
+  config: ServeConfig,
+  options: StartOptions,
+): Promise<RunningServer> {
+  const { logger } = options;
+  const notice = options.notice ?? ((text: string) => process.stderr.write(text + '\n'));
+  ensureWritableDir(config.dataDir);
+  const secrets = resolveSecrets(config, notice);
+  const buffer = openSqliteBuffer(config.dataDir, {
+    maxPending: config.maxPending,
+    commitMode: config.commitMode,
+  });
+  const catalog = createCatalog();
+  const metrics = createMetrics(buffer);
+  const app = createHttpApp({
+    buffer,
+    catalog,
+    metrics,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    verify: { secrets, toleranceSeconds: config.toleranceSeconds },
+  });
+
+  const server = http.createServer(app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await buffer.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ConfigError(
+        '--port / PORT',
+        `cannot listen on ${config.host}:${config.port} (${code}). Fix: stop the process using it or choose another --port / --host.`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${urlHost(config.host)}:${port}`;
+
+  // Expired leases go back to pending even when nobody claims; finished events leave after the
+  // dedup window (Stripe retries for at most three days, so seven is ample).
+  const sweep = setInterval(() => {
+    buffer.recoverExpiredLeases().catch((error) => logger.warn('lease sweep failed', { error }));
+  }, LEASE_SWEEP_MS);
+  const prune = async () => {
+    try {
+      const n = await buffer.prune(Date.now() - DEDUP_WINDOW_MS);
+      if (n > 0) logger.info('pruned finished events past the dedup window', { count: n });
+    } catch (error) {
+      logger.warn('prune failed', { error });
+    }
+  };
+  const pruneTimer = setInterval(() => void prune(), PRUNE_EVERY_MS);
+  sweep.unref();
+  pruneTimer.unref();
+  void prune();
+
+  logger.info('listening', {
+    url,
+    webhook: `${url}/stripe/webhook`,
+    store: buffer.kind,
+    dataDir: config.dataDir,
+    secrets: secrets.length,
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(sweep);
+      clearInterval(pruneTimer);
+      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      force.unref();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      clearTimeout(force);
+      await buffer.close();
+      logger.info('stopped');
+    })());
+
+  return { url, port, buffer, catalog, close };
+}
