@@ -27,10 +27,16 @@ export interface StartOptions {
   logger: Logger;
   /** Human-facing notices (the dev secret banner); stderr by default. */
   notice?: (text: string) => void;
+  /** How the user invokes this program, for the commands the banner suggests. */
+  command?: string;
 }
 
 /** Resolves the secrets to verify with: the configured ones, else the data dir's dev secret. */
-export function resolveSecrets(config: ServeConfig, notice: (text: string) => void): string[] {
+export function resolveSecrets(
+  config: ServeConfig,
+  notice: (text: string) => void,
+  command = 'npx stripe-events-mcp',
+): string[] {
   if (config.webhookSecrets.length > 0) return [...config.webhookSecrets];
   const dev = loadOrCreateDevSecret(config.dataDir);
   const dataDirFlag = `--data-dir ${JSON.stringify(config.dataDir)}`;
@@ -41,7 +47,7 @@ export function resolveSecrets(config: ServeConfig, notice: (text: string) => vo
       `  ${dev.secret}`,
       `  (kept in ${dev.file}; unsigned or wrongly signed events are still refused)`,
       'Send it a signed test event:',
-      `  npx stripe-events-mcp trigger charge.dispute.created ${dataDirFlag} --url http://${urlHost(config.host)}:${config.port}/stripe/webhook`,
+      `  ${command} trigger charge.dispute.created ${dataDirFlag} --url http://${urlHost(config.host)}:${config.port}/stripe/webhook`,
       'For real events, set STRIPE_WEBHOOK_SECRET to the secret `stripe listen` or the Dashboard shows.',
       '',
     ].join('\n'),
@@ -60,7 +66,7 @@ export async function startServer(
   const { logger } = options;
   const notice = options.notice ?? ((text: string) => process.stderr.write(text + '\n'));
   ensureWritableDir(config.dataDir);
-  const secrets = resolveSecrets(config, notice);
+  const secrets = resolveSecrets(config, notice, options.command);
   const buffer = openSqliteBuffer(config.dataDir, {
     maxPending: config.maxPending,
     commitMode: config.commitMode,
@@ -123,7 +129,7 @@ export async function startServer(
     webhook: `${url}/stripe/webhook`,
     store: buffer.kind,
     dataDir: config.dataDir,
-    secrets: secrets.length,
+    verifyingWith: `${secrets.length} signing secret(s)`,
   });
 
   let closing: Promise<void> | undefined;

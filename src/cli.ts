@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { startServer } from './app.js';
 import { eventsAck, eventsList, eventsReplay, eventsShow } from './cli/events.js';
@@ -31,10 +32,18 @@ const dataDirOption = () =>
     'where the event store lives (env STRIPE_EVENTS_DATA_DIR; default: a per-user data directory)',
   );
 
+/** How this program was started, so suggested commands can be pasted as they are. */
+function selfCommand(): string {
+  const script = process.argv[1] ?? '';
+  if (path.basename(script) === 'stripe-events-mcp') return 'stripe-events-mcp';
+  const rel = path.relative(process.cwd(), script);
+  return `node ${rel && !rel.startsWith('..') ? rel : script}`;
+}
+
 async function serve(flags: ServeFlags): Promise<void> {
   const config = loadServeConfig(flags);
   const logger = createLogger({ level: config.logLevel });
-  const server = await startServer(config, { logger });
+  const server = await startServer(config, { logger, command: selfCommand() });
   const stop = (signal: string) => {
     logger.info('shutting down', { signal });
     server.close().then(
@@ -58,11 +67,9 @@ export function buildProgram(): Command {
   program
     .command('serve', { isDefault: true })
     .description('webhook ingress on POST /stripe/webhook, with /healthz and /metrics')
+    .addOption(new Option('--host <host>', 'interface to bind (env HOST; default 127.0.0.1)'))
     .addOption(
-      new Option('--host <host>', 'interface to bind (env HOST)').default(undefined, '127.0.0.1'),
-    )
-    .addOption(
-      new Option('--port <port>', 'port to listen on (env PORT)').default(undefined, '8000'),
+      new Option('--port <port>', 'port to listen on, 0 for any free one (env PORT; default 8000)'),
     )
     .addOption(dataDirOption())
     .option('--tolerance <seconds>', 'accepted signature age in seconds (default 300)')

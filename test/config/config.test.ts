@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadServeConfig, parseSecrets, parseSize } from '../../src/config/config.js';
+import {
+  defaultDataDir,
+  ensureWritableDir,
+  loadOrCreateDevSecret,
+} from '../../src/config/data-dir.js';
+import { ConfigError } from '../../src/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('serve configuration', () => {
+  it('has safe defaults: loopback, 8000, 300 s, 2 MiB, 100 000 pending', () => {
+    const c = loadServeConfig({}, { HOME: '/home/u' });
+    expect(c).toMatchObject({
+      host: '127.0.0.1',
+      port: 8000,
+      toleranceSeconds: 300,
+      maxBodyBytes: 2 * 1024 * 1024,
+      maxPending: 100_000,
+      store: 'sqlite',
+      webhookSecrets: [],
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('takes the environment, and a flag over the variable', () => {
+    const env = {
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      STRIPE_EVENTS_DATA_DIR: '/srv/events',
+      LOG_LEVEL: 'warn',
+    };
+    expect(loadServeConfig({}, env)).toMatchObject({
+      port: 9000,
+      host: '0.0.0.0',
+      dataDir: '/srv/events',
+      logLevel: 'warn',
+    });
+    expect(loadServeConfig({ port: '9100', dataDir: '/x' }, env)).toMatchObject({
+      port: 9100,
+      dataDir: '/x',
+    });
+  });
+
+  it('parses several comma-separated secrets, trimming stray whitespace', () => {
+    expect(parseSecrets(' whsec_a ,whsec_b\n')).toEqual(['whsec_a', 'whsec_b']);
+    expect(parseSecrets('')).toEqual([]);
+  });
+
+  it('names the setting and the fix for each bad value, without echoing a secret', () => {
+    expect(configError(() => loadServeConfig({ port: 'abc' }, {})).message).toMatch(
+      /--port \/ PORT.*Fix:/,
+    );
+    expect(configError(() => loadServeConfig({}, { PORT: '70000' })).message).toMatch(
+      /above 65535/,
+    );
+    const secret = configError(() =>
+      loadServeConfig({}, { STRIPE_WEBHOOK_SECRET: 'sk_test_abcdefgh' }),
+    );
+    expect(secret.setting).toBe('STRIPE_WEBHOOK_SECRET');
+    expect(secret.message).toContain('whsec_');
+    expect(secret.message).not.toContain('sk_test_abcdefgh');
+    expect(configError(() => parseSecrets('whsec_a,,whsec_b')).message).toMatch(
+      /item 2 is an empty value/,
+    );
+    expect(configError(() => loadServeConfig({ tolerance: '0' }, {})).setting).toBe('--tolerance');
+    expect(configError(() => loadServeConfig({ maxBody: '12' }, {})).setting).toBe('--max-body');
+    expect(configError(() => loadServeConfig({ maxPending: '-1' }, {})).setting).toBe(
+      '--max-pending',
+    );
+    expect(configError(() => loadServeConfig({ store: 'redis' }, {})).message).toMatch(
+      /--store sqlite/,
+    );
+    expect(configError(() => loadServeConfig({ logLevel: 'loud' }, {})).setting).toBe(
+      '--log-level / LOG_LEVEL',
+    );
+  });
+
+  it('reads sizes with units', () => {
+    expect(parseSize('2mb')).toBe(2 * 1024 * 1024);
+    expect(parseSize('512 KiB')).toBe(512 * 1024);
+    expect(parseSize('4096')).toBe(4096);
+    expect(parseSize('lots')).toBeNull();
+  });
+});
+
+describe('data directory', () => {
+  it('is per user and never the current directory', () => {
+    expect(defaultDataDir({}, 'linux', '/home/u')).toBe('/home/u/.local/share/stripe-events-mcp');
+    expect(defaultDataDir({ XDG_DATA_HOME: '/xdg' }, 'linux', '/home/u')).toBe(
+      '/xdg/stripe-events-mcp',
+    );
+    expect(defaultDataDir({ XDG_DATA_HOME: 'relative' }, 'linux', '/home/u')).toBe(
+      '/home/u/.local/share/stripe-events-mcp',
+    );
+    expect(defaultDataDir({}, 'darwin', '/Users/u')).toBe(
+      '/Users/u/Library/Application Support/stripe-events-mcp',
+    );
+  });
+
+  it('refuses a directory it cannot write, naming the setting', () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'a-file');
+    fs.writeFileSync(file, '');
+    const error = configError(() => ensureWritableDir(path.join(file, 'sub')));
+    expect(error.message).toMatch(
+      /--data-dir \/ STRIPE_EVENTS_DATA_DIR: cannot write to .* \(ENOTDIR\)/,
+    );
+    tmp.remove();
+  });
+
+  it('creates a dev secret once, readable only by its owner, and reuses it', () => {
+    const tmp = tempDir();
+    const first = loadOrCreateDevSecret(tmp.dir);
+    expect(first.created).toBe(true);
+    expect(first.secret).toMatch(/^whsec_[A-Za-z0-9_-]{32}$/);
+    expect(fs.statSync(first.file).mode & 0o777).toBe(0o600);
+    const second = loadOrCreateDevSecret(tmp.dir);
+    expect(second).toEqual({ ...first, created: false });
+    tmp.remove();
+  });
+});
