@@ -93,6 +93,15 @@ export interface NackOptions {
   owner?: string;
 }
 
+/** What changed in the buffer; `external` means another process changed the store. */
+export interface BufferChange {
+  kind: 'queued' | 'claimed' | 'released' | 'acked' | 'nacked' | 'dead' | 'replayed' | 'external';
+  id?: string;
+  type?: string;
+}
+
+export type ChangeListener = (change: BufferChange) => void;
+
 export interface BufferHealth {
   ok: boolean;
   kind: string;
@@ -128,6 +137,11 @@ export interface EventBuffer {
   /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */
   prune(before: number): Promise<number>;
   health(): Promise<BufferHealth>;
+  /**
+   * Calls `listener` after each committed change, including changes made by other processes on
+   * the same store (reported as `external`, without an id). Returns the unsubscribe function.
+   */
+  watch(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }
 

@@ -4,6 +4,7 @@ import {
   emptyCounts,
   type AppendResult,
   type BufferHealth,
+  type ChangeListener,
   type BufferOptions,
   type ClaimOptions,
   type EventBuffer,
@@ -15,6 +16,7 @@ import {
   type QueueStats,
   type StoredEvent,
 } from './buffer.js';
+import { CHANGE_OF, ChangeFeed } from './changes.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { afterFailure, assertNackable, LEASE_EXPIRY_RETRY_MS } from './transitions.js';
 
@@ -30,6 +32,7 @@ export class MemoryBuffer implements EventBuffer {
   private readonly rows = new Map<string, Row>();
   private seq = 0;
   private closed = false;
+  private readonly feed = new ChangeFeed();
   private readonly now: () => number;
   private readonly maxPending: number;
   private readonly maxAttempts: number;
@@ -61,6 +64,7 @@ export class MemoryBuffer implements EventBuffer {
       event,
       history: [{ at: iso(now), kind: 'received' }],
     });
+    this.feed.emit({ kind: 'queued', id: incoming.id, type: incoming.type });
     return { status: 'queued', id: incoming.id };
   }
 
@@ -127,7 +131,7 @@ export class MemoryBuffer implements EventBuffer {
         leaseExpiresAt: now + options.leaseMs,
         updatedAt: now,
       });
-      row.history.push({ at: iso(now), kind: 'claimed', note: options.owner });
+      this.record(row, { at: iso(now), kind: 'claimed', note: options.owner });
       claimed.push({ ...e });
     }
     return claimed;
@@ -149,7 +153,7 @@ export class MemoryBuffer implements EventBuffer {
     if (e.status !== 'claimed' || e.leaseOwner !== owner) return;
     const now = this.now();
     Object.assign(e, { status: 'pending', leaseOwner: null, leaseExpiresAt: null, updatedAt: now });
-    row.history.push({ at: iso(now), kind: 'released', note: owner });
+    this.record(row, { at: iso(now), kind: 'released', note: owner });
   }
 
   async ack(id: string, note?: string): Promise<StoredEvent> {
@@ -164,7 +168,7 @@ export class MemoryBuffer implements EventBuffer {
       retryAt: null,
       updatedAt: now,
     });
-    row.history.push(withNote({ at: iso(now), kind: 'acked' }, note));
+    this.record(row, withNote({ at: iso(now), kind: 'acked' }, note));
     return { ...e };
   }
 
@@ -181,7 +185,7 @@ export class MemoryBuffer implements EventBuffer {
       lastError: options.reason,
       updatedAt: now,
     });
-    row.history.push({
+    this.record(row, {
       at: iso(now),
       kind: next.status === 'dead' ? 'dead' : 'nacked',
       note: options.reason,
@@ -201,7 +205,7 @@ export class MemoryBuffer implements EventBuffer {
       lastError: null,
       updatedAt: now,
     });
-    row.history.push(withNote({ at: iso(now), kind: 'replayed' }, note));
+    this.record(row, withNote({ at: iso(now), kind: 'replayed' }, note));
     return { ...row.event };
   }
 
@@ -224,7 +228,7 @@ export class MemoryBuffer implements EventBuffer {
         lastError: 'lease expired',
         updatedAt: now,
       });
-      row.history.push({ at: iso(now), kind: next.status === 'dead' ? 'dead' : 'lease_expired' });
+      this.record(row, { at: iso(now), kind: next.status === 'dead' ? 'dead' : 'lease_expired' });
       n += 1;
     }
     return n;
@@ -249,8 +253,18 @@ export class MemoryBuffer implements EventBuffer {
       : { ok: true, kind: this.kind };
   }
 
+  watch(listener: ChangeListener): () => void {
+    return this.feed.add(listener);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  private record(row: Row, entry: HistoryEntry): void {
+    row.history.push(entry);
+    const change = CHANGE_OF[entry.kind];
+    if (change) this.feed.emit({ kind: change, id: row.event.id });
   }
 
   private countStatus(status: StoredEvent['status']): number {

@@ -7,7 +7,9 @@ import {
   emptyCounts,
   isEventStatus,
   type AppendResult,
+  type BufferChange,
   type BufferHealth,
+  type ChangeListener,
   type BufferOptions,
   type ClaimOptions,
   type EventBuffer,
@@ -20,6 +22,7 @@ import {
   type QueueStats,
   type StoredEvent,
 } from './buffer.js';
+import { CHANGE_OF, ChangeFeed } from './changes.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { afterFailure, assertNackable, LEASE_EXPIRY_RETRY_MS } from './transitions.js';
@@ -42,6 +45,9 @@ export interface SqliteBufferOptions extends BufferOptions {
 export const DATABASE_FILE = 'events.db';
 
 const SCHEMA_VERSION = 1;
+
+/** How often a watched store checks for other processes' commits (SQLite's data_version). */
+const EXTERNAL_POLL_MS = 100;
 
 // Counts live in their own table, kept by triggers, so `stats()` and the pending limit stay O(1)
 // with a million stored events and stay right when another process (the CLI) changes a row.
@@ -133,6 +139,11 @@ export class SqliteBuffer implements EventBuffer {
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
   private closed = false;
+  private readonly feed = new ChangeFeed();
+  /** Changes made inside the running transaction, announced once it commits. */
+  private uncommitted: BufferChange[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private dataVersion = 0;
   private readonly stmt;
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly appendBatch: (items: readonly IncomingEvent[]) => Outcome[];
@@ -221,7 +232,11 @@ export class SqliteBuffer implements EventBuffer {
     if (this.closed) return Promise.reject(closedError());
     if (this.recent.has(event.id)) return Promise.resolve({ status: 'duplicate', id: event.id });
     if (this.commitMode === 'each') {
-      return new Promise((resolve, reject) => settleOne(this.settle([event])[0]!, resolve, reject));
+      return new Promise((resolve, reject) => {
+        const outcomes = this.settle([event]);
+        settleOne(outcomes[0]!, resolve, reject);
+        this.announceQueued([event], outcomes);
+      });
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ event, resolve, reject });
@@ -247,6 +262,19 @@ export class SqliteBuffer implements EventBuffer {
       return;
     }
     batch.forEach((p, i) => settleOne(outcomes[i]!, p.resolve, p.reject));
+    this.announceQueued(
+      batch.map((p) => p.event),
+      outcomes,
+    );
+  }
+
+  private announceQueued(events: readonly IncomingEvent[], outcomes: readonly Outcome[]): void {
+    if (this.feed.size === 0) return;
+    outcomes.forEach((o, i) => {
+      if (!(o instanceof BufferFullError) && o.status === 'queued') {
+        this.feed.emit({ kind: 'queued', id: o.id, type: events[i]!.type });
+      }
+    });
   }
 
   /** Commits a batch in one transaction; each item comes back queued, duplicate or refused. */
@@ -465,8 +493,42 @@ export class SqliteBuffer implements EventBuffer {
     }
   }
 
+  watch(listener: ChangeListener): () => void {
+    if (!this.pollTimer && !this.closed) {
+      this.dataVersion = this.readDataVersion();
+      // Another process (the CLI, a second MCP server) writing the same file bumps
+      // data_version for this connection; our own commits do not, so no double announcements.
+      this.pollTimer = setInterval(() => this.pollExternal(), EXTERNAL_POLL_MS);
+      this.pollTimer.unref();
+    }
+    return this.feed.add(listener, () => this.stopPolling());
+  }
+
+  private readDataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  private pollExternal(): void {
+    if (this.closed) return;
+    try {
+      const version = this.readDataVersion();
+      if (version !== this.dataVersion) {
+        this.dataVersion = version;
+        this.feed.emit({ kind: 'external' });
+      }
+    } catch {
+      // The store failed; health() reports it, the next poll tries again.
+    }
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    this.stopPolling();
     // Whatever is waiting for the next group commit is committed now, not dropped.
     this.flush();
     this.closed = true;
@@ -520,6 +582,8 @@ export class SqliteBuffer implements EventBuffer {
   }
 
   private log(id: string, at: number, entry: Omit<HistoryEntry, 'at'>): void {
+    const change = CHANGE_OF[entry.kind];
+    if (change) this.uncommitted.push({ kind: change, id });
     const { kind, ...data } = entry;
     const json = Object.keys(data).length ? JSON.stringify(data) : null;
     this.stmt.addHistory.run(id, at, kind, json);
@@ -533,7 +597,18 @@ export class SqliteBuffer implements EventBuffer {
 
   /** Runs `fn` in an IMMEDIATE transaction (the write lock up front: no upgrade deadlocks). */
   private tx<T>(fn: () => T): T {
-    return this.run(() => this.db.transaction(fn).immediate());
+    this.uncommitted = [];
+    let result: T;
+    try {
+      result = this.run(() => this.db.transaction(fn).immediate());
+    } catch (error) {
+      this.uncommitted = [];
+      throw error;
+    }
+    const changes = this.uncommitted;
+    this.uncommitted = [];
+    for (const change of changes) this.feed.emit(change);
+    return result;
   }
 
   private run<T>(fn: () => T): T {

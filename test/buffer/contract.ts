@@ -334,6 +334,29 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       await expect(buffer.stats()).rejects.toBeInstanceOf(StoreUnavailableError);
     });
 
+    it('announces each committed change to watchers until they unsubscribe', async () => {
+      const seen: string[] = [];
+      const stop = buffer.watch((c) => seen.push(`${c.kind}:${c.id ?? ''}`));
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      await buffer.ack(incoming(1).id);
+      await buffer.nack(incoming(2).id, { reason: 'x' });
+      await buffer.replay(incoming(1).id);
+      await buffer.addHistory(incoming(1).id, { kind: 'note', note: 'no state change' });
+      stop();
+      await buffer.ack(incoming(2).id);
+      expect(seen).toEqual([
+        `queued:${incoming(1).id}`,
+        `queued:${incoming(2).id}`,
+        `claimed:${incoming(1).id}`,
+        `acked:${incoming(1).id}`,
+        `nacked:${incoming(2).id}`,
+        `replayed:${incoming(1).id}`,
+      ]);
+    });
+
     it('keeps everything across a reopen when durable', async (ctx) => {
       if (!h.reopen) ctx.skip();
       await buffer.append(incoming(1));

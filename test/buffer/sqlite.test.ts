@@ -62,6 +62,33 @@ describe('sqlite buffer', () => {
     }
   });
 
+  it('notices commits made by another process on the same file', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    const server = new SqliteBuffer({ file });
+    const other = new SqliteBuffer({ file });
+    const seen: string[] = [];
+    const stop = server.watch((c) => seen.push(c.kind));
+    try {
+      await other.append(incoming(1));
+      const deadline = Date.now() + 10_000;
+      while (!seen.includes('external') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(seen).toContain('external');
+      // Its own commits are announced once, with their id, not again as external.
+      seen.length = 0;
+      await server.ack(incoming(1).id);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen).toEqual(['acked']);
+    } finally {
+      stop();
+      await server.close();
+      await other.close();
+      tmp.remove();
+    }
+  });
+
   it('commits appends still waiting for the group commit when closed', async () => {
     const tmp = tempDir();
     const file = path.join(tmp.dir, 'e.db');
