@@ -1,5 +1,4 @@
-import type { Catalog } from '../catalog/catalog.js';
-import { toolCallFor, type ToolCall } from '../catalog/facts.js';
+import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import type { HistoryEntry, StoredEvent } from './buffer.js';
 
 /** The public shape of one event in a list (DESIGN.md §3), shared by MCP and the CLI. */
@@ -23,7 +22,7 @@ export function summarize(event: StoredEvent, catalog: Catalog): EventSummary {
     object_id: event.objectId,
     status: event.status,
     attempts: event.attempts,
-    tool_call: toolCallFor(catalog, event.type, event.payload),
+    tool_call: catalog.toolCall(event.type, event.payload),
   };
 }
 
@@ -42,7 +41,7 @@ export interface EventDetail {
 export function detail(event: StoredEvent, history: HistoryEntry[], catalog: Catalog): EventDetail {
   return {
     event: JSON.parse(event.payload) as unknown,
-    tool_call: toolCallFor(catalog, event.type, event.payload),
+    tool_call: catalog.toolCall(event.type, event.payload),
     status: event.status,
     attempts: event.attempts,
     received_at: new Date(event.receivedAt).toISOString(),

@@ -20,7 +20,8 @@ export function newNonce(): string {
 
 // C0 controls except tab and newline, DEL, C1 controls, and the bidi/zero-width marks that make
 // text render differently from what it is.
-const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/g;
+const CONTROL =
+  /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/g;
 
 /** Removes control characters, repairs lone surrogates, and truncates with a visible marker. */
 export function cleanText(value: string, max = MAX_UNTRUSTED_CHARS): string {
