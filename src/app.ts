@@ -71,7 +71,7 @@ export async function startServer(
     maxPending: config.maxPending,
     commitMode: config.commitMode,
   });
-  const catalog = createCatalog();
+  const catalog = createCatalog(config.catalogOverrides);
   const metrics = createMetrics(buffer);
   const app = createHttpApp({
     buffer,

@@ -82,6 +82,8 @@ export function buildProgram(): Command {
         .hideHelp(),
     )
     .option('--log-level <level>', 'debug, info, warn, error or silent (env LOG_LEVEL)')
+    .option('--config <file.json>', 'catalog overrides, dispatch and approval settings')
+    .option('--redact <kinds>', 'personal data to hide from models: email,phone,address,name')
     .addHelpText(
       'after',
       '\nEnvironment: STRIPE_WEBHOOK_SECRET (one or more whsec_…, comma-separated; without it a dev secret is created in the data dir).',

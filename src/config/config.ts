@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { EventOverrides } from '../catalog/catalog.js';
+import { REDACTABLE, type RedactKind } from '../catalog/untrusted.js';
 import { isLogLevel, type LogLevel } from '../logger.js';
+import { loadConfigFile, type ConfigFile } from './file.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
 
 /**
@@ -19,6 +22,12 @@ export interface ServeConfig {
   store: 'sqlite';
   commitMode: 'group' | 'each';
   logLevel: LogLevel;
+  /** `events` of the --config file, applied to the default catalog. */
+  catalogOverrides: EventOverrides;
+  dispatch: NonNullable<ConfigFile['dispatch']>;
+  approval: NonNullable<ConfigFile['approval']>;
+  /** Personal data replaced before any model sees it. */
+  redact: readonly RedactKind[];
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -32,6 +41,8 @@ export interface ServeFlags {
   store?: string;
   commitMode?: string;
   logLevel?: string;
+  config?: string;
+  redact?: string;
 }
 
 export const DEFAULTS = {
@@ -163,6 +174,7 @@ export function loadServeConfig(
       `${JSON.stringify(logLevel)} is not a level. Fix: use debug, info, warn, error or silent.`,
     );
   }
+  const file = flags.config ? loadConfigFile(flags.config) : {};
   return Object.freeze({
     host,
     port,
@@ -174,5 +186,23 @@ export function loadServeConfig(
     store,
     commitMode,
     logLevel,
+    catalogOverrides: file.events ?? {},
+    dispatch: file.dispatch ?? { type: 'record' as const },
+    approval: file.approval ?? {},
+    redact: parseRedact(flags.redact),
   });
+}
+
+export function parseRedact(raw: string | undefined): RedactKind[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const kinds = raw.split(',').map((k) => k.trim());
+  for (const kind of kinds) {
+    if (!(REDACTABLE as readonly string[]).includes(kind)) {
+      throw new ConfigError(
+        '--redact',
+        `${JSON.stringify(kind)} is not redactable. Fix: use a comma-separated list of ${REDACTABLE.join(', ')}.`,
+      );
+    }
+  }
+  return kinds as RedactKind[];
 }
