@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { startServer } from './app.js';
+import { printCatalog } from './cli/catalog.js';
 import { eventsAck, eventsList, eventsReplay, eventsShow } from './cli/events.js';
 import { DEFAULT_TRIGGER_URL, runTrigger } from './cli/trigger.js';
 import { loadServeConfig, type ServeFlags } from './config/config.js';
@@ -107,6 +108,13 @@ export function buildProgram(): Command {
     .action(async (type: string, options) => {
       process.exitCode = await runTrigger(type, options);
     });
+
+  program
+    .command('catalog')
+    .description("print the active catalog's tool definitions, ready to hand to an agent")
+    .option('--format <format>', 'anthropic, openai or json (default json)')
+    .option('--config <file.json>', 'apply catalog overrides from this config file')
+    .action(printCatalog);
 
   const events = program.command('events').description('operator access to the stored events');
   events

@@ -235,7 +235,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     type: 'charge.dispute.created',
     tool: 'handle_dispute',
     description:
-      'A customer disputed a charge. Decide whether to accept the dispute (the money is lost, no fee for evidence) or to counter it with evidence before evidence_due_by, or to hand it to a person.',
+      'A customer disputed a charge. Decide whether to accept the dispute (the disputed amount and the dispute fee are lost), counter it with evidence before evidence_due_by, or hand it to a person.',
     facts: disputeFacts,
     untrusted: DISPUTE_UNTRUSTED,
     actions: ['accept', 'submit_evidence', ESCALATE],

@@ -290,6 +290,6 @@ describe('operations', () => {
     const s = await start();
     const res = await fetch(`${s.url}/nope`);
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe('not_found');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_found');
   });
 });

@@ -1,0 +1,126 @@
+import type { Catalog } from './catalog.js';
+import {
+  cleanText,
+  closeTag,
+  fenceNotice,
+  newNonce,
+  openTag,
+  redactedMarker,
+  type RedactKind,
+} from './untrusted.js';
+
+/**
+ * The compact rendering of an event for a model: what a decision needs (ids, amounts with their
+ * currency, statuses, reasons, ISO dates) and the customer-written text fenced, instead of the
+ * whole object dumped as JSON.
+ */
+export interface PromptEvent {
+  id: string;
+  type: string;
+  created: number;
+  livemode: boolean;
+  /** The event as received (raw JSON text or parsed). */
+  payload: string | unknown;
+}
+
+export interface RenderOptions {
+  nonce?: string;
+  redact?: readonly RedactKind[];
+}
+
+export interface RenderedEvent {
+  text: string;
+  nonce: string;
+}
+
+const ZERO_DECIMAL = new Set(
+  'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '),
+);
+const THREE_DECIMAL = new Set('bhd jod kwd omr tnd'.split(' '));
+
+/** 12900 usd → "129.00 USD"; amounts are in the currency's smallest unit. */
+export function formatMoney(amount: number, currency: string): string {
+  const c = currency.toLowerCase();
+  const digits = ZERO_DECIMAL.has(c) ? 0 : THREE_DECIMAL.has(c) ? 3 : 2;
+  return `${(amount / 10 ** digits).toFixed(digits)} ${c.toUpperCase()}`;
+}
+
+/** Strings cleaned of control characters and truncated, at any depth; keys kept as plain keys. */
+function cleanJson(value: unknown): unknown {
+  if (typeof value === 'string') return cleanText(value);
+  if (Array.isArray(value)) return value.map(cleanJson);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [cleanText(k, 100), cleanJson(v)]),
+    );
+  }
+  return value;
+}
+
+function plain(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+export function renderEventForPrompt(
+  catalog: Catalog,
+  event: PromptEvent,
+  options: RenderOptions = {},
+): RenderedEvent {
+  const nonce = options.nonce ?? newNonce();
+  const redact = options.redact ?? [];
+  const def = catalog.lookup(event.type);
+  const call = catalog.toolCall(event.type, event.payload);
+  const mode = event.livemode ? 'live mode' : 'test mode';
+  const lines = [
+    `Stripe event ${event.id}: ${event.type} (${mode}), created ${new Date(event.created * 1000).toISOString()}`,
+  ];
+  if (!def || !call) {
+    lines.push('This event type is not in the catalog.');
+    return { text: lines.join('\n'), nonce };
+  }
+  lines.push(`Tool: ${def.tool}. Actions: ${def.actions.join(', ')}.`, '', 'Facts:');
+  const currency = typeof call.input.currency === 'string' ? call.input.currency : null;
+  const missing: string[] = [];
+  const untrusted: string[] = [];
+  for (const [key, value] of Object.entries(call.input)) {
+    const empty =
+      value === null ||
+      (Array.isArray(value) && value.length === 0) ||
+      (typeof value === 'object' && value !== null && Object.keys(value).length === 0);
+    if (empty) {
+      missing.push(key);
+      continue;
+    }
+    const kind = def.untrusted[key];
+    if (kind) {
+      const shown =
+        kind !== 'text' && redact.includes(kind) ? redactedMarker(kind) : cleanJson(value);
+      untrusted.push(`${key}: ${JSON.stringify(shown)}`);
+      continue;
+    }
+    if (key === 'currency') continue;
+    if (typeof value === 'number' && key.startsWith('amount') && currency) {
+      lines.push(`${key}: ${formatMoney(value, currency)} (${value})`);
+    } else {
+      lines.push(`${key}: ${plain(value)}`);
+    }
+  }
+  if (missing.length) lines.push(`not set: ${missing.join(', ')}`);
+  if (untrusted.length) {
+    // One fence around all customer-written fields: the nonce in its tags is unguessable, so
+    // nothing inside can end it early.
+    lines.push(
+      '',
+      `Customer-written fields. ${fenceNotice(nonce)}`,
+      openTag(nonce),
+      ...untrusted,
+      closeTag(nonce),
+    );
+  }
+  return { text: lines.join('\n'), nonce };
+}
+
+/** The common hand-written prompt this rendering replaces; kept to measure against. */
+export function naivePrompt(type: string, dataObject: unknown): string {
+  return `A Stripe ${type} event occurred. Decide on next action.\n${JSON.stringify(dataObject, null, 2)}`;
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigFile } from '../../src/config/file.js';
+import { ConfigError } from '../../src/errors.js';
+
+function error(json: unknown): string {
+  try {
+    parseConfigFile(typeof json === 'string' ? json : JSON.stringify(json), 'cfg.json');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config file', () => {
+  it('accepts the documented shape', () => {
+    const config = parseConfigFile(
+      JSON.stringify({
+        events: {
+          'invoice.paid': { tool: 'thank_customer', description: 'Thank them.' },
+          'charge.refunded': false,
+        },
+        dispatch: {
+          type: 'http',
+          url: 'https://hooks.example.com/stripe',
+          secret: 'a-long-enough-secret',
+        },
+        approval: { tools: ['handle_dispute'], amount_over: 50000 },
+      }),
+      'cfg.json',
+    );
+    expect(config.events?.['charge.refunded']).toBe(false);
+    expect(config.dispatch).toMatchObject({ type: 'http' });
+  });
+
+  it('names the JSON path and the problem', () => {
+    expect(error('{oops')).toMatch(/^--config cfg.json: is not valid JSON/);
+    expect(error({ events: { 'invoice.paid': { tool: 'has spaces' } } })).toMatch(
+      /\$\.events\["invoice\.paid"\]\.tool: a tool name/,
+    );
+    expect(error({ events: { 'invoice.paid': true } })).toMatch(/\$\.events\["invoice\.paid"\]/);
+    expect(error({ dispatch: { type: 'carrier-pigeon' } })).toMatch(/\$\.dispatch\.type/);
+    expect(
+      error({ dispatch: { type: 'http', url: 'ftp://x', secret: 'a-long-enough-secret' } }),
+    ).toMatch(/\$\.dispatch\.url/);
+    expect(error({ approval: { amount_over: -1 } })).toMatch(/\$\.approval\.amount_over/);
+    expect(error({ surprise: 1 })).toMatch(/surprise/);
+    expect(
+      error({ events: { 'invoice.paid': { tool: 'same' }, 'invoice.created': { tool: 'same' } } }),
+    ).toMatch(/"same" is used for both invoice.paid and invoice.created/);
+  });
+});
