@@ -4,7 +4,7 @@ import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
 import { openSqliteBuffer } from './buffer/sqlite.js';
 import { createCatalog, type Catalog } from './catalog/catalog.js';
 import type { ServeConfig } from './config/config.js';
-import { ensureWritableDir, loadOrCreateDevSecret } from './config/data-dir.js';
+import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './config/data-dir.js';
 import { ConfigError } from './errors.js';
 import { createHttpApp } from './http-app.js';
 import type { Logger } from './logger.js';
@@ -31,28 +31,30 @@ export interface StartOptions {
   command?: string;
 }
 
-/** Resolves the secrets to verify with: the configured ones, else the data dir's dev secret. */
-export function resolveSecrets(
-  config: ServeConfig,
-  notice: (text: string) => void,
-  command = 'npx stripe-events-mcp',
-): string[] {
-  if (config.webhookSecrets.length > 0) return [...config.webhookSecrets];
+/** The secrets to verify with: the configured ones, else the data dir's dev secret. */
+export function resolveSecrets(config: ServeConfig): { secrets: string[]; dev: DevSecret | null } {
+  if (config.webhookSecrets.length > 0) return { secrets: [...config.webhookSecrets], dev: null };
   const dev = loadOrCreateDevSecret(config.dataDir);
-  const dataDirFlag = `--data-dir ${JSON.stringify(config.dataDir)}`;
-  notice(
-    [
-      '',
-      `No STRIPE_WEBHOOK_SECRET is set, so this server verifies with a dev secret${dev.created ? ' it just created' : ''}:`,
-      `  ${dev.secret}`,
-      `  (kept in ${dev.file}; unsigned or wrongly signed events are still refused)`,
-      'Send it a signed test event:',
-      `  ${command} trigger charge.dispute.created ${dataDirFlag} --url http://${urlHost(config.host)}:${config.port}/stripe/webhook`,
-      'For real events, set STRIPE_WEBHOOK_SECRET to the secret `stripe listen` or the Dashboard shows.',
-      '',
-    ].join('\n'),
-  );
-  return [dev.secret];
+  return { secrets: [dev.secret], dev };
+}
+
+/** Printed once the server listens, with the port it really bound (`--port 0` included). */
+export function devSecretBanner(
+  dev: DevSecret,
+  dataDir: string,
+  webhookUrl: string,
+  command: string,
+): string {
+  return [
+    '',
+    `No STRIPE_WEBHOOK_SECRET is set, so this server verifies with a dev secret${dev.created ? ' it just created' : ''}:`,
+    `  ${dev.secret}`,
+    `  (kept in ${dev.file}; unsigned or wrongly signed events are still refused)`,
+    'Send it a signed test event:',
+    `  ${command} trigger charge.dispute.created --data-dir ${JSON.stringify(dataDir)} --url ${webhookUrl}`,
+    'For real events, set STRIPE_WEBHOOK_SECRET to the secret `stripe listen` or the Dashboard shows.',
+    '',
+  ].join('\n');
 }
 
 function urlHost(host: string): string {
@@ -66,7 +68,7 @@ export async function startServer(
   const { logger } = options;
   const notice = options.notice ?? ((text: string) => process.stderr.write(text + '\n'));
   ensureWritableDir(config.dataDir);
-  const secrets = resolveSecrets(config, notice, options.command);
+  const { secrets, dev } = resolveSecrets(config);
   const buffer = openSqliteBuffer(config.dataDir, {
     maxPending: config.maxPending,
     commitMode: config.commitMode,
@@ -124,6 +126,16 @@ export async function startServer(
   pruneTimer.unref();
   void prune();
 
+  if (dev) {
+    notice(
+      devSecretBanner(
+        dev,
+        config.dataDir,
+        `${url}/stripe/webhook`,
+        options.command ?? 'npx stripe-events-mcp',
+      ),
+    );
+  }
   logger.info('listening', {
     url,
     webhook: `${url}/stripe/webhook`,

@@ -84,7 +84,8 @@ export async function runTrigger(
       body: payload,
     });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    const inner = (error as { cause?: { code?: string; message?: string } }).cause;
+    const cause = inner?.code ?? inner?.message ?? (error as Error).message;
     throw new AppError(
       'unreachable',
       `cannot reach ${url} (${cause}). Is \`stripe-events-mcp serve\` running there?`,

@@ -1,0 +1,758 @@
+/**
+ * End-to-end tests of the built CLI (dist/cli.js): real processes, real HTTP, real SQLite files,
+ * events signed with stripe-node. Nothing of the project is mocked.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import Stripe from 'stripe';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestEvent } from '../src/stripe/fixtures.js';
+import {
+  fileMode,
+  killLeftovers,
+  runCli,
+  startServe,
+  type CliResult,
+  type EnvOverrides,
+} from './helpers/spawn.js';
+import { tempDir } from './helpers/tmp.js';
+
+// ---------------------------------------------------------------------------
+// Fixtures and plumbing.
+
+const removals: Array<() => void> = [];
+
+/** A fresh temp directory, removed after the test (once its processes are gone). */
+function tmp(): string {
+  const t = tempDir('sem-e2e-');
+  removals.push(t.remove);
+  return t.dir;
+}
+
+afterEach(async () => {
+  await killLeftovers();
+  for (const remove of removals.splice(0)) remove();
+});
+
+function randomSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64url')}`;
+}
+
+interface Signed {
+  id: string;
+  payload: string;
+  header: string;
+}
+
+/** A realistic event of `type`, serialized as Stripe does and signed with `secret`. */
+function signedEvent(type: string, secret: string): Signed {
+  const event = buildTestEvent(type);
+  const payload = JSON.stringify(event, null, 2);
+  return { id: String(event.id), payload, header: sign(payload, secret) };
+}
+
+function sign(payload: string, secret: string): string {
+  return Stripe.webhooks.generateTestHeaderString({ payload, secret });
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** POSTs a webhook body over node:http; rejects on a connection error or an unfinished answer. */
+function postWebhook(
+  webhookUrl: string,
+  payload: string,
+  header: string | undefined,
+  agent?: http.Agent,
+): Promise<Answer> {
+  const url = new URL(webhookUrl);
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(payload),
+    };
+    if (header !== undefined) headers['stripe-signature'] = header;
+    const req = http.request(
+      {
+        hostname: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers,
+        agent,
+        timeout: 30_000,
+      },
+      (res) => {
+        let text = '';
+        let ended = false;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          ended = true;
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Answer['body'] });
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        res.on('close', () => {
+          if (!ended) reject(new Error('the answer was cut off'));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Runs `fn` over `items` with at most `concurrency` at a time; results in input order. */
+async function mapPool<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results;
+}
+
+interface ToolCall {
+  name: string;
+  input: Record<string, unknown>;
+}
+
+interface Summary {
+  id: string;
+  type: string;
+  created: number;
+  livemode: boolean;
+  object_id: string | null;
+  status: string;
+  attempts: number;
+  tool_call: ToolCall | null;
+}
+
+interface Detail {
+  event: { id: string; data: { object: Record<string, unknown> } };
+  tool_call: ToolCall | null;
+  status: string;
+  attempts: number;
+  history: { at: string; kind: string; note?: string }[];
+}
+
+function explain(result: CliResult): string {
+  return `exit ${result.code ?? result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+}
+
+/** Runs a CLI command that must succeed. */
+async function ok(args: readonly string[], env?: EnvOverrides): Promise<CliResult> {
+  const result = await runCli(args, { env });
+  expect(result.code, explain(result)).toBe(0);
+  return result;
+}
+
+async function listEvents(dataDir: string, ...extra: string[]): Promise<Summary[]> {
+  const result = await ok(['events', 'list', '--json', '--data-dir', dataDir, ...extra]);
+  // One JSON array, on one line.
+  expect(result.stdout.trim().split('\n')).toHaveLength(1);
+  return JSON.parse(result.stdout) as Summary[];
+}
+
+async function showEvent(dataDir: string, id: string): Promise<Detail> {
+  const result = await ok(['events', 'show', id, '--data-dir', dataDir]);
+  return JSON.parse(result.stdout) as Detail;
+}
+
+/** The `HTTP <status> <body>` line `trigger` prints. */
+function triggerAnswer(stdout: string): Answer {
+  const m = /^HTTP (\d{3}) (.*)$/m.exec(stdout);
+  if (!m) throw new Error(`no "HTTP <status>" line in trigger's output:\n${stdout}`);
+  return { status: Number(m[1]), body: JSON.parse(m[2] ?? '') as Answer['body'] };
+}
+
+async function trigger(dataDir: string, url: string, ...extra: string[]): Promise<Answer> {
+  const result = await ok([
+    'trigger',
+    'charge.dispute.created',
+    '--data-dir',
+    dataDir,
+    '--url',
+    url,
+    ...extra,
+  ]);
+  return triggerAnswer(result.stdout);
+}
+
+/** The `trigger … --data-dir "<dir>" --url <url>` command the dev-secret banner prints. */
+function printedTrigger(stderr: string): { dataDir: string; url: string } {
+  const m = /trigger charge\.dispute\.created --data-dir ("(?:[^"\\]|\\.)*") --url (\S+)/.exec(
+    stderr,
+  );
+  if (!m) throw new Error(`no ready trigger command in serve's stderr:\n${stderr}`);
+  return { dataDir: JSON.parse(m[1] ?? '') as string, url: m[2] ?? '' };
+}
+
+async function healthz(
+  baseUrl: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${baseUrl}/healthz`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+// ---------------------------------------------------------------------------
+
+describe('serve without STRIPE_WEBHOOK_SECRET: the dev secret', () => {
+  it('creates a 0600 dev secret, prints it and a trigger command, and a restart reuses it', async () => {
+    const dataDir = path.join(tmp(), 'data'); // does not exist yet: serve creates it
+    const secretFile = path.join(dataDir, 'dev-webhook-secret');
+
+    const first = await startServe({ dataDir });
+    expect(fs.existsSync(secretFile)).toBe(true);
+    expect(fileMode(secretFile)).toBe(0o600);
+    const secret = fs.readFileSync(secretFile, 'utf8').trim();
+    expect(secret).toMatch(/^whsec_\S{16,}$/);
+    expect(first.stderr()).toContain(secret);
+    expect(first.stderr()).toContain('it just created');
+    expect(printedTrigger(first.stderr()).dataDir).toBe(dataDir);
+
+    const answer = await trigger(dataDir, first.webhookUrl);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ received: true, status: 'queued' });
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+
+    const second = await startServe({ dataDir });
+    expect(second.stderr()).toContain(secret);
+    expect(second.stderr()).not.toContain('it just created');
+    expect(fs.readFileSync(secretFile, 'utf8').trim()).toBe(secret);
+    expect(fileMode(secretFile)).toBe(0o600);
+    // The same `trigger` still signs with what the server verifies with.
+    expect((await trigger(dataDir, second.webhookUrl)).body).toMatchObject({ status: 'queued' });
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('prints a trigger command that works as printed when the OS picks the port', async () => {
+    const dataDir = path.join(tmp(), 'data');
+    const server = await startServe({ dataDir });
+    const printed = printedTrigger(server.stderr());
+    expect(printed.url).toBe(server.webhookUrl);
+    const answer = await trigger(printed.dataDir, printed.url);
+    expect(answer.body).toMatchObject({ status: 'queued' });
+  });
+});
+
+describe('trigger and the events commands beside a running server', () => {
+  it('shows, lists, acks and replays a triggered event while the server runs', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir });
+
+    const answer = await trigger(dataDir, server.webhookUrl, '--set', 'data.object.amount=5000');
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe('queued');
+    const id = String(answer.body.id);
+    expect(id).toMatch(/^evt_/);
+
+    const shown = await showEvent(dataDir, id);
+    expect(shown.event.id).toBe(id);
+    expect(shown.event.data.object.amount).toBe(5000);
+    expect(shown.tool_call?.name).toBe('handle_dispute');
+    expect(shown.tool_call?.input.amount).toBe(5000);
+    expect(shown.status).toBe('pending');
+    expect(shown.attempts).toBe(0);
+
+    const all = await listEvents(dataDir);
+    expect(all).toHaveLength(1);
+    const [summary] = all;
+    expect(Object.keys(summary ?? {}).sort()).toEqual([
+      'attempts',
+      'created',
+      'id',
+      'livemode',
+      'object_id',
+      'status',
+      'tool_call',
+      'type',
+    ]);
+    expect(summary).toMatchObject({
+      id,
+      type: 'charge.dispute.created',
+      livemode: false,
+      status: 'pending',
+      attempts: 0,
+      tool_call: { name: 'handle_dispute', input: { amount: 5000 } },
+    });
+    expect(typeof summary?.created).toBe('number');
+    expect(summary?.object_id).toMatch(/^dp_/);
+
+    expect(await listEvents(dataDir, '--status', 'acked')).toEqual([]);
+
+    const acked = await ok(['events', 'ack', id, '--data-dir', dataDir]);
+    expect(acked.stdout).toContain('acked');
+    expect((await listEvents(dataDir, '--status', 'acked')).map((s) => s.id)).toEqual([id]);
+    expect(await listEvents(dataDir, '--status', 'pending')).toEqual([]);
+    // The server sees the CLI's commit (WAL: two processes, one file).
+    const afterAck = await healthz(server.url);
+    expect(afterAck.status).toBe(200);
+    expect(afterAck.body).toMatchObject({ status: 'ok', pending: 0, counts: { acked: 1 } });
+
+    await ok(['events', 'replay', id, '--data-dir', dataDir]);
+    const replayed = await showEvent(dataDir, id);
+    expect(replayed.status).toBe('pending');
+    expect(replayed.attempts).toBe(0);
+    const kinds = replayed.history.map((h) => h.kind);
+    expect(kinds).toEqual(['received', 'acked', 'replayed']);
+    expect(await listEvents(dataDir, '--status', 'acked')).toEqual([]);
+    expect((await listEvents(dataDir, '--status', 'pending')).map((s) => s.id)).toEqual([id]);
+    const afterReplay = await healthz(server.url);
+    expect(afterReplay.body).toMatchObject({ status: 'ok', pending: 1, counts: { acked: 0 } });
+
+    // The server still takes events after the CLI wrote to its store.
+    expect((await trigger(dataDir, server.webhookUrl)).body).toMatchObject({ status: 'queued' });
+    expect(await listEvents(dataDir)).toHaveLength(2);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('answers 200 "ignored" for a type outside the catalog and does not store it', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir });
+    const result = await ok([
+      'trigger',
+      'invoice.paid',
+      '--data-dir',
+      dataDir,
+      '--url',
+      server.webhookUrl,
+    ]);
+    const answer = triggerAnswer(result.stdout);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ received: true, status: 'ignored' });
+    expect(answer.body.id).toMatch(/^evt_/);
+    expect(await listEvents(dataDir)).toEqual([]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('trigger exit codes', () => {
+  it('exits 1 and prints HTTP 400 when the server refuses the signature', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir });
+    const result = await runCli([
+      'trigger',
+      'charge.dispute.created',
+      '--secret',
+      'whsec_wrong',
+      '--data-dir',
+      dataDir,
+      '--url',
+      server.webhookUrl,
+    ]);
+    expect(result.code, explain(result)).toBe(1);
+    expect(result.stdout).toContain('HTTP 400');
+    expect(triggerAnswer(result.stdout).body).toMatchObject({
+      error: { code: 'invalid_signature' },
+    });
+    expect(await listEvents(dataDir)).toEqual([]);
+  });
+
+  it('exits 2 for an unknown event type and lists the types it knows', async () => {
+    const result = await runCli(['trigger', 'no.such.type', '--data-dir', tmp()]);
+    expect(result.code, explain(result)).toBe(2);
+    expect(result.stderr).toContain('no.such.type');
+    expect(result.stderr).toContain('charge.dispute.created');
+    expect(result.stderr).toContain('invoice.payment_failed');
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 1 with a clear message when nothing listens at --url', async () => {
+    // Port 1, and a port that was just free (connection refused).
+    const closed = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    for (const url of [
+      'http://127.0.0.1:1/stripe/webhook',
+      `http://127.0.0.1:${closed}/stripe/webhook`,
+    ]) {
+      const result = await runCli([
+        'trigger',
+        'charge.dispute.created',
+        '--secret',
+        randomSecret(),
+        '--data-dir',
+        tmp(),
+        '--url',
+        url,
+      ]);
+      expect(result.code, explain(result)).toBe(1);
+      expect(result.stderr).toContain(`cannot reach ${url}`);
+      expect(result.stderr).toContain('serve');
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('exits 2 naming --secret / STRIPE_WEBHOOK_SECRET when there is nothing to sign with', async () => {
+    const empty = tmp();
+    const result = await runCli([
+      'trigger',
+      'charge.dispute.created',
+      '--data-dir',
+      empty,
+      '--url',
+      'http://127.0.0.1:1/stripe/webhook',
+    ]);
+    expect(result.code, explain(result)).toBe(2);
+    expect(result.stderr).toContain('--secret');
+    expect(result.stderr).toContain('STRIPE_WEBHOOK_SECRET');
+    expect(result.stderr).toContain('Fix:');
+    expect(result.stdout).toBe('');
+    // Asking for a secret must not make one.
+    expect(fs.readdirSync(empty)).toEqual([]);
+  });
+});
+
+describe('serve refuses bad configuration with exit code 2', () => {
+  interface BadConfig {
+    name: string;
+    args: (dir: string) => string[];
+    env?: EnvOverrides;
+    names: string[];
+    never?: string[];
+  }
+  const cases: BadConfig[] = [
+    { name: '--port abc', args: () => ['--port', 'abc'], names: ['--port', 'PORT'] },
+    { name: 'PORT=abc', args: () => [], env: { PORT: 'abc' }, names: ['--port', 'PORT'] },
+    {
+      name: 'STRIPE_WEBHOOK_SECRET=sk_test_…',
+      args: () => ['--port', '0'],
+      env: { STRIPE_WEBHOOK_SECRET: 'sk_test_123abc' },
+      names: ['STRIPE_WEBHOOK_SECRET', 'whsec_'],
+      never: ['sk_test_123abc'],
+    },
+    {
+      name: 'STRIPE_WEBHOOK_SECRET=whsec_ok,notasecret',
+      args: () => ['--port', '0'],
+      env: { STRIPE_WEBHOOK_SECRET: 'whsec_ok,notasecret' },
+      names: ['STRIPE_WEBHOOK_SECRET', 'whsec_'],
+      never: ['whsec_ok', 'notasecret'],
+    },
+    {
+      name: 'a data dir under a regular file',
+      args: (dir) => {
+        fs.writeFileSync(path.join(dir, 'afile'), '');
+        return ['--port', '0', '--data-dir', path.join(dir, 'afile', 'sub')];
+      },
+      names: ['--data-dir', 'STRIPE_EVENTS_DATA_DIR'],
+    },
+    {
+      name: '--tolerance 0',
+      args: () => ['--port', '0', '--tolerance', '0'],
+      names: ['--tolerance'],
+    },
+    { name: '--max-body 1', args: () => ['--port', '0', '--max-body', '1'], names: ['--max-body'] },
+    {
+      name: '--store redis',
+      args: () => ['--port', '0', '--store', 'redis'],
+      names: ['--store', 'sqlite'],
+    },
+    {
+      name: '--log-level loud',
+      args: () => ['--port', '0', '--log-level', 'loud'],
+      names: ['--log-level', 'LOG_LEVEL'],
+    },
+  ];
+
+  it.each(cases)('$name: one message naming the setting and a fix', async (c) => {
+    const dir = tmp();
+    const dataDir = path.join(dir, 'data');
+    // A later --data-dir (the case's own) wins over this one.
+    const result = await runCli(['serve', '--data-dir', dataDir, ...c.args(dir)], { env: c.env });
+    expect(result.code, explain(result)).toBe(2);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.trim().split('\n');
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^stripe-events-mcp: /);
+    expect(result.stderr).toContain('Fix:');
+    for (const name of c.names) expect(result.stderr).toContain(name);
+    for (const secret of c.never ?? []) expect(result.stderr).not.toContain(secret);
+    expect(result.stderr).not.toContain('listening');
+  });
+
+  it('an unknown flag exits 2 and names it', async () => {
+    const result = await runCli(['serve', '--nope', '--port', '0', '--data-dir', tmp()]);
+    expect(result.code, explain(result)).toBe(2);
+    expect(result.stderr).toContain('--nope');
+    expect(result.stderr).not.toContain('listening');
+  });
+
+  it('a port already in use exits 2 naming --port, without printing the secret', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = blocker.address() as net.AddressInfo;
+      const secret = randomSecret();
+      const result = await runCli(['serve', '--port', String(port), '--data-dir', tmp()], {
+        env: { STRIPE_WEBHOOK_SECRET: secret },
+      });
+      expect(result.code, explain(result)).toBe(2);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines, result.stderr).toHaveLength(1);
+      expect(result.stderr).toContain('--port');
+      expect(result.stderr).toContain(String(port));
+      expect(result.stderr).toContain('Fix:');
+      expect(result.stderr).not.toContain(secret);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it('a port already in use without STRIPE_WEBHOOK_SECRET still gives one message', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = blocker.address() as net.AddressInfo;
+      const result = await runCli(['serve', '--port', String(port), '--data-dir', tmp()]);
+      expect(result.code, explain(result)).toBe(2);
+      expect(result.stderr).toContain('--port');
+      expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: exits 0 after logging "shutting down" and "stopped", keeping what was queued',
+    async (signal) => {
+      const dataDir = tmp();
+      const secret = randomSecret();
+      const server = await startServe({ dataDir, env: { STRIPE_WEBHOOK_SECRET: secret } });
+      // A keep-alive connection stays open after the answer: shutdown must not wait on it forever.
+      const agent = new http.Agent({ keepAlive: true });
+      try {
+        const event = signedEvent('charge.dispute.created', secret);
+        const answer = await postWebhook(server.webhookUrl, event.payload, event.header, agent);
+        expect(answer).toMatchObject({ status: 200, body: { status: 'queued', id: event.id } });
+
+        expect(await server.stop(signal)).toEqual({ code: 0, signal: null });
+        const messages = server.logs().map((l) => l.msg);
+        const down = messages.indexOf('shutting down');
+        const stopped = messages.indexOf('stopped');
+        expect(down, server.stderr()).toBeGreaterThanOrEqual(0);
+        expect(stopped, server.stderr()).toBeGreaterThan(down);
+        expect(server.logs()[down]).toMatchObject({ level: 'info', signal });
+
+        const stored = await listEvents(dataDir);
+        expect(stored.map((s) => s.id)).toEqual([event.id]);
+        expect(stored[0]?.status).toBe('pending');
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+});
+
+describe('secrets and payloads stay out of the output', () => {
+  it('never prints the webhook secret, signatures or payload contents', async () => {
+    const dataDir = tmp();
+    const secret = randomSecret();
+    const server = await startServe({
+      dataDir,
+      env: { STRIPE_WEBHOOK_SECRET: secret },
+      // debug logs every queued event too
+      args: ['--log-level', 'debug'],
+    });
+
+    const forged = signedEvent('charge.dispute.created', randomSecret());
+    const refused = await postWebhook(server.webhookUrl, forged.payload, forged.header);
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ error: { code: 'invalid_signature' } });
+    expect(JSON.stringify(refused.body)).not.toContain(secret);
+
+    const unsigned = await postWebhook(server.webhookUrl, forged.payload, undefined);
+    expect(unsigned.status).toBe(400);
+
+    const good = signedEvent('charge.dispute.created', secret);
+    const accepted = await postWebhook(server.webhookUrl, good.payload, good.header);
+    expect(accepted).toMatchObject({ status: 200, body: { status: 'queued', id: good.id } });
+
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+    const output = server.stderr() + server.stdout();
+    // The logging happened, so the absences below mean something.
+    const messages = server.logs().map((l) => l.msg);
+    expect(messages).toContain('webhook rejected');
+    expect(messages).toContain('event queued');
+
+    expect(output).not.toContain(secret);
+    expect(output).not.toContain(secret.slice('whsec_'.length));
+    for (const header of [forged.header, good.header]) {
+      const v1 = /v1=([0-9a-f]+)/.exec(header)?.[1];
+      expect(v1).toBeTruthy();
+      expect(output).not.toContain(v1);
+    }
+    // Personal data from the dispute fixture.
+    for (const text of ['maya.okafor@example.com', 'Maya Okafor', '203.0.113.42', 'Larkspur']) {
+      expect(forged.payload).toContain(text);
+      expect(output).not.toContain(text);
+    }
+  });
+});
+
+describe('crash safety', () => {
+  const CONNECTIONS = 8;
+  const KILL_AFTER_QUEUED = 400;
+
+  it(
+    'SIGKILL under concurrent load loses no acknowledged event and stores nothing it refused',
+    async () => {
+      const dataDir = tmp();
+      const secret = randomSecret();
+      const wrongSecret = randomSecret();
+      const env = { STRIPE_WEBHOOK_SECRET: secret };
+      const server = await startServe({ dataDir, env });
+      const webhook = server.webhookUrl;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+
+      const payloads = new Map<string, string>();
+      const badlySigned = new Set<string>();
+      const queued = new Set<string>();
+      const refused = new Set<string>(); // answered 400
+      const unanswered = new Set<string>(); // error, reset or cut-off answer
+      const unexpected: string[] = [];
+      let sent = 0;
+      let inFlight = 0;
+      let inFlightAtKill = -1;
+      let stop = false;
+
+      const sender = async () => {
+        while (!stop) {
+          const bad = sent++ % 10 === 3;
+          const event = signedEvent('charge.dispute.created', bad ? wrongSecret : secret);
+          payloads.set(event.id, event.payload);
+          if (bad) badlySigned.add(event.id);
+          inFlight++;
+          try {
+            const answer = await postWebhook(webhook, event.payload, event.header, agent);
+            if (answer.status === 200 && answer.body.status === 'queued') {
+              if (answer.body.id === event.id) queued.add(event.id);
+              else unexpected.push(`${event.id}: queued as ${String(answer.body.id)}`);
+            } else if (answer.status === 400) {
+              refused.add(event.id);
+            } else {
+              unexpected.push(`${event.id}: HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
+            }
+          } catch {
+            unanswered.add(event.id);
+          } finally {
+            inFlight--;
+          }
+          if (!stop && queued.size >= KILL_AFTER_QUEUED) {
+            stop = true;
+            inFlightAtKill = inFlight;
+            server.child.kill('SIGKILL');
+          }
+        }
+      };
+      // A generous deadline: a slow disk only makes the run longer, never a failure by itself.
+      const giveUp = setTimeout(() => {
+        if (stop) return;
+        stop = true;
+        server.child.kill('SIGKILL');
+      }, 150_000);
+      try {
+        await Promise.all(Array.from({ length: CONNECTIONS }, sender));
+      } finally {
+        clearTimeout(giveUp);
+        agent.destroy();
+      }
+      expect(queued.size, `only ${queued.size} queued before the deadline`).toBeGreaterThanOrEqual(
+        KILL_AFTER_QUEUED,
+      );
+      expect(await server.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      // Requests were still on the wire when the process died.
+      expect(inFlightAtKill).toBeGreaterThan(0);
+      expect(unexpected).toEqual([]);
+      // Every answered badly signed request was refused, and only those.
+      expect(refused.size).toBeGreaterThan(0);
+      expect([...refused].filter((id) => !badlySigned.has(id))).toEqual([]);
+      expect([...queued].filter((id) => badlySigned.has(id))).toEqual([]);
+
+      // The store, opened after the crash (this replays the WAL).
+      const stored = await listEvents(dataDir);
+      const storedIds = stored.map((s) => s.id);
+      const storedSet = new Set(storedIds);
+      expect(storedSet.size, 'an id is stored more than once').toBe(storedIds.length);
+      expect(
+        [...queued].filter((id) => !storedSet.has(id)),
+        'acknowledged but lost',
+      ).toEqual([]);
+      expect(
+        storedIds.filter((id) => !queued.has(id) && !unanswered.has(id)),
+        'stored but never acknowledged nor in flight',
+      ).toEqual([]);
+      expect(storedIds.filter((id) => badlySigned.has(id))).toEqual([]);
+      expect(storedIds.filter((id) => refused.has(id))).toEqual([]);
+      for (const s of stored) {
+        expect(s.type).toBe('charge.dispute.created');
+        expect(s.status).toBe('pending');
+        expect(s.tool_call?.name).toBe('handle_dispute');
+      }
+
+      // A restarted server on the same data dir is healthy and sees exactly what was stored.
+      const restarted = await startServe({ dataDir, env });
+      const health = await healthz(restarted.url);
+      expect(health.status).toBe(200);
+      expect(health.body).toMatchObject({ status: 'ok', pending: stored.length });
+
+      // Stripe retries every delivery it did not see answered 2xx, and may retry answered ones:
+      // the queued ones are duplicates now, and the unanswered ones are stored exactly once.
+      const redeliverAgent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+      try {
+        const redeliver = async (id: string): Promise<[string, string]> => {
+          const payload = payloads.get(id) ?? '';
+          const answer = await postWebhook(
+            restarted.webhookUrl,
+            payload,
+            sign(payload, secret),
+            redeliverAgent,
+          );
+          expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+          return [id, String(answer.body.status)];
+        };
+        const again = await mapPool([...queued], CONNECTIONS, redeliver);
+        expect(again.filter(([, status]) => status !== 'duplicate')).toEqual([]);
+
+        const retried = [...unanswered].filter((id) => !badlySigned.has(id));
+        const retriedAnswers = await mapPool(retried, CONNECTIONS, redeliver);
+        for (const [id, status] of retriedAnswers) {
+          expect(status, id).toBe(storedSet.has(id) ? 'duplicate' : 'queued');
+        }
+        const expected = new Set([...queued, ...retried]);
+        const final = await listEvents(dataDir);
+        expect(final).toHaveLength(expected.size);
+        expect(new Set(final.map((s) => s.id))).toEqual(expected);
+        const after = await healthz(restarted.url);
+        expect(after.body).toMatchObject({ status: 'ok', pending: expected.size });
+      } finally {
+        redeliverAgent.destroy();
+      }
+      expect(await restarted.stop()).toEqual({ code: 0, signal: null });
+    },
+    4 * 60_000,
+  );
+});
