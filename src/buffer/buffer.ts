@@ -41,6 +41,8 @@ export type HistoryKind =
   | 'nacked'
   | 'dead'
   | 'replayed'
+  | 'held'
+  | 'resumed'
   | 'decision'
   | 'dispatch'
   | 'note';
@@ -95,7 +97,16 @@ export interface NackOptions {
 
 /** What changed in the buffer; `external` means another process changed the store. */
 export interface BufferChange {
-  kind: 'queued' | 'claimed' | 'released' | 'acked' | 'nacked' | 'dead' | 'replayed' | 'external';
+  kind:
+    | 'queued'
+    | 'claimed'
+    | 'released'
+    | 'held'
+    | 'acked'
+    | 'nacked'
+    | 'dead'
+    | 'replayed'
+    | 'external';
   id?: string;
   type?: string;
 }
@@ -125,6 +136,16 @@ export interface EventBuffer {
   renew(id: string, owner: string, leaseMs: number): Promise<boolean>;
   /** Gives a claimed event back to pending without counting an attempt (clean shutdown). */
   release(id: string, owner: string): Promise<void>;
+  /**
+   * Parks an event `owner` has claimed as `awaiting_approval` (no lease: it waits for a person,
+   * across restarts). Rejects with InvalidTransitionError unless `owner` holds the claim.
+   */
+  hold(id: string, owner: string, note?: string): Promise<StoredEvent>;
+  /**
+   * Takes an `awaiting_approval` event back as claimed by `owner` (an approval being carried out).
+   * Rejects with InvalidTransitionError when it is not awaiting approval (e.g. already approved).
+   */
+  resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent>;
   /** Marks the event done. Idempotent; rejects with EventNotFoundError for an unknown id. */
   ack(id: string, note?: string): Promise<StoredEvent>;
   /** Counts a failed attempt: back to pending after `retryInMs`, or dead past the attempt limit. */

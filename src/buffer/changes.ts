@@ -9,6 +9,8 @@ export const CHANGE_OF: Partial<Record<HistoryEntry['kind'], BufferChange['kind'
   nacked: 'nacked',
   dead: 'dead',
   replayed: 'replayed',
+  held: 'held',
+  resumed: 'claimed',
 };
 
 /** Fan-out of committed changes to watchers; a throwing watcher never breaks a write. */

@@ -18,7 +18,13 @@ import {
 } from './buffer.js';
 import { CHANGE_OF, ChangeFeed } from './changes.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { afterFailure, assertNackable, LEASE_EXPIRY_RETRY_MS } from './transitions.js';
+import {
+  afterFailure,
+  assertAwaitingApproval,
+  assertHeldBy,
+  assertNackable,
+  LEASE_EXPIRY_RETRY_MS,
+} from './transitions.js';
 
 interface Row {
   seq: number;
@@ -154,6 +160,36 @@ export class MemoryBuffer implements EventBuffer {
     const now = this.now();
     Object.assign(e, { status: 'pending', leaseOwner: null, leaseExpiresAt: null, updatedAt: now });
     this.record(row, { at: iso(now), kind: 'released', note: owner });
+  }
+
+  async hold(id: string, owner: string, note?: string): Promise<StoredEvent> {
+    const row = this.row(id);
+    const e = row.event;
+    assertHeldBy(id, e.status, e.leaseOwner, owner);
+    const now = this.now();
+    Object.assign(e, {
+      status: 'awaiting_approval',
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      updatedAt: now,
+    });
+    this.record(row, withNote({ at: iso(now), kind: 'held' }, note));
+    return { ...e };
+  }
+
+  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
+    const row = this.row(id);
+    const e = row.event;
+    assertAwaitingApproval(id, e.status);
+    const now = this.now();
+    Object.assign(e, {
+      status: 'claimed',
+      leaseOwner: owner,
+      leaseExpiresAt: now + leaseMs,
+      updatedAt: now,
+    });
+    this.record(row, { at: iso(now), kind: 'resumed', note: owner });
+    return { ...e };
   }
 
   async ack(id: string, note?: string): Promise<StoredEvent> {

@@ -25,7 +25,13 @@ import {
 import { CHANGE_OF, ChangeFeed } from './changes.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
-import { afterFailure, assertNackable, LEASE_EXPIRY_RETRY_MS } from './transitions.js';
+import {
+  afterFailure,
+  assertAwaitingApproval,
+  assertHeldBy,
+  assertNackable,
+  LEASE_EXPIRY_RETRY_MS,
+} from './transitions.js';
 
 /**
  * `group` batches the appends that arrive while one commit runs into the next transaction (one
@@ -392,6 +398,42 @@ export class SqliteBuffer implements EventBuffer {
       const now = this.now();
       this.write({ ...event, status: 'pending', leaseOwner: null, leaseExpiresAt: null }, now);
       this.log(id, now, { kind: 'released', note: owner });
+    });
+  }
+
+  async hold(id: string, owner: string, note?: string): Promise<StoredEvent> {
+    return this.tx(() => {
+      const event = this.mustGet(id);
+      assertHeldBy(id, event.status, event.leaseOwner, owner);
+      const now = this.now();
+      const next: StoredEvent = {
+        ...event,
+        status: 'awaiting_approval',
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        updatedAt: now,
+      };
+      this.write(next, now);
+      this.log(id, now, withNote({ kind: 'held' }, note));
+      return next;
+    });
+  }
+
+  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
+    return this.tx(() => {
+      const event = this.mustGet(id);
+      assertAwaitingApproval(id, event.status);
+      const now = this.now();
+      const next: StoredEvent = {
+        ...event,
+        status: 'claimed',
+        leaseOwner: owner,
+        leaseExpiresAt: now + leaseMs,
+        updatedAt: now,
+      };
+      this.write(next, now);
+      this.log(id, now, { kind: 'resumed', note: owner });
+      return next;
     });
   }
 

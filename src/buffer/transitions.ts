@@ -29,3 +29,23 @@ export function assertNackable(id: string, status: EventStatus): void {
 
 /** Backoff for an expired lease: the holder died, so the next try should not wait long. */
 export const LEASE_EXPIRY_RETRY_MS = 0;
+
+export function assertHeldBy(
+  id: string,
+  status: EventStatus,
+  holder: string | null,
+  owner: string,
+): void {
+  if (status !== 'claimed' || holder !== owner) {
+    throw new InvalidTransitionError(
+      id,
+      status === 'claimed' ? `claimed by ${holder ?? 'nobody'}` : status,
+      `held for approval by ${owner}`,
+    );
+  }
+}
+
+export function assertAwaitingApproval(id: string, status: EventStatus): void {
+  if (status !== 'awaiting_approval')
+    throw new InvalidTransitionError(id, status, 'resumed from approval');
+}

@@ -263,6 +263,32 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       );
     });
 
+    it('holds a claimed event for approval across leases, and resumes it once', async () => {
+      await buffer.append(incoming(1));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      await expect(buffer.hold(incoming(1).id, 'b')).rejects.toBeInstanceOf(InvalidTransitionError);
+      const held = await buffer.hold(incoming(1).id, 'a', 'amount over 50000');
+      expect(held).toMatchObject({ status: 'awaiting_approval', leaseOwner: null });
+      clock += 10_000;
+      expect(await buffer.recoverExpiredLeases()).toBe(0);
+      expect(await buffer.claim({ owner: 'c', leaseMs: 1000 })).toEqual([]);
+      expect((await buffer.stats()).counts).toMatchObject({ awaiting_approval: 1, pending: 0 });
+      const resumed = await buffer.resume(incoming(1).id, 'approver', 5000);
+      expect(resumed).toMatchObject({ status: 'claimed', leaseOwner: 'approver' });
+      await expect(buffer.resume(incoming(1).id, 'other', 5000)).rejects.toBeInstanceOf(
+        InvalidTransitionError,
+      );
+      await buffer.ack(incoming(1).id, 'approved and dispatched');
+      expect((await buffer.history(incoming(1).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'claimed',
+        'held',
+        'resumed',
+        'acked',
+      ]);
+      await expect(buffer.hold('evt_nope', 'a')).rejects.toBeInstanceOf(EventNotFoundError);
+    });
+
     it('replays a finished event back to pending with its attempts reset', async () => {
       await buffer.append(incoming(1));
       await buffer.nack(incoming(1).id, { reason: 'x' });
