@@ -54,6 +54,9 @@ export interface HistoryEntry {
   tool_call?: { name: string; input: Record<string, unknown> };
   outcome?: string;
   note?: string;
+  /** Model tokens spent on a decision. */
+  usage?: { input_tokens: number; output_tokens: number };
+  latency_ms?: number;
 }
 
 export type AppendResult = { status: 'queued' | 'duplicate'; id: string };

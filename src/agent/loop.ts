@@ -1,0 +1,377 @@
+import os from 'node:os';
+import Anthropic from '@anthropic-ai/sdk';
+import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
+import type { Catalog, ToolCall } from '../catalog/catalog.js';
+import type { RedactKind } from '../catalog/untrusted.js';
+import type { ConfigFile } from '../config/file.js';
+import type { Logger } from '../logger.js';
+import { decide } from './decide.js';
+import { DispatchError, idempotencyKey, type Sink } from './dispatch.js';
+import type { AgentMetrics } from './metrics.js';
+import { userMessage } from './prompt.js';
+
+export interface AgentLoopOptions {
+  buffer: EventBuffer;
+  catalog: Catalog;
+  client: Anthropic;
+  sink: Sink;
+  logger: Logger;
+  metrics?: AgentMetrics;
+  model: string;
+  concurrency: number;
+  maxTurns: number;
+  maxTokens: number;
+  dryRun?: boolean;
+  approval?: NonNullable<ConfigFile['approval']>;
+  redact?: readonly RedactKind[];
+  /** How long a claim lasts; renewed every third of it while the event is worked on. */
+  leaseMs?: number;
+  /** First retry delay after a failed attempt; doubles per attempt, capped at an hour. */
+  retryBaseMs?: number;
+  /** How often idle workers look for due events when no change wakes them. */
+  pollMs?: number;
+  owner?: string;
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * The autonomous consumer: claim an event with a lease, ask Claude for a decision, dispatch the
+ * decided call with the catalog's facts, and acknowledge only what is done. Anything that stops
+ * halfway leaves the event claimed until its lease expires, and then it is pending again.
+ */
+export class AgentLoop {
+  private readonly o: Required<Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact'>> &
+    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact'>;
+  private stopping = false;
+  private workers: Promise<void>[] = [];
+  private readonly inFlight = new Map<string, AbortController>();
+  private wake: (() => void)[] = [];
+  private unwatch: (() => void) | undefined;
+  /** Set while the model API is failing: workers wait until then before claiming again. */
+  private pausedUntil = 0;
+  private apiFailures = 0;
+
+  constructor(options: AgentLoopOptions) {
+    this.o = {
+      dryRun: false,
+      leaseMs: 120_000,
+      retryBaseMs: 30_000,
+      pollMs: 1_000,
+      owner: `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+      ...options,
+    };
+  }
+
+  start(): void {
+    this.unwatch = this.o.buffer.watch((change) => {
+      if (change.kind !== 'claimed' && change.kind !== 'acked') this.wakeAll();
+    });
+    for (let i = 0; i < this.o.concurrency; i++)
+      this.workers.push(this.work(`${this.o.owner}#${i}`));
+    this.o.logger.info('agent loop started', {
+      model: this.o.model,
+      concurrency: this.o.concurrency,
+      dispatch: this.o.sink.kind,
+      dryRun: this.o.dryRun,
+    });
+  }
+
+  /** Stops claiming, cancels in-flight decisions and gives their events back. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.unwatch?.();
+    for (const controller of this.inFlight.values()) controller.abort();
+    this.wakeAll();
+    await Promise.allSettled(this.workers);
+    this.o.logger.info('agent loop stopped');
+  }
+
+  private wakeAll(): void {
+    const waiting = this.wake;
+    this.wake = [];
+    for (const fn of waiting) fn();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake.push(done);
+    });
+  }
+
+  private async work(owner: string): Promise<void> {
+    while (!this.stopping) {
+      const pause = this.pausedUntil - Date.now();
+      if (pause > 0) {
+        await this.sleep(pause);
+        continue;
+      }
+      let event: StoredEvent | undefined;
+      try {
+        [event] = await this.o.buffer.claim({
+          owner,
+          leaseMs: this.o.leaseMs,
+          limit: 1,
+          types: this.o.catalog.types(),
+        });
+      } catch (error) {
+        this.o.logger.warn('agent cannot claim: store unavailable, pausing', { error });
+        await this.sleep(Math.max(this.o.pollMs, 1000));
+        continue;
+      }
+      if (!event) {
+        await this.sleep(this.o.pollMs);
+        continue;
+      }
+      await this.handle(event, owner);
+    }
+  }
+
+  private async handle(event: StoredEvent, owner: string): Promise<void> {
+    const { buffer, logger } = this.o;
+    const controller = new AbortController();
+    this.inFlight.set(event.id, controller);
+    const renew = setInterval(
+      () => {
+        buffer.renew(event.id, owner, this.o.leaseMs).then(
+          (held) => {
+            if (!held) controller.abort(new Error('lease lost'));
+          },
+          () => {},
+        );
+      },
+      Math.max(1000, Math.floor(this.o.leaseMs / 3)),
+    );
+    const log = logger.child({ event: event.id, type: event.type });
+    try {
+      await this.process(event, owner, controller.signal, log);
+    } catch (error) {
+      await this.fail(event, owner, error, controller.signal, log);
+    } finally {
+      clearInterval(renew);
+      this.inFlight.delete(event.id);
+    }
+  }
+
+  private async process(
+    event: StoredEvent,
+    owner: string,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    const { buffer, catalog, metrics } = this.o;
+    const def = catalog.lookup(event.type);
+    const facts = catalog.toolCall(event.type, event.payload);
+    if (!def || !facts) {
+      await buffer.ack(event.id, 'its type is no longer in the catalog');
+      return;
+    }
+    const started = Date.now();
+    const result = await decide(def, userMessage(catalog, event, this.o.redact ?? []), {
+      client: this.o.client,
+      model: this.o.model,
+      maxTokens: this.o.maxTokens,
+      maxTurns: this.o.maxTurns,
+      signal,
+    });
+    this.apiFailures = 0;
+    const latency_ms = Date.now() - started;
+    metrics?.calls.inc(result.calls);
+    metrics?.tokens.inc({ direction: 'input' }, result.usage.input_tokens);
+    metrics?.tokens.inc({ direction: 'output' }, result.usage.output_tokens);
+    metrics?.decisionSeconds.observe(latency_ms / 1000);
+    const base = { model: this.o.model, usage: result.usage, latency_ms };
+    const decision = result.decision;
+
+    if (!decision) {
+      metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
+      await buffer.addHistory(event.id, {
+        kind: 'decision',
+        ...base,
+        outcome: 'invalid',
+        note: result.failure,
+      });
+      const after = await buffer.nack(event.id, {
+        reason: result.failure ?? 'no decision',
+        retryInMs: this.backoff(event),
+      });
+      log.warn('no valid decision', { reason: result.failure, status: after.status });
+      return;
+    }
+    if (decision.kind === 'no_action') {
+      metrics?.decisions.inc({ tool: def.tool, action: 'no_action' });
+      await buffer.addHistory(event.id, {
+        kind: 'decision',
+        ...base,
+        outcome: 'no_action',
+        note: decision.rationale,
+      });
+      await buffer.ack(event.id, 'no action needed');
+      log.info('decided: no action');
+      return;
+    }
+    if (decision.kind === 'ask_a_person') {
+      metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
+      await buffer.addHistory(event.id, {
+        kind: 'decision',
+        ...base,
+        outcome: 'ask_a_person',
+        note: decision.reason,
+      });
+      await buffer.hold(event.id, owner, `a person must look: ${decision.reason}`);
+      log.info('decided: ask a person');
+      return;
+    }
+    // The facts are always the catalog's own extraction; only the decision fields are the model's.
+    const call: ToolCall = { name: def.tool, input: { ...facts.input, ...decision.decision } };
+    const action = String(decision.decision.action);
+    metrics?.decisions.inc({ tool: def.tool, action });
+    await buffer.addHistory(event.id, {
+      kind: 'decision',
+      ...base,
+      tool_call: call,
+      outcome: 'decided',
+    });
+    log.info('decided', { tool: call.name, action });
+
+    const gate = this.approvalReason(call);
+    if (gate) {
+      await buffer.hold(event.id, owner, gate);
+      metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
+      log.info('waiting for approval', { tool: call.name, reason: gate });
+      return;
+    }
+    if (this.o.dryRun) {
+      await buffer.addHistory(event.id, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' });
+      await buffer.ack(event.id, 'dry run: decided, not dispatched');
+      metrics?.dispatches.inc({ outcome: 'dry_run' });
+      return;
+    }
+    await dispatchAndAck(this.o.buffer, this.o.sink, event, call, signal);
+    metrics?.dispatches.inc({ outcome: 'dispatched' });
+    log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
+  }
+
+  /** Why a decided call must wait for a person, or null. */
+  private approvalReason(call: ToolCall): string | null {
+    const approval = this.o.approval ?? {};
+    if (approval.tools?.includes(call.name)) return `approval required for ${call.name}`;
+    const amount = call.input.amount;
+    if (
+      approval.amount_over !== undefined &&
+      typeof amount === 'number' &&
+      amount > approval.amount_over
+    ) {
+      return `approval required: amount ${amount} is over ${approval.amount_over}`;
+    }
+    return null;
+  }
+
+  private backoff(event: StoredEvent): number {
+    const base = this.o.retryBaseMs * 2 ** event.attempts;
+    return Math.min(HOUR, Math.round(base * (0.75 + Math.random() * 0.5)));
+  }
+
+  private async fail(
+    event: StoredEvent,
+    owner: string,
+    error: unknown,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    const { buffer, metrics } = this.o;
+    try {
+      if (signal.aborted) {
+        // Shutting down, or the lease was lost: the event is someone else's (or pending) again.
+        await buffer.release(event.id, owner);
+        return;
+      }
+      if (error instanceof DispatchError) {
+        metrics?.failures.inc({ reason: 'dispatch' });
+        await buffer.addHistory(event.id, {
+          kind: 'dispatch',
+          outcome: 'failed',
+          note: error.message,
+        });
+        const after = await buffer.nack(event.id, {
+          reason: error.message,
+          retryInMs: this.backoff(event),
+        });
+        log.warn('dispatch failed', {
+          error: error.message,
+          status: after.status,
+          attempts: after.attempts,
+        });
+        return;
+      }
+      if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {
+        // Not the event's fault: give it back without counting an attempt, and let the API recover.
+        metrics?.failures.inc({ reason: 'model_api' });
+        this.apiFailures += 1;
+        const pause = Math.min(5 * 60_000, 2_000 * 2 ** Math.min(this.apiFailures, 8));
+        this.pausedUntil = Date.now() + pause * (0.75 + Math.random() * 0.5);
+        await buffer.release(event.id, owner);
+        log.warn('model API unavailable after retries: pausing the loop', {
+          status: error.status ?? null,
+          pauseMs: pause,
+        });
+        return;
+      }
+      metrics?.failures.inc({ reason: 'error' });
+      const reason = error instanceof Error ? error.message : String(error);
+      const after = await buffer.nack(event.id, { reason, retryInMs: this.backoff(event) });
+      log.error('event failed', { error, status: after.status });
+    } catch (inner) {
+      // The store failed too: the lease will expire and the event will be pending again.
+      log.error('could not record the failure; the lease will expire', { error: inner });
+    }
+  }
+}
+
+/** Errors of the API or its key, not of the event: they must not use up its attempts. */
+function notTheEventsFault(error: InstanceType<typeof Anthropic.APIError>): boolean {
+  const status = error.status;
+  return (
+    error instanceof Anthropic.APIConnectionError ||
+    status === undefined ||
+    status === 401 ||
+    status === 403 ||
+    status === 408 ||
+    status === 409 ||
+    status === 429 ||
+    status >= 500
+  );
+}
+
+/** Dispatches a decided call and acknowledges the event once the handler has it. */
+export async function dispatchAndAck(
+  buffer: EventBuffer,
+  sink: Sink,
+  event: StoredEvent,
+  call: ToolCall,
+  signal?: AbortSignal,
+  note = 'dispatched',
+): Promise<void> {
+  const result = await sink.dispatch(
+    {
+      event_id: event.id,
+      event_type: event.type,
+      tool_call: call,
+      idempotency_key: idempotencyKey(event.id, call.name),
+      event: JSON.parse(event.payload) as unknown,
+    },
+    signal,
+  );
+  await buffer.addHistory(event.id, {
+    kind: 'dispatch',
+    tool_call: call,
+    outcome: result.outcome,
+    note: result.note,
+  });
+  await buffer.ack(event.id, note);
+}
