@@ -104,7 +104,8 @@ export async function rejectAction(
 ): Promise<ApprovalResult> {
   await awaiting(buffer, id);
   const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
-  await buffer.addHistory(id, { kind: 'decision', outcome: 'rejected', note: reason });
-  await buffer.ack(id, `rejected: ${reason}`);
+  await buffer.ack(id, `rejected: ${reason}`, [
+    { kind: 'decision', outcome: 'rejected', note: reason },
+  ]);
   return { id, status: 'acked', outcome: 'rejected', tool_call: call };
 }

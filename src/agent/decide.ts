@@ -29,6 +29,40 @@ export interface DecideOptions {
 export const NO_ACTION_TOOL = 'no_action_needed';
 export const ASK_A_PERSON_TOOL = 'ask_a_person';
 
+const unused = () => '';
+
+/** The model-facing tools of a definition, built once: turning zod into JSON Schema is not free. */
+const toolCache = new WeakMap<ToolDefinition, ReturnType<typeof buildTools>>();
+
+function buildTools(def: ToolDefinition) {
+  return {
+    decision: betaZodTool({
+      name: def.tool,
+      description: `${def.description} The system attaches the event's facts; give only your decision.`,
+      inputSchema: def.decision,
+      run: unused,
+    }),
+    noAction: betaZodTool({
+      name: NO_ACTION_TOOL,
+      description: 'Decide that this event needs no action.',
+      inputSchema: z.object({ rationale: z.string().min(1).describe('Why no action is needed') }),
+      run: unused,
+    }),
+    askAPerson: betaZodTool({
+      name: ASK_A_PERSON_TOOL,
+      description: 'Hand this event to a person before anything happens.',
+      inputSchema: z.object({ reason: z.string().min(1).describe('What the person must look at') }),
+      run: unused,
+    }),
+  };
+}
+
+function toolsFor(def: ToolDefinition) {
+  let tools = toolCache.get(def);
+  if (!tools) toolCache.set(def, (tools = buildTools(def)));
+  return tools;
+}
+
 /**
  * One event, one bounded conversation with the SDK's tool runner. The catalog tool takes only the
  * decision fields: the facts are the catalog's extraction from the event, so the model neither
@@ -46,25 +80,21 @@ export async function decide(
     decision ??= d;
     return 'Decision recorded. Nothing else is needed.';
   };
+  const base = toolsFor(def);
   const tools = [
-    betaZodTool({
-      name: def.tool,
-      description: `${def.description} The system attaches the event's facts; give only your decision.`,
-      inputSchema: def.decision,
-      run: (input) => decided({ kind: 'tool', decision: input as Record<string, unknown> }),
-    }),
-    betaZodTool({
-      name: NO_ACTION_TOOL,
-      description: 'Decide that this event needs no action.',
-      inputSchema: z.object({ rationale: z.string().min(1).describe('Why no action is needed') }),
-      run: ({ rationale }) => decided({ kind: 'no_action', rationale }),
-    }),
-    betaZodTool({
-      name: ASK_A_PERSON_TOOL,
-      description: 'Hand this event to a person before anything happens.',
-      inputSchema: z.object({ reason: z.string().min(1).describe('What the person must look at') }),
-      run: ({ reason }) => decided({ kind: 'ask_a_person', reason }),
-    }),
+    {
+      ...base.decision,
+      run: (input: unknown) =>
+        decided({ kind: 'tool', decision: input as Record<string, unknown> }),
+    },
+    {
+      ...base.noAction,
+      run: ({ rationale }: { rationale: string }) => decided({ kind: 'no_action', rationale }),
+    },
+    {
+      ...base.askAPerson,
+      run: ({ reason }: { reason: string }) => decided({ kind: 'ask_a_person', reason }),
+    },
   ];
   const usage = { input_tokens: 0, output_tokens: 0 };
   let calls = 0;

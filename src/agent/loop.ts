@@ -1,6 +1,6 @@
 import os from 'node:os';
 import Anthropic from '@anthropic-ai/sdk';
-import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
+import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import type { ConfigFile } from '../config/file.js';
@@ -187,43 +187,31 @@ export class AgentLoop {
     metrics?.decisionSeconds.observe(latency_ms / 1000);
     const base = { model: this.o.model, usage: result.usage, latency_ms };
     const decision = result.decision;
+    // Each outcome is one commit: the decision, what became of it, and the new state together.
 
     if (!decision) {
       metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
-      await buffer.addHistory(event.id, {
-        kind: 'decision',
-        ...base,
-        outcome: 'invalid',
-        note: result.failure,
-      });
       const after = await buffer.nack(event.id, {
         reason: result.failure ?? 'no decision',
         retryInMs: this.backoff(event),
+        record: [{ kind: 'decision', ...base, outcome: 'invalid', note: result.failure }],
       });
       log.warn('no valid decision', { reason: result.failure, status: after.status });
       return;
     }
     if (decision.kind === 'no_action') {
       metrics?.decisions.inc({ tool: def.tool, action: 'no_action' });
-      await buffer.addHistory(event.id, {
-        kind: 'decision',
-        ...base,
-        outcome: 'no_action',
-        note: decision.rationale,
-      });
-      await buffer.ack(event.id, 'no action needed');
+      await buffer.ack(event.id, 'no action needed', [
+        { kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale },
+      ]);
       log.info('decided: no action');
       return;
     }
     if (decision.kind === 'ask_a_person') {
       metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
-      await buffer.addHistory(event.id, {
-        kind: 'decision',
-        ...base,
-        outcome: 'ask_a_person',
-        note: decision.reason,
-      });
-      await buffer.hold(event.id, owner, `a person must look: ${decision.reason}`);
+      await buffer.hold(event.id, owner, `a person must look: ${decision.reason}`, [
+        { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
+      ]);
       log.info('decided: ask a person');
       return;
     }
@@ -231,28 +219,49 @@ export class AgentLoop {
     const call: ToolCall = { name: def.tool, input: { ...facts.input, ...decision.decision } };
     const action = String(decision.decision.action);
     metrics?.decisions.inc({ tool: def.tool, action });
-    await buffer.addHistory(event.id, {
+    const decided: HistoryInput = {
       kind: 'decision',
       ...base,
       tool_call: call,
       outcome: 'decided',
-    });
+    };
     log.info('decided', { tool: call.name, action });
 
     const gate = this.approvalReason(call);
     if (gate) {
-      await buffer.hold(event.id, owner, gate);
+      await buffer.hold(event.id, owner, gate, [decided]);
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
       log.info('waiting for approval', { tool: call.name, reason: gate });
       return;
     }
     if (this.o.dryRun) {
-      await buffer.addHistory(event.id, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' });
-      await buffer.ack(event.id, 'dry run: decided, not dispatched');
+      await buffer.ack(event.id, 'dry run: decided, not dispatched', [
+        decided,
+        { kind: 'dispatch', tool_call: call, outcome: 'dry_run' },
+      ]);
       metrics?.dispatches.inc({ outcome: 'dry_run' });
       return;
     }
-    await dispatchAndAck(this.o.buffer, this.o.sink, event, call, signal);
+    try {
+      await dispatchAndAck(buffer, this.o.sink, event, call, signal, 'dispatched', [decided]);
+    } catch (error) {
+      if (!(error instanceof DispatchError) || signal.aborted) throw error;
+      metrics?.failures.inc({ reason: 'dispatch' });
+      const after = await buffer.nack(event.id, {
+        reason: error.message,
+        retryInMs: this.backoff(event),
+        record: [
+          decided,
+          { kind: 'dispatch', tool_call: call, outcome: 'failed', note: error.message },
+        ],
+      });
+      log.warn('dispatch failed', {
+        error: error.message,
+        status: after.status,
+        attempts: after.attempts,
+      });
+      return;
+    }
     metrics?.dispatches.inc({ outcome: 'dispatched' });
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
   }
@@ -289,24 +298,6 @@ export class AgentLoop {
       if (signal.aborted) {
         // Shutting down, or the lease was lost: the event is someone else's (or pending) again.
         await buffer.release(event.id, owner);
-        return;
-      }
-      if (error instanceof DispatchError) {
-        metrics?.failures.inc({ reason: 'dispatch' });
-        await buffer.addHistory(event.id, {
-          kind: 'dispatch',
-          outcome: 'failed',
-          note: error.message,
-        });
-        const after = await buffer.nack(event.id, {
-          reason: error.message,
-          retryInMs: this.backoff(event),
-        });
-        log.warn('dispatch failed', {
-          error: error.message,
-          status: after.status,
-          attempts: after.attempts,
-        });
         return;
       }
       if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {
@@ -356,6 +347,7 @@ export async function dispatchAndAck(
   call: ToolCall,
   signal?: AbortSignal,
   note = 'dispatched',
+  record: readonly HistoryInput[] = [],
 ): Promise<void> {
   const result = await sink.dispatch(
     {
@@ -367,11 +359,8 @@ export async function dispatchAndAck(
     },
     signal,
   );
-  await buffer.addHistory(event.id, {
-    kind: 'dispatch',
-    tool_call: call,
-    outcome: result.outcome,
-    note: result.note,
-  });
-  await buffer.ack(event.id, note);
+  await buffer.ack(event.id, note, [
+    ...record,
+    { kind: 'dispatch', tool_call: call, outcome: result.outcome, note: result.note },
+  ]);
 }

@@ -59,6 +59,9 @@ export interface HistoryEntry {
   latency_ms?: number;
 }
 
+/** A history entry to record; the store stamps the time. */
+export type HistoryInput = Omit<HistoryEntry, 'at'>;
+
 export type AppendResult = { status: 'queued' | 'duplicate'; id: string };
 
 export interface ListQuery {
@@ -96,6 +99,8 @@ export interface NackOptions {
   reason: string;
   retryInMs?: number;
   owner?: string;
+  /** Entries recorded in the same commit as the state change (e.g. the failed dispatch). */
+  record?: readonly HistoryInput[];
 }
 
 /** What changed in the buffer; `external` means another process changed the store. */
@@ -143,19 +148,27 @@ export interface EventBuffer {
    * Parks an event `owner` has claimed as `awaiting_approval` (no lease: it waits for a person,
    * across restarts). Rejects with InvalidTransitionError unless `owner` holds the claim.
    */
-  hold(id: string, owner: string, note?: string): Promise<StoredEvent>;
+  hold(
+    id: string,
+    owner: string,
+    note?: string,
+    record?: readonly HistoryInput[],
+  ): Promise<StoredEvent>;
   /**
    * Takes an `awaiting_approval` event back as claimed by `owner` (an approval being carried out).
    * Rejects with InvalidTransitionError when it is not awaiting approval (e.g. already approved).
    */
   resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent>;
-  /** Marks the event done. Idempotent; rejects with EventNotFoundError for an unknown id. */
-  ack(id: string, note?: string): Promise<StoredEvent>;
+  /**
+   * Marks the event done. Idempotent; rejects with EventNotFoundError for an unknown id. `record`
+   * adds history entries (the decision, the dispatch) in the same commit: one fsync, not three.
+   */
+  ack(id: string, note?: string, record?: readonly HistoryInput[]): Promise<StoredEvent>;
   /** Counts a failed attempt: back to pending after `retryInMs`, or dead past the attempt limit. */
   nack(id: string, options: NackOptions): Promise<StoredEvent>;
   /** Puts a stored event back to pending with its attempts reset. */
   replay(id: string, note?: string): Promise<StoredEvent>;
-  addHistory(id: string, entry: Omit<HistoryEntry, 'at'>): Promise<void>;
+  addHistory(id: string, entry: HistoryInput): Promise<void>;
   /** Returns expired leases to pending (counting the attempt). Returns how many. */
   recoverExpiredLeases(): Promise<number>;
   /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */

@@ -9,6 +9,7 @@ import {
   type ClaimOptions,
   type EventBuffer,
   type HistoryEntry,
+  type HistoryInput,
   type IncomingEvent,
   type ListPage,
   type ListQuery,
@@ -162,11 +163,17 @@ export class MemoryBuffer implements EventBuffer {
     this.record(row, { at: iso(now), kind: 'released', note: owner });
   }
 
-  async hold(id: string, owner: string, note?: string): Promise<StoredEvent> {
+  async hold(
+    id: string,
+    owner: string,
+    note?: string,
+    record: readonly HistoryInput[] = [],
+  ): Promise<StoredEvent> {
     const row = this.row(id);
     const e = row.event;
     assertHeldBy(id, e.status, e.leaseOwner, owner);
     const now = this.now();
+    for (const entry of record) this.record(row, { at: iso(now), ...entry });
     Object.assign(e, {
       status: 'awaiting_approval',
       leaseOwner: null,
@@ -192,11 +199,12 @@ export class MemoryBuffer implements EventBuffer {
     return { ...e };
   }
 
-  async ack(id: string, note?: string): Promise<StoredEvent> {
+  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
     const row = this.row(id);
     const e = row.event;
     if (e.status === 'acked') return { ...e };
     const now = this.now();
+    for (const entry of record) this.record(row, { at: iso(now), ...entry });
     Object.assign(e, {
       status: 'acked',
       leaseOwner: null,
@@ -213,6 +221,7 @@ export class MemoryBuffer implements EventBuffer {
     const e = row.event;
     assertNackable(id, e.status);
     const now = this.now();
+    for (const entry of options.record ?? []) this.record(row, { at: iso(now), ...entry });
     const next = afterFailure(e.attempts, this.maxAttempts, now, options.retryInMs ?? 0);
     Object.assign(e, {
       ...next,
@@ -245,7 +254,7 @@ export class MemoryBuffer implements EventBuffer {
     return { ...row.event };
   }
 
-  async addHistory(id: string, entry: Omit<HistoryEntry, 'at'>): Promise<void> {
+  async addHistory(id: string, entry: HistoryInput): Promise<void> {
     this.row(id).history.push({ at: iso(this.now()), ...entry });
   }
 

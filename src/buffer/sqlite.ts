@@ -15,6 +15,7 @@ import {
   type EventBuffer,
   type EventStatus,
   type HistoryEntry,
+  type HistoryInput,
   type IncomingEvent,
   type ListPage,
   type ListQuery,
@@ -401,11 +402,17 @@ export class SqliteBuffer implements EventBuffer {
     });
   }
 
-  async hold(id: string, owner: string, note?: string): Promise<StoredEvent> {
+  async hold(
+    id: string,
+    owner: string,
+    note?: string,
+    record: readonly HistoryInput[] = [],
+  ): Promise<StoredEvent> {
     return this.tx(() => {
       const event = this.mustGet(id);
       assertHeldBy(id, event.status, event.leaseOwner, owner);
       const now = this.now();
+      for (const entry of record) this.log(id, now, entry);
       const next: StoredEvent = {
         ...event,
         status: 'awaiting_approval',
@@ -437,11 +444,12 @@ export class SqliteBuffer implements EventBuffer {
     });
   }
 
-  async ack(id: string, note?: string): Promise<StoredEvent> {
+  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
     return this.tx(() => {
       const event = this.mustGet(id);
       if (event.status === 'acked') return event;
       const now = this.now();
+      for (const entry of record) this.log(id, now, entry);
       const next: StoredEvent = {
         ...event,
         status: 'acked',
@@ -461,6 +469,7 @@ export class SqliteBuffer implements EventBuffer {
       const event = this.mustGet(id);
       assertNackable(id, event.status);
       const now = this.now();
+      for (const entry of options.record ?? []) this.log(id, now, entry);
       const outcome = afterFailure(event.attempts, this.maxAttempts, now, options.retryInMs ?? 0);
       const next: StoredEvent = {
         ...event,
@@ -499,7 +508,7 @@ export class SqliteBuffer implements EventBuffer {
     });
   }
 
-  async addHistory(id: string, entry: Omit<HistoryEntry, 'at'>): Promise<void> {
+  async addHistory(id: string, entry: HistoryInput): Promise<void> {
     this.tx(() => {
       this.mustGet(id);
       this.log(id, this.now(), entry);
@@ -623,7 +632,7 @@ export class SqliteBuffer implements EventBuffer {
     });
   }
 
-  private log(id: string, at: number, entry: Omit<HistoryEntry, 'at'>): void {
+  private log(id: string, at: number, entry: HistoryInput): void {
     const change = CHANGE_OF[entry.kind];
     if (change) this.uncommitted.push({ kind: change, id });
     const { kind, ...data } = entry;

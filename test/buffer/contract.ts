@@ -304,6 +304,52 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       await expect(buffer.replay('evt_nope')).rejects.toBeInstanceOf(EventNotFoundError);
     });
 
+    it('records history entries in the same commit as ack, nack and hold', async () => {
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      await buffer.append(incoming(3));
+      const call = { name: 'handle_dispute', input: { action: 'accept' } };
+      await buffer.ack(incoming(1).id, 'done', [
+        {
+          kind: 'decision',
+          model: 'm',
+          tool_call: call,
+          usage: { input_tokens: 5, output_tokens: 2 },
+          latency_ms: 7,
+        },
+        { kind: 'dispatch', tool_call: call, outcome: 'dispatched' },
+      ]);
+      expect((await buffer.history(incoming(1).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'decision',
+        'dispatch',
+        'acked',
+      ]);
+      expect((await buffer.history(incoming(1).id))[1]).toMatchObject({
+        usage: { input_tokens: 5, output_tokens: 2 },
+        latency_ms: 7,
+      });
+      await buffer.nack(incoming(2).id, {
+        reason: 'x',
+        record: [{ kind: 'dispatch', outcome: 'failed', note: 'x' }],
+      });
+      expect((await buffer.history(incoming(2).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'dispatch',
+        'nacked',
+      ]);
+      await buffer.claim({ owner: 'a', leaseMs: 1000, limit: 5 });
+      await buffer.hold(incoming(3).id, 'a', 'gated', [
+        { kind: 'decision', tool_call: call, outcome: 'decided' },
+      ]);
+      expect((await buffer.history(incoming(3).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'claimed',
+        'decision',
+        'held',
+      ]);
+    });
+
     it('keeps decisions in the history with their fields', async () => {
       await buffer.append(incoming(1));
       await buffer.addHistory(incoming(1).id, {

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+/** Settings of the autonomous loop (`agent`, or `serve --agent`). */
+export interface AgentSettings {
+  apiKey: string;
+  model: string;
+  concurrency: number;
+  maxAttempts: number;
+  maxTurns: number;
+  maxTokens: number;
+  dryRun: boolean;
+  leaseMs: number;
+}
+
+export interface AgentFlags {
+  model?: string;
+  concurrency?: string;
+  maxAttempts?: string;
+  maxTurns?: string;
+  maxTokens?: string;
+  dryRun?: boolean;
+  leaseSeconds?: string;
+}
+
+/** The newest Sonnet in the SDK's model list when this was written; override with --model. */
+export const DEFAULT_MODEL = 'claude-sonnet-5-5';
+
+const count = (max: number) =>
+  z.coerce
+    .number({ error: 'not a number' })
+    .int('not a whole number')
+    .min(1, 'below 1')
+    .max(max, `above ${max}`);
+
+function read(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  max: number,
+  fix: string,
+): number {
+  if (value === undefined) return fallback;
+  const result = count(max).safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(
+      flag,
+      `${JSON.stringify(value)} is not valid (${result.error.issues[0]?.message}). Fix: ${fix}`,
+    );
+  }
+  return result.data;
+}
+
+export function loadAgentConfig(
+  flags: AgentFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentSettings {
+  const apiKey = env.ANTHROPIC_API_KEY?.trim();
+  if (!apiKey) {
+    throw new ConfigError(
+      'ANTHROPIC_API_KEY',
+      'is not set, and the agent loop needs it to ask Claude. Fix: export ANTHROPIC_API_KEY=sk-ant-… (or run `serve` without --agent).',
+    );
+  }
+  const model = flags.model ?? (env.ANTHROPIC_MODEL?.trim() || DEFAULT_MODEL);
+  return {
+    apiKey,
+    model,
+    concurrency: read(
+      '--concurrency',
+      flags.concurrency,
+      2,
+      64,
+      'how many events to work on at once, e.g. --concurrency 2.',
+    ),
+    maxAttempts: read(
+      '--max-attempts',
+      flags.maxAttempts,
+      5,
+      100,
+      'attempts before an event is dead, e.g. --max-attempts 5.',
+    ),
+    maxTurns: read(
+      '--max-turns',
+      flags.maxTurns,
+      4,
+      20,
+      'model requests per event, e.g. --max-turns 4.',
+    ),
+    maxTokens: read(
+      '--max-tokens',
+      flags.maxTokens,
+      1024,
+      64_000,
+      'output tokens per request, e.g. --max-tokens 1024.',
+    ),
+    dryRun: flags.dryRun ?? false,
+    leaseMs:
+      read(
+        '--lease-seconds',
+        flags.leaseSeconds,
+        120,
+        3600,
+        'seconds a claim lasts, e.g. --lease-seconds 120.',
+      ) * 1000,
+  };
+}
