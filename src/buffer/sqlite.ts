@@ -26,6 +26,7 @@ import {
 import { CHANGE_OF, ChangeFeed } from './changes.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
+import { SqliteWriter } from './sqlite-writer.js';
 import {
   afterFailure,
   assertAwaitingApproval,
@@ -35,10 +36,12 @@ import {
 } from './transitions.js';
 
 /**
+ * How appends are committed, on the writer thread (see sqlite-writer.ts), `synchronous=FULL`:
  * `group` batches the appends that arrive while one commit runs into the next transaction (one
  * fsync for many events); `each` commits every append on its own. Both fsync before resolving.
  */
 export type CommitMode = 'group' | 'each';
+export const COMMIT_MODES: readonly CommitMode[] = ['group', 'each'];
 
 export interface SqliteBufferOptions extends BufferOptions {
   /** The database file; its directory must exist. */
@@ -125,14 +128,6 @@ interface EventRow {
   last_error: string | null;
 }
 
-interface PendingAppend {
-  event: IncomingEvent;
-  resolve: (result: AppendResult) => void;
-  reject: (error: unknown) => void;
-}
-
-type Outcome = AppendResult | BufferFullError;
-
 /** The embedded, durable default: one SQLite file in WAL mode with `synchronous=FULL`. */
 export class SqliteBuffer implements EventBuffer {
   readonly kind = 'sqlite';
@@ -143,8 +138,10 @@ export class SqliteBuffer implements EventBuffer {
   private readonly maxAttempts: number;
   private readonly commitMode: CommitMode;
   private readonly recent: RecentIds;
-  private queue: PendingAppend[] = [];
-  private flushScheduled = false;
+  private writerThread: SqliteWriter | undefined;
+  /** Commits the writer made, so its changes are not announced again as another process's. */
+  private writerCommits = 0;
+  private writerCommitsSeen = 0;
   private closed = false;
   private readonly feed = new ChangeFeed();
   /** Changes made inside the running transaction, announced once it commits. */
@@ -153,7 +150,6 @@ export class SqliteBuffer implements EventBuffer {
   private dataVersion = 0;
   private readonly stmt;
   private readonly listStatements = new Map<string, Database.Statement>();
-  private readonly appendBatch: (items: readonly IncomingEvent[]) => Outcome[];
 
   constructor(options: SqliteBufferOptions) {
     this.file = options.file;
@@ -179,15 +175,6 @@ export class SqliteBuffer implements EventBuffer {
     }
     const db = this.db;
     this.stmt = {
-      insert: db.prepare(
-        `INSERT INTO events (id, type, created, livemode, object_id, payload, status, received_at, updated_at)
-         VALUES (@id, @type, @created, @livemode, @objectId, @payload, 'pending', @now, @now)
-         ON CONFLICT(id) DO NOTHING`,
-      ),
-      exists: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
-      pendingCount: db
-        .prepare("SELECT coalesce(sum(n), 0) FROM counts WHERE status = 'pending'")
-        .pluck(),
       get: db.prepare('SELECT * FROM events WHERE id = ?'),
       counts: db.prepare('SELECT status, type, n FROM counts WHERE n > 0'),
       oldestPending: db
@@ -218,83 +205,36 @@ export class SqliteBuffer implements EventBuffer {
       ),
       pruneHistory: db.prepare('DELETE FROM history WHERE event_id = ?'),
     };
-    this.appendBatch = db.transaction((items: readonly IncomingEvent[]) => {
-      const now = this.now();
-      let pending = this.stmt.pendingCount.get() as number;
-      return items.map((event): Outcome => {
-        if (pending >= this.maxPending) {
-          return this.stmt.exists.get(event.id)
-            ? { status: 'duplicate', id: event.id }
-            : new BufferFullError(this.maxPending);
-        }
-        const info = this.stmt.insert.run({ ...event, livemode: event.livemode ? 1 : 0, now });
-        if (info.changes === 0) return { status: 'duplicate', id: event.id };
-        pending += 1;
-        return { status: 'queued', id: event.id };
-      });
-    });
   }
 
   append(event: IncomingEvent): Promise<AppendResult> {
     if (this.closed) return Promise.reject(closedError());
     if (this.recent.has(event.id)) return Promise.resolve({ status: 'duplicate', id: event.id });
-    if (this.commitMode === 'each') {
-      return new Promise((resolve, reject) => {
-        const outcomes = this.settle([event]);
-        settleOne(outcomes[0]!, resolve, reject);
-        this.announceQueued([event], outcomes);
-      });
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // setImmediate, not a microtask: it lets every request already read off the sockets
-        // join this batch, so concurrent deliveries share one fsync.
-        setImmediate(() => this.flush());
-      }
+    return this.writer()
+      .append(event, this.now())
+      .then(
+        (outcome) => {
+          if (outcome === 'full') throw new BufferFullError(this.maxPending);
+          this.recent.remember(event.id);
+          if (outcome === 'queued')
+            this.feed.emit({ kind: 'queued', id: event.id, type: event.type });
+          return { status: outcome, id: event.id };
+        },
+        (error: unknown) => {
+          throw asStoreError(error, 'could not commit the event to the store');
+        },
+      );
+  }
+
+  /** Started on the first append: the CLI's read-mostly commands never pay for a thread. */
+  private writer(): SqliteWriter {
+    this.writerThread ??= new SqliteWriter({
+      file: this.file,
+      maxPending: this.maxPending,
+      batch: this.commitMode === 'group',
+      onCommit: () => (this.writerCommits += 1),
     });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    let outcomes: Outcome[];
-    try {
-      outcomes = this.settle(batch.map((p) => p.event));
-    } catch (error) {
-      for (const p of batch) p.reject(error);
-      return;
-    }
-    batch.forEach((p, i) => settleOne(outcomes[i]!, p.resolve, p.reject));
-    this.announceQueued(
-      batch.map((p) => p.event),
-      outcomes,
-    );
-  }
-
-  private announceQueued(events: readonly IncomingEvent[], outcomes: readonly Outcome[]): void {
-    if (this.feed.size === 0) return;
-    outcomes.forEach((o, i) => {
-      if (!(o instanceof BufferFullError) && o.status === 'queued') {
-        this.feed.emit({ kind: 'queued', id: o.id, type: events[i]!.type });
-      }
-    });
-  }
-
-  /** Commits a batch in one transaction; each item comes back queued, duplicate or refused. */
-  private settle(events: readonly IncomingEvent[]): Outcome[] {
-    if (this.closed) throw closedError();
-    let outcomes: Outcome[];
-    try {
-      outcomes = this.appendBatch(events);
-    } catch (error) {
-      throw asStoreError(error, 'could not commit the event to the store');
-    }
-    for (const o of outcomes) if (!(o instanceof BufferFullError)) this.recent.remember(o.id);
-    return outcomes;
+    return this.writerThread;
   }
 
   async get(id: string): Promise<StoredEvent | null> {
@@ -328,9 +268,8 @@ export class SqliteBuffer implements EventBuffer {
       const where = ['seq > ?'];
       if (statuses.length) where.push(`status IN (${statuses.map(() => '?').join(',')})`);
       if (types.length) where.push(`type IN (${types.map(() => '?').join(',')})`);
-      stmt = this.db.prepare(
-        `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
-      );
+      const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+      stmt = this.run(() => this.db.prepare(sql));
       this.listStatements.set(key, stmt);
     }
     const rows = this.run(
@@ -565,7 +504,11 @@ export class SqliteBuffer implements EventBuffer {
       const version = this.readDataVersion();
       if (version !== this.dataVersion) {
         this.dataVersion = version;
-        this.feed.emit({ kind: 'external' });
+        // The writer thread's commits look external to this connection; they were announced
+        // (with their ids) when the writer answered.
+        if (this.writerCommits !== this.writerCommitsSeen)
+          this.writerCommitsSeen = this.writerCommits;
+        else this.feed.emit({ kind: 'external' });
       }
     } catch {
       // The store failed; health() reports it, the next poll tries again.
@@ -580,9 +523,9 @@ export class SqliteBuffer implements EventBuffer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.stopPolling();
-    // Whatever is waiting for the next group commit is committed now, not dropped.
-    this.flush();
     this.closed = true;
+    // Whatever the writer was sent is committed before it stops, not dropped.
+    await this.writerThread?.close();
     this.db.close();
   }
 
@@ -680,15 +623,6 @@ export function openSqliteBuffer(
 ): SqliteBuffer {
   fs.mkdirSync(dataDir, { recursive: true });
   return new SqliteBuffer({ ...options, file: path.join(dataDir, DATABASE_FILE) });
-}
-
-function settleOne(
-  outcome: Outcome,
-  resolve: (result: AppendResult) => void,
-  reject: (error: unknown) => void,
-): void {
-  if (outcome instanceof BufferFullError) reject(outcome);
-  else resolve(outcome);
 }
 
 function toEvent(row: EventRow): StoredEvent {

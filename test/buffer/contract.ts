@@ -404,6 +404,9 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect((await buffer.health()).ok).toBe(false);
       await expect(buffer.append(incoming(1))).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(buffer.stats()).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(buffer.list({ limit: 5, types: ['a', 'b', 'c'] })).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
     });
 
     it('announces each committed change to watchers until they unsubscribe', async () => {

@@ -1,0 +1,195 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { IncomingEvent } from './buffer.js';
+
+/**
+ * Appends run on a worker thread with its own SQLite connection (`synchronous=FULL`): the
+ * transaction, its fsync and SQLite's automatic WAL checkpoints happen there, so the main thread
+ * keeps reading and verifying requests while the disk works. Appends that arrive while one commit
+ * runs form the next transaction (group commit); with `batch: false` each is its own commit.
+ */
+export type AppendOutcome = 'queued' | 'duplicate' | 'full';
+
+export const APPEND_SQL = {
+  insert: `INSERT INTO events (id, type, created, livemode, object_id, payload, status, received_at, updated_at)
+    VALUES (@id, @type, @created, @livemode, @objectId, @payload, 'pending', @now, @now)
+    ON CONFLICT(id) DO NOTHING`,
+  exists: 'SELECT 1 FROM events WHERE id = ?',
+  pendingCount: "SELECT coalesce(sum(n), 0) FROM counts WHERE status = 'pending'",
+};
+
+// Plain JavaScript, run with `eval: true`: the same code whether the project runs from src/ (tests)
+// or dist/, and nothing to resolve relative to the working directory (Claude Desktop uses `/`).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = FULL');
+// The checkpointer thread moves the WAL into the database; commits never wait for that here.
+db.pragma('wal_autocheckpoint = 0');
+const insert = db.prepare(workerData.sql.insert);
+const exists = db.prepare(workerData.sql.exists).pluck();
+const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
+const appendAll = db.transaction((items) => {
+  let pending = pendingCount.get();
+  return items.map(({ event, now }) => {
+    if (pending >= workerData.maxPending) return exists.get(event.id) ? 'duplicate' : 'full';
+    const info = insert.run({ ...event, livemode: event.livemode ? 1 : 0, now });
+    if (info.changes === 0) return 'duplicate';
+    pending += 1;
+    return 'queued';
+  });
+});
+let queue = [];
+let scheduled = false;
+function flush() {
+  scheduled = false;
+  const batch = queue;
+  queue = [];
+  if (batch.length === 0) return;
+  const ns = batch.map((m) => m.n);
+  try {
+    parentPort.postMessage({ ns, outcomes: appendAll(batch) });
+  } catch (error) {
+    parentPort.postMessage({ ns, error: String((error && error.message) || error) });
+  }
+}
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    flush();
+    db.close();
+    parentPort.close();
+    return;
+  }
+  queue.push(message);
+  if (!workerData.batch) flush();
+  else if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+});
+`;
+
+// PASSIVE checkpoints run beside the writer (WAL mode lets them) on their own thread, so the
+// copying and the database fsync stay out of the commit path. Only PASSIVE: the stronger modes
+// take the writer's lock and make commits fail with SQLITE_BUSY. Once a checkpoint has copied the
+// whole WAL, the next commit starts it over from the beginning, so it does not grow without end.
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+const timer = setInterval(() => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {}
+}, workerData.intervalMs);
+parentPort.on('message', () => {
+  clearInterval(timer);
+  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
+  db.close();
+  parentPort.close();
+});
+`;
+
+interface Waiter {
+  resolve: (outcome: AppendOutcome) => void;
+  reject: (error: Error) => void;
+}
+
+type Reply = { ns: number[]; outcomes: AppendOutcome[] } | { ns: number[]; error: string };
+
+export interface SqliteWriterOptions {
+  file: string;
+  maxPending: number;
+  batch: boolean;
+  /** Called after each commit the worker made (the main connection sees them as external). */
+  onCommit?: () => void;
+}
+
+export class SqliteWriter {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, Waiter>();
+  private n = 0;
+  private failure: Error | null = null;
+  private readonly exited: Promise<void>;
+  private readonly checkpointer: Worker;
+  private readonly checkpointerExited: Promise<void>;
+
+  constructor(private readonly options: SqliteWriterOptions) {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        driver,
+        file: options.file,
+        sql: APPEND_SQL,
+        maxPending: options.maxPending,
+        batch: options.batch,
+      },
+    });
+    // Waiting appends keep the process alive on their own; an idle writer must not.
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => this.receive(reply));
+    this.worker.on('error', (error) => this.fail(error));
+    this.checkpointer = new Worker(CHECKPOINTER_SOURCE, {
+      eval: true,
+      workerData: { driver, file: options.file, intervalMs: 100 },
+    });
+    this.checkpointer.unref();
+    this.checkpointer.on('error', () => {});
+    this.checkpointerExited = new Promise((resolve) =>
+      this.checkpointer.once('exit', () => resolve()),
+    );
+    this.exited = new Promise((resolve) => {
+      this.worker.once('exit', () => {
+        this.fail(new Error('the store writer stopped'));
+        resolve();
+      });
+    });
+  }
+
+  append(event: IncomingEvent, now: number): Promise<AppendOutcome> {
+    if (this.failure) return Promise.reject(this.failure);
+    const n = ++this.n;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(n, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ n, now, event });
+    });
+  }
+
+  /** Commits what was sent, then stops the worker and its connection. */
+  async close(): Promise<void> {
+    // Referenced again, or the process could exit before the last commit and the closes finish.
+    this.worker.ref();
+    this.checkpointer.ref();
+    if (!this.failure) this.worker.postMessage('close');
+    this.checkpointer.postMessage('close');
+    await Promise.all([this.exited, this.checkpointerExited]);
+  }
+
+  private receive(reply: Reply): void {
+    if ('error' in reply) {
+      for (const n of reply.ns) this.take(n)?.reject(new Error(reply.error));
+    } else {
+      reply.ns.forEach((n, i) => this.take(n)?.resolve(reply.outcomes[i]!));
+      this.options.onCommit?.();
+    }
+    if (this.waiting.size === 0) this.worker.unref();
+  }
+
+  private take(n: number): Waiter | undefined {
+    const waiter = this.waiting.get(n);
+    this.waiting.delete(n);
+    return waiter;
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const waiter of this.waiting.values()) waiter.reject(error);
+    this.waiting.clear();
+  }
+}
