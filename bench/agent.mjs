@@ -56,7 +56,10 @@ const server = http.createServer((req, res) => {
       stop_sequence: null,
       usage: { input_tokens: Math.ceil(raw.length / 4), output_tokens: 30 },
     };
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply)), DELAY_MS);
+    setTimeout(
+      () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply)),
+      DELAY_MS,
+    );
   });
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -69,7 +72,14 @@ async function run(concurrency) {
   const total = concurrency * PER_WORKER;
   for (let i = 0; i < total; i++) {
     const e = buildTestEvent(types[i % types.length]);
-    await buffer.append({ id: e.id, type: e.type, created: e.created, livemode: false, objectId: e.data.object.id, payload: JSON.stringify(e) });
+    await buffer.append({
+      id: e.id,
+      type: e.type,
+      created: e.created,
+      livemode: false,
+      objectId: e.data.object.id,
+      payload: JSON.stringify(e),
+    });
   }
   const loop = new AgentLoop({
     buffer,
@@ -99,13 +109,17 @@ async function run(concurrency) {
   return { concurrency, total, seconds, rate, ideal };
 }
 
-console.log(`machine: ${os.cpus()[0]?.model} · ${os.cpus().length} cores · node ${process.version} · ${new Date().toISOString()}`);
+console.log(
+  `machine: ${os.cpus()[0]?.model} · ${os.cpus().length} cores · node ${process.version} · ${new Date().toISOString()}`,
+);
 console.log(`fake API delay ${DELAY_MS} ms, ${PER_WORKER} events per worker\n`);
 console.log('| concurrency | events | seconds | events/s | ideal events/s | % of ideal |');
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const c of [1, 4, 16]) {
   const r = await run(c);
-  console.log(`| ${c} | ${r.total} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${r.ideal.toFixed(1)} | ${((r.rate / r.ideal) * 100).toFixed(1)}% |`);
+  console.log(
+    `| ${c} | ${r.total} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${r.ideal.toFixed(1)} | ${((r.rate / r.ideal) * 100).toFixed(1)}% |`,
+  );
 }
 const ourPerEvent = inputChars / requests;
 
@@ -117,15 +131,28 @@ const { userMessage, SYSTEM_PROMPT } = await import('../dist/agent/prompt.js');
 for (const type of types) {
   const e = buildTestEvent(type);
   const def = catalog.lookup(type);
-  const naive = JSON.stringify({ model: 'claude-bench', max_tokens: 512, messages: [{ role: 'user', content: naivePrompt(type, e.data.object) }], tools: [toAnthropicTool(def)] });
+  const naive = JSON.stringify({
+    model: 'claude-bench',
+    max_tokens: 512,
+    messages: [{ role: 'user', content: naivePrompt(type, e.data.object) }],
+    tools: [toAnthropicTool(def)],
+  });
   naiveChars += naive.length;
   naiveTokens += countTokens(naive);
   const ours = SYSTEM_PROMPT + userMessage(catalog, { ...e, payload: e }, []);
   ourTokens += countTokens(ours);
 }
 console.log('');
-console.log(`input per event, ours (system + fenced compact event + 3 decision-only tools, as sent): ${Math.round(ourPerEvent)} chars ≈ ${Math.round(ourPerEvent / 4)} tokens (fake usage)`);
-console.log(`input per event, whole-object dump + full tool schema: ${Math.round(naiveChars / types.length)} chars ≈ ${Math.round(naiveChars / types.length / 4)} tokens`);
-console.log(`ours / dump: ${((ourPerEvent / (naiveChars / types.length)) * 100).toFixed(1)}% (chars)`);
-console.log(`tokenizer (prompt text only, no tool schemas): ours ${Math.round(ourTokens / types.length)} vs dump ${Math.round(naiveTokens / types.length)} tokens per event`);
+console.log(
+  `input per event, ours (system + fenced compact event + 3 decision-only tools, as sent): ${Math.round(ourPerEvent)} chars ≈ ${Math.round(ourPerEvent / 4)} tokens (fake usage)`,
+);
+console.log(
+  `input per event, whole-object dump + full tool schema: ${Math.round(naiveChars / types.length)} chars ≈ ${Math.round(naiveChars / types.length / 4)} tokens`,
+);
+console.log(
+  `ours / dump: ${((ourPerEvent / (naiveChars / types.length)) * 100).toFixed(1)}% (chars)`,
+);
+console.log(
+  `tokenizer (prompt text only, no tool schemas): ours ${Math.round(ourTokens / types.length)} vs dump ${Math.round(naiveTokens / types.length)} tokens per event`,
+);
 server.close();

@@ -21,7 +21,8 @@ const catalog = createCatalog();
 function sources(type) {
   const out = [['fixture', buildTestEvent(type)]];
   const file = referenceDir && path.join(referenceDir, `${type}.json`);
-  if (file && fs.existsSync(file)) out.push(['reference', JSON.parse(fs.readFileSync(file, 'utf8'))]);
+  if (file && fs.existsSync(file))
+    out.push(['reference', JSON.parse(fs.readFileSync(file, 'utf8'))]);
   return out;
 }
 
@@ -29,7 +30,8 @@ function factsPresent(text, facts) {
   for (const [key, value] of Object.entries(facts)) {
     const empty = value === null || (Array.isArray(value) && value.length === 0);
     if (key === 'currency') continue;
-    if (empty ? !new RegExp(`not set: .*\\b${key}\\b`).test(text) : !text.includes(`${key}: `)) return key;
+    if (empty ? !new RegExp(`not set: .*\\b${key}\\b`).test(text) : !text.includes(`${key}: `))
+      return key;
   }
   return null;
 }
@@ -57,9 +59,13 @@ for (const def of catalog.entries()) {
 }
 
 const pct = (a, b) => `${((a / b) * 100).toFixed(1)}%`;
-console.log(`machine: ${os.cpus()[0]?.model} · ${os.cpus().length} cores · node ${process.version} · ${new Date().toISOString()}`);
+console.log(
+  `machine: ${os.cpus()[0]?.model} · ${os.cpus().length} cores · node ${process.version} · ${new Date().toISOString()}`,
+);
 console.log('');
-console.log('| type | source | ours chars | dump chars | chars % | ours tokens | dump tokens | tokens % | fact missing |');
+console.log(
+  '| type | source | ours chars | dump chars | chars % | ours tokens | dump tokens | tokens % | fact missing |',
+);
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows) {
   console.log(
@@ -73,7 +79,9 @@ for (const [source, t] of Object.entries(totals)) {
 }
 const worst = Math.max(...Object.values(totals).map((t) => t.ourChars / t.naiveChars));
 console.log('');
-console.log(`target ≤ 35 % of the dump in total: ${worst <= 0.35 ? 'met' : 'NOT met'} (${(worst * 100).toFixed(1)} %)`);
+console.log(
+  `target ≤ 35 % of the dump in total: ${worst <= 0.35 ? 'met' : 'NOT met'} (${(worst * 100).toFixed(1)} %)`,
+);
 if (rows.some((r) => r.missing !== '-')) {
   console.log('a fact is missing from a rendering: see the table');
   process.exitCode = 1;

@@ -1,14 +1,18 @@
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
-import { openSqliteBuffer } from './buffer/sqlite.js';
+import { openBuffer, redactRedisUrl } from './buffer/open.js';
 import { createCatalog, type Catalog } from './catalog/catalog.js';
 import type { ServeConfig } from './config/config.js';
 import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './config/data-dir.js';
 import { ConfigError } from './errors.js';
 import { createHttpApp } from './http-app.js';
 import type { Logger } from './logger.js';
+import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
+import { createSink, type Sink } from './agent/dispatch.js';
+import { startAgent } from './agent/start.js';
+import type { AgentSettings } from './config/agent.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -19,6 +23,10 @@ export interface RunningServer {
   port: number;
   buffer: EventBuffer;
   catalog: Catalog;
+  /** The MCP Streamable HTTP sessions at `/mcp`. */
+  mcp: McpHttpHandler;
+  /** Where decided tool calls go (the config's `dispatch`). */
+  sink: Sink;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close(): Promise<void>;
 }
@@ -29,6 +37,8 @@ export interface StartOptions {
   notice?: (text: string) => void;
   /** How the user invokes this program, for the commands the banner suggests. */
   command?: string;
+  /** Runs the autonomous Claude loop beside the server (`agent`, `serve --agent`). */
+  agent?: AgentSettings;
 }
 
 /** The secrets to verify with: the configured ones, else the data dir's dev secret. */
@@ -67,14 +77,31 @@ export async function startServer(
 ): Promise<RunningServer> {
   const { logger } = options;
   const notice = options.notice ?? ((text: string) => process.stderr.write(text + '\n'));
+  assertMcpAccess(config);
   ensureWritableDir(config.dataDir);
   const { secrets, dev } = resolveSecrets(config);
-  const buffer = openSqliteBuffer(config.dataDir, {
-    maxPending: config.maxPending,
-    commitMode: config.commitMode,
+  const buffer = await openBuffer({
+    ...config,
+    maxAttempts: options.agent?.maxAttempts,
+    onConnectionChange: (state, detail) =>
+      state === 'lost' ? logger.warn(detail) : logger.info(detail),
   });
   const catalog = createCatalog(config.catalogOverrides);
   const metrics = createMetrics(buffer);
+  // One sink for the agent loop and for approve_action; a module sink loads its module once.
+  const sink = await createSink(config.dispatch, config.configDir);
+  const mcp = createMcpHttpHandler({
+    buffer,
+    catalog,
+    sink,
+    redact: config.redact,
+    logger,
+    host: config.host,
+    authToken: config.mcpAuthToken,
+    allowedHosts: config.mcpAllowedHosts,
+    allowedOrigins: config.mcpAllowedOrigins,
+    idleTimeoutMs: config.mcpSessionIdleMs,
+  });
   const app = createHttpApp({
     buffer,
     catalog,
@@ -82,6 +109,7 @@ export async function startServer(
     logger,
     maxBodyBytes: config.maxBodyBytes,
     verify: { secrets, toleranceSeconds: config.toleranceSeconds },
+    mcp: mcp.router,
   });
 
   const server = http.createServer(app);
@@ -94,6 +122,7 @@ export async function startServer(
       });
     });
   } catch (error) {
+    await mcp.close();
     await buffer.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
@@ -139,18 +168,39 @@ export async function startServer(
   logger.info('listening', {
     url,
     webhook: `${url}/stripe/webhook`,
+    mcp: `${url}/mcp`,
     store: buffer.kind,
+    ...(config.store === 'redis'
+      ? { redis: redactRedisUrl(config.redisUrl), redisPrefix: config.redisPrefix }
+      : {}),
     dataDir: config.dataDir,
     verifyingWith: `${secrets.length} signing secret(s)`,
   });
+
+  const agent = options.agent
+    ? await startAgent({
+        buffer,
+        catalog,
+        settings: options.agent,
+        sink,
+        approval: config.approval,
+        redact: config.redact,
+        logger,
+        registry: metrics.registry,
+      })
+    : null;
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(sweep);
       clearInterval(pruneTimer);
+      // The loop first: its in-flight events go back to pending while the store is still open.
+      await agent?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       force.unref();
+      // MCP sessions first: their open event streams would keep server.close() waiting.
+      await mcp.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -160,5 +210,5 @@ export async function startServer(
       logger.info('stopped');
     })());
 
-  return { url, port, buffer, catalog, close };
+  return { url, port, buffer, catalog, mcp, sink, close };
 }

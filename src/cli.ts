@@ -5,9 +5,11 @@ import { startServer } from './app.js';
 import { printCatalog } from './cli/catalog.js';
 import { eventsAck, eventsList, eventsReplay, eventsShow } from './cli/events.js';
 import { DEFAULT_TRIGGER_URL, runTrigger } from './cli/trigger.js';
+import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { loadServeConfig, type ServeFlags } from './config/config.js';
 import { AppError, ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
+import { keepStdoutForJsonRpc, runStdio } from './mcp/stdio.js';
 
 /** Exit codes: 0 ok, 1 runtime failure (e.g. a non-2xx answer), 2 bad configuration or usage. */
 const EXIT_CONFIG = 2;
@@ -33,6 +35,18 @@ const dataDirOption = () =>
     'where the event store lives (env STRIPE_EVENTS_DATA_DIR; default: a per-user data directory)',
   );
 
+const storeOption = () =>
+  new Option(
+    '--store <kind>',
+    'event store: sqlite (default, one instance) or redis (several instances; env REDIS_URL, default redis://127.0.0.1:6379)',
+  );
+
+const redisPrefixOption = () =>
+  new Option(
+    '--redis-prefix <prefix>',
+    'prefix of every Redis key, one per deployment (env REDIS_KEY_PREFIX; default stripe-events:)',
+  );
+
 /** How this program was started, so suggested commands can be pasted as they are. */
 function selfCommand(): string {
   const script = process.argv[1] ?? '';
@@ -41,10 +55,14 @@ function selfCommand(): string {
   return `node ${rel && !rel.startsWith('..') ? rel : script}`;
 }
 
-async function serve(flags: ServeFlags): Promise<void> {
+type ServeCommandFlags = ServeFlags & AgentFlags & { agent?: boolean };
+
+async function serve(flags: ServeCommandFlags): Promise<void> {
   const config = loadServeConfig(flags);
+  // Checked before anything starts, so a missing key is one clear message and exit code 2.
+  const agent = flags.agent ? loadAgentConfig(flags) : undefined;
   const logger = createLogger({ level: config.logLevel });
-  const server = await startServer(config, { logger, command: selfCommand() });
+  const server = await startServer(config, { logger, command: selfCommand(), agent });
   const stop = (signal: string) => {
     logger.info('shutting down', { signal });
     server.close().then(
@@ -59,15 +77,44 @@ async function serve(flags: ServeFlags): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
 }
 
-export function buildProgram(): Command {
-  const program = new Command('stripe-events-mcp')
-    .description('Verified Stripe webhook events, durably queued as tool calls for AI agents.')
-    .showHelpAfterError()
-    .exitOverride();
+async function stdio(flags: ServeFlags): Promise<void> {
+  // stdout carries JSON-RPC only, from the first byte on.
+  keepStdoutForJsonRpc();
+  const config = loadServeConfig(flags);
+  const logger = createLogger({ level: config.logLevel });
+  const session = await runStdio(config, { start: startServer, logger, command: selfCommand() });
+  const stop = (signal: string) => {
+    logger.info('shutting down', { signal });
+    session.close().catch((error) => {
+      logger.error('shutdown failed', { error });
+      process.exitCode = 1;
+    });
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  await session.closed;
+  process.exit(process.exitCode ?? 0);
+}
 
-  program
-    .command('serve', { isDefault: true })
-    .description('webhook ingress on POST /stripe/webhook, with /healthz and /metrics')
+/** The autonomous loop's flags (`agent`, and `serve --agent`). */
+function agentOptions(command: Command): Command {
+  return command
+    .option('--model <model>', `Claude model (env ANTHROPIC_MODEL; default ${DEFAULT_MODEL})`)
+    .option('--concurrency <n>', 'events worked on at once (default 2)')
+    .option('--max-attempts <n>', 'failed attempts before an event is dead (default 5)')
+    .option('--max-turns <n>', 'Messages API requests per event (default 4)')
+    .option('--max-tokens <n>', 'output tokens per request (default 1024)')
+    .option('--lease-seconds <n>', 'how long a claim lasts, renewed while working (default 120)')
+    .option('--dry-run', 'decide and record, dispatch nothing')
+    .addHelpText(
+      'after',
+      '\nThe loop needs ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL points the SDK at another endpoint.',
+    );
+}
+
+/** The flags `serve` and `stdio` share: both bind the webhook port on the same store. */
+function serveOptions(command: Command): Command {
+  return command
     .addOption(new Option('--host <host>', 'interface to bind (env HOST; default 127.0.0.1)'))
     .addOption(
       new Option('--port <port>', 'port to listen on, 0 for any free one (env PORT; default 8000)'),
@@ -76,20 +123,59 @@ export function buildProgram(): Command {
     .option('--tolerance <seconds>', 'accepted signature age in seconds (default 300)')
     .option('--max-body <size>', 'largest webhook body accepted, e.g. 2mb (default 2mb)')
     .option('--max-pending <n>', 'pending events held before answering 503 (default 100000)')
-    .option('--store <kind>', 'event store: sqlite (default)')
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
     .addOption(
       new Option('--commit-mode <mode>', 'SQLite commit batching')
-        .choices(['group', 'each'])
+        .choices(['group', 'group-sync', 'each'])
         .hideHelp(),
     )
     .option('--log-level <level>', 'debug, info, warn, error or silent (env LOG_LEVEL)')
     .option('--config <file.json>', 'catalog overrides, dispatch and approval settings')
     .option('--redact <kinds>', 'personal data to hide from models: email,phone,address,name')
+    .option(
+      '--mcp-idle-timeout <seconds>',
+      'close an MCP HTTP session idle this long (default 1800)',
+    )
     .addHelpText(
       'after',
-      '\nEnvironment: STRIPE_WEBHOOK_SECRET (one or more whsec_…, comma-separated; without it a dev secret is created in the data dir).',
-    )
-    .action(serve);
+      '\nEnvironment: STRIPE_WEBHOOK_SECRET (one or more whsec_…, comma-separated; without it a dev secret is created in the data dir).' +
+        '\nMCP_AUTH_TOKEN: bearer token /mcp requires (required when --host is not a loopback address); MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS: extra Host names and browser origins /mcp accepts (comma-separated).',
+    );
+}
+
+export function buildProgram(): Command {
+  const program = new Command('stripe-events-mcp')
+    .description('Verified Stripe webhook events, durably queued as tool calls for AI agents.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  agentOptions(
+    serveOptions(
+      program
+        .command('serve', { isDefault: true })
+        .description(
+          'webhook ingress on POST /stripe/webhook, MCP Streamable HTTP at /mcp, /healthz and /metrics',
+        )
+        .option('--agent', 'also run the autonomous Claude loop (see `agent`)'),
+    ),
+  ).action(serve);
+
+  agentOptions(
+    serveOptions(
+      program
+        .command('agent')
+        .description('serve, with the autonomous Claude loop deciding and dispatching each event'),
+    ),
+  ).action((flags: ServeCommandFlags) => serve({ ...flags, agent: true }));
+
+  serveOptions(
+    program
+      .command('stdio')
+      .description(
+        'MCP over stdin/stdout (Claude Desktop); also receives webhooks, or attaches to the store when the port is taken',
+      ),
+  ).action(stdio);
 
   program
     .command('trigger <event-type>')
@@ -128,12 +214,16 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'at most this many')
     .option('--json', 'one JSON array of summaries')
     .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
     .action(eventsList);
   events
     .command('show <id>')
     .description('one event as received, with its tool call, state and history (JSON)')
     .option('--json', 'JSON (the default for show)')
     .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
     .action(eventsShow);
   events
     .command('ack <id>')
@@ -141,12 +231,16 @@ export function buildProgram(): Command {
     .option('--note <text>', 'why, kept in its history')
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
     .action(eventsAck);
   events
     .command('replay <id>')
     .description('put a stored event back to pending, attempts reset')
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
     .action(eventsReplay);
 
   return program;

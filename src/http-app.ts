@@ -6,6 +6,8 @@ import type { Metrics } from './metrics.js';
 export interface HttpAppDeps extends WebhookDeps {
   buffer: EventBuffer;
   metrics: Metrics;
+  /** MCP Streamable HTTP at `/mcp` (it parses JSON on that path only). */
+  mcp?: express.Router;
 }
 
 /** The HTTP surface: webhook ingress, health and metrics. No app-wide body parser, on purpose. */
@@ -14,6 +16,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(createWebhookRouter(deps));
+  if (deps.mcp) app.use(deps.mcp);
 
   app.get('/healthz', async (_req: Request, res: Response) => {
     const health = await deps.buffer.health();

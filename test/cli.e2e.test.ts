@@ -465,9 +465,16 @@ describe('serve refuses bad configuration with exit code 2', () => {
     },
     { name: '--max-body 1', args: () => ['--port', '0', '--max-body', '1'], names: ['--max-body'] },
     {
-      name: '--store redis',
+      name: '--store mongo',
+      args: () => ['--port', '0', '--store', 'mongo'],
+      names: ['--store', 'sqlite', 'redis'],
+    },
+    {
+      name: '--store redis with REDIS_URL=http://…',
       args: () => ['--port', '0', '--store', 'redis'],
-      names: ['--store', 'sqlite'],
+      env: { REDIS_URL: 'http://user:hunter2@cache.internal:6379' },
+      names: ['REDIS_URL', 'redis://'],
+      never: ['hunter2'],
     },
     {
       name: '--log-level loud',

@@ -58,6 +58,7 @@ async function awaiting(buffer: EventBuffer, id: string) {
 
 export interface ApprovalResult {
   id: string;
+  type: string;
   status: 'acked' | 'awaiting_approval';
   outcome: string;
   tool_call: ToolCall | null;
@@ -75,7 +76,7 @@ export async function approveAction(
   const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
   if (!call) {
     await buffer.ack(id, 'a person looked and approved');
-    return { id, status: 'acked', outcome: 'acknowledged', tool_call: null };
+    return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
   }
   try {
     await dispatchAndAck(buffer, sink, event, call, undefined, 'approved and dispatched');
@@ -84,6 +85,7 @@ export async function approveAction(
     await buffer.hold(id, approver, `approved, but dispatch failed: ${(error as Error).message}`);
     return {
       id,
+      type: event.type,
       status: 'awaiting_approval',
       outcome: `dispatch failed: ${(error as Error).message}`,
       tool_call: call,
@@ -91,6 +93,7 @@ export async function approveAction(
   }
   return {
     id,
+    type: event.type,
     status: 'acked',
     outcome: sink.kind === 'record' ? 'recorded' : 'dispatched',
     tool_call: call,
@@ -102,10 +105,10 @@ export async function rejectAction(
   id: string,
   reason: string,
 ): Promise<ApprovalResult> {
-  await awaiting(buffer, id);
+  const event = await awaiting(buffer, id);
   const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
   await buffer.ack(id, `rejected: ${reason}`, [
     { kind: 'decision', outcome: 'rejected', note: reason },
   ]);
-  return { id, status: 'acked', outcome: 'rejected', tool_call: call };
+  return { id, type: event.type, status: 'acked', outcome: 'rejected', tool_call: call };
 }

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import type client from 'prom-client';
 import type { EventBuffer } from '../buffer/buffer.js';
@@ -7,7 +6,7 @@ import type { RedactKind } from '../catalog/untrusted.js';
 import type { AgentSettings } from '../config/agent.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
-import { createSink } from './dispatch.js';
+import type { Sink } from './dispatch.js';
 import { AgentLoop } from './loop.js';
 import { createAgentMetrics } from './metrics.js';
 
@@ -15,23 +14,20 @@ export interface StartAgentOptions {
   buffer: EventBuffer;
   catalog: Catalog;
   settings: AgentSettings;
-  dispatch: NonNullable<ConfigFile['dispatch']>;
+  sink: Sink;
   approval: NonNullable<ConfigFile['approval']>;
   redact: readonly RedactKind[];
   logger: Logger;
   registry: client.Registry;
-  /** Where a `module` dispatch path is resolved from: the config file's directory. */
-  configDir?: string;
 }
 
 /** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentLoop> {
-  const sink = await createSink(options.dispatch, options.configDir ?? path.resolve('.'));
   const loop = new AgentLoop({
     buffer: options.buffer,
     catalog: options.catalog,
     client: new Anthropic({ apiKey: options.settings.apiKey, maxRetries: 4 }),
-    sink,
+    sink: options.sink,
     logger: options.logger.child({ component: 'agent' }),
     metrics: createAgentMetrics(options.registry),
     model: options.settings.model,

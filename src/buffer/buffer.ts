@@ -176,7 +176,8 @@ export interface EventBuffer {
   health(): Promise<BufferHealth>;
   /**
    * Calls `listener` after each committed change, including changes made by other processes on
-   * the same store (reported as `external`, without an id). Returns the unsubscribe function.
+   * the same store: with their kind and id where the store can tell (Redis), else as `external`
+   * without an id (SQLite's data_version). Returns the unsubscribe function.
    */
   watch(listener: ChangeListener): () => void;
   close(): Promise<void>;

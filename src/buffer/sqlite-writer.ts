@@ -51,7 +51,8 @@ function flush() {
   if (batch.length === 0) return;
   const ns = batch.map((m) => m.n);
   try {
-    parentPort.postMessage({ ns, outcomes: appendAll(batch) });
+    // IMMEDIATE: take the write lock up front; a deferred upgrade can fail with SQLITE_BUSY at once.
+    parentPort.postMessage({ ns, outcomes: appendAll.immediate(batch) });
   } catch (error) {
     parentPort.postMessage({ ns, error: String((error && error.message) || error) });
   }

@@ -139,9 +139,6 @@ export class SqliteBuffer implements EventBuffer {
   private readonly commitMode: CommitMode;
   private readonly recent: RecentIds;
   private writerThread: SqliteWriter | undefined;
-  /** Commits the writer made, so its changes are not announced again as another process's. */
-  private writerCommits = 0;
-  private writerCommitsSeen = 0;
   private closed = false;
   private readonly feed = new ChangeFeed();
   /** Changes made inside the running transaction, announced once it commits. */
@@ -232,7 +229,7 @@ export class SqliteBuffer implements EventBuffer {
       file: this.file,
       maxPending: this.maxPending,
       batch: this.commitMode === 'group',
-      onCommit: () => (this.writerCommits += 1),
+      onCommit: () => this.absorbWriterCommit(),
     });
     return this.writerThread;
   }
@@ -494,6 +491,20 @@ export class SqliteBuffer implements EventBuffer {
     return this.feed.add(listener, () => this.stopPolling());
   }
 
+  /**
+   * The writer thread's commits look external to this connection, but they are announced with
+   * their ids when the writer answers: take its data_version as seen. (Another process's commit
+   * landing in the same instant is announced with the next change.)
+   */
+  private absorbWriterCommit(): void {
+    if (!this.pollTimer || this.closed) return;
+    try {
+      this.dataVersion = this.readDataVersion();
+    } catch {
+      // The poll will notice on its own.
+    }
+  }
+
   private readDataVersion(): number {
     return this.db.pragma('data_version', { simple: true }) as number;
   }
@@ -504,11 +515,7 @@ export class SqliteBuffer implements EventBuffer {
       const version = this.readDataVersion();
       if (version !== this.dataVersion) {
         this.dataVersion = version;
-        // The writer thread's commits look external to this connection; they were announced
-        // (with their ids) when the writer answered.
-        if (this.writerCommits !== this.writerCommitsSeen)
-          this.writerCommitsSeen = this.writerCommits;
-        else this.feed.emit({ kind: 'external' });
+        this.feed.emit({ kind: 'external' });
       }
     } catch {
       // The store failed; health() reports it, the next poll tries again.

@@ -9,6 +9,7 @@ import {
 import { DATABASE_FILE, SqliteBuffer } from '../buffer/sqlite.js';
 import { detail, summarize } from '../buffer/summary.js';
 import { createCatalog } from '../catalog/catalog.js';
+import { loadStoreSettings } from '../config/config.js';
 import { DATA_DIR_SETTING, defaultDataDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
 import { out, outJson } from './output.js';
@@ -16,13 +17,21 @@ import { out, outJson } from './output.js';
 export interface EventsOptions {
   dataDir?: string;
   json?: boolean;
+  store?: string;
+  redisPrefix?: string;
 }
 
 /**
  * Opens the store a server writes to. SQLite in WAL mode lets this run beside a live server, and
- * opening after a crash replays the WAL, so every committed event is there.
+ * opening after a crash replays the WAL, so every committed event is there. With `--store redis`
+ * it connects to REDIS_URL under the deployment's key prefix, like every `serve` instance does.
  */
-export function openStore(options: EventsOptions, env = process.env): EventBuffer {
+export async function openStore(options: EventsOptions, env = process.env): Promise<EventBuffer> {
+  const settings = loadStoreSettings(options, env);
+  if (settings.store === 'redis') {
+    const { openRedisBuffer } = await import('../buffer/redis.js');
+    return openRedisBuffer({ url: settings.redisUrl, prefix: settings.redisPrefix });
+  }
   const dataDir = options.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env);
   const file = path.join(dataDir, DATABASE_FILE);
   if (!fs.existsSync(file)) {
@@ -38,7 +47,7 @@ async function withStore<T>(
   options: EventsOptions,
   fn: (buffer: EventBuffer) => Promise<T>,
 ): Promise<T> {
-  const buffer = openStore(options);
+  const buffer = await openStore(options);
   try {
     return await fn(buffer);
   } finally {

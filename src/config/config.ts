@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { COMMIT_MODES, type CommitMode } from '../buffer/sqlite.js';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { EventOverrides } from '../catalog/catalog.js';
@@ -19,8 +21,12 @@ export interface ServeConfig {
   toleranceSeconds: number;
   maxBodyBytes: number;
   maxPending: number;
-  store: 'sqlite';
-  commitMode: 'group' | 'each';
+  store: StoreKind;
+  /** Where the Redis store lives (REDIS_URL); used with `store: 'redis'`. */
+  redisUrl: string;
+  /** Prefix of every Redis key and channel (--redis-prefix / REDIS_KEY_PREFIX). */
+  redisPrefix: string;
+  commitMode: CommitMode;
   logLevel: LogLevel;
   /** `events` of the --config file, applied to the default catalog. */
   catalogOverrides: EventOverrides;
@@ -28,6 +34,16 @@ export interface ServeConfig {
   approval: NonNullable<ConfigFile['approval']>;
   /** Personal data replaced before any model sees it. */
   redact: readonly RedactKind[];
+  /** The --config file's directory: a `module` dispatch path is relative to it. */
+  configDir?: string;
+  /** Bearer token `/mcp` requires (MCP_AUTH_TOKEN); null: none (allowed on loopback binds only). */
+  mcpAuthToken: string | null;
+  /** Extra Host names `/mcp` accepts (MCP_ALLOWED_HOSTS, comma-separated). */
+  mcpAllowedHosts: readonly string[];
+  /** Extra browser origins `/mcp` accepts (MCP_ALLOWED_ORIGINS, comma-separated). */
+  mcpAllowedOrigins: readonly string[];
+  /** An MCP HTTP session with nothing open and no request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -39,10 +55,12 @@ export interface ServeFlags {
   maxBody?: string;
   maxPending?: string;
   store?: string;
+  redisPrefix?: string;
   commitMode?: string;
   logLevel?: string;
   config?: string;
   redact?: string;
+  mcpIdleTimeout?: string;
 }
 
 export const DEFAULTS = {
@@ -51,6 +69,7 @@ export const DEFAULTS = {
   toleranceSeconds: 300,
   maxBodyBytes: 2 * 1024 * 1024,
   maxPending: 100_000,
+  mcpSessionIdleMs: 30 * 60 * 1000,
 } as const;
 
 function pick(flag: string | undefined, env: string | undefined): string | undefined {
@@ -151,20 +170,12 @@ export function loadServeConfig(
           '--max-pending',
           'give the most pending events to hold, e.g. --max-pending 100000.',
         );
-  const store = flags.store ?? 'sqlite';
-  if (store !== 'sqlite') {
-    throw new ConfigError(
-      '--store',
-      store === 'redis'
-        ? 'the Redis store is not in this version yet. Fix: use --store sqlite (the default).'
-        : `${JSON.stringify(store)} is not a store. Fix: use --store sqlite.`,
-    );
-  }
+  const { store, redisUrl, redisPrefix } = loadStoreSettings(flags, env);
   const commitMode = flags.commitMode ?? 'group';
-  if (commitMode !== 'group' && commitMode !== 'each') {
+  if (!(COMMIT_MODES as readonly string[]).includes(commitMode)) {
     throw new ConfigError(
       '--commit-mode',
-      `${JSON.stringify(commitMode)} is not a commit mode. Fix: use group (default) or each.`,
+      `${JSON.stringify(commitMode)} is not a commit mode. Fix: use group (default), group-sync or each.`,
     );
   }
   const logLevel = pick(flags.logLevel, env.LOG_LEVEL) ?? 'info';
@@ -174,6 +185,15 @@ export function loadServeConfig(
       `${JSON.stringify(logLevel)} is not a level. Fix: use debug, info, warn, error or silent.`,
     );
   }
+  const mcpSessionIdleMs =
+    flags.mcpIdleTimeout === undefined
+      ? DEFAULTS.mcpSessionIdleMs
+      : parseWith(
+          positiveInt,
+          flags.mcpIdleTimeout,
+          '--mcp-idle-timeout',
+          'give the idle time in seconds after which an MCP HTTP session is closed, e.g. 1800.',
+        ) * 1000;
   const file = flags.config ? loadConfigFile(flags.config) : {};
   return Object.freeze({
     host,
@@ -184,13 +204,88 @@ export function loadServeConfig(
     maxBodyBytes,
     maxPending,
     store,
-    commitMode,
+    redisUrl,
+    redisPrefix,
+    commitMode: commitMode as CommitMode,
     logLevel,
     catalogOverrides: file.events ?? {},
     dispatch: file.dispatch ?? { type: 'record' as const },
     approval: file.approval ?? {},
     redact: parseRedact(flags.redact),
+    configDir: flags.config ? path.dirname(path.resolve(flags.config)) : undefined,
+    mcpAuthToken: pick(undefined, env.MCP_AUTH_TOKEN)?.trim() || null,
+    mcpAllowedHosts: Object.freeze(parseList(env.MCP_ALLOWED_HOSTS)),
+    mcpAllowedOrigins: Object.freeze(parseList(env.MCP_ALLOWED_ORIGINS)),
+    mcpSessionIdleMs,
   });
+}
+
+export type StoreKind = 'sqlite' | 'redis';
+
+export interface StoreSettings {
+  store: StoreKind;
+  redisUrl: string;
+  redisPrefix: string;
+}
+
+export const STORE_DEFAULTS = {
+  redisUrl: 'redis://127.0.0.1:6379',
+  redisPrefix: 'stripe-events:',
+} as const;
+
+/**
+ * `--store`, `REDIS_URL` and `--redis-prefix` / `REDIS_KEY_PREFIX`, shared by `serve` and the
+ * `events` commands. The Redis settings are checked only when the store is Redis.
+ */
+export function loadStoreSettings(
+  flags: { store?: string; redisPrefix?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): StoreSettings {
+  const store = flags.store ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'redis') {
+    throw new ConfigError(
+      '--store',
+      `${JSON.stringify(store)} is not a store. Fix: use --store sqlite (the default, one instance) or --store redis (several instances sharing one Redis).`,
+    );
+  }
+  const redisUrl = pick(undefined, env.REDIS_URL)?.trim() || STORE_DEFAULTS.redisUrl;
+  const redisPrefix = pick(flags.redisPrefix, env.REDIS_KEY_PREFIX) ?? STORE_DEFAULTS.redisPrefix;
+  if (store === 'redis') {
+    checkRedisUrl(redisUrl);
+    if (!/^[\x21-\x7e]{1,100}$/.test(redisPrefix)) {
+      throw new ConfigError(
+        '--redis-prefix / REDIS_KEY_PREFIX',
+        `${JSON.stringify(redisPrefix)} is not a usable key prefix (1 to 100 visible ASCII characters, no spaces). Fix: e.g. --redis-prefix stripe-events:prod: (every instance of one deployment uses the same prefix).`,
+      );
+    }
+  }
+  return { store, redisUrl, redisPrefix };
+}
+
+function checkRedisUrl(raw: string): void {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = null;
+  }
+  if (url && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') {
+    return;
+  }
+  // The value may carry a password: show only its scheme and host, never the whole text.
+  const shown = url ? `a URL with the scheme ${url.protocol}` : 'not a URL';
+  throw new ConfigError(
+    'REDIS_URL',
+    `is ${shown}, not a Redis URL. Fix: set it like redis://127.0.0.1:6379 or rediss://user:password@host:6380/0.`,
+  );
+}
+
+/** A comma-separated variable as a list, empty items dropped. */
+function parseList(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 export function parseRedact(raw: string | undefined): RedactKind[] {

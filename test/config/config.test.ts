@@ -80,9 +80,30 @@ describe('serve configuration', () => {
     expect(configError(() => loadServeConfig({ maxPending: '-1' }, {})).setting).toBe(
       '--max-pending',
     );
-    expect(configError(() => loadServeConfig({ store: 'redis' }, {})).message).toMatch(
-      /--store sqlite/,
+    expect(configError(() => loadServeConfig({ store: 'mongo' }, {})).message).toMatch(
+      /--store sqlite .*--store redis/,
     );
+    const redisUrl = configError(() =>
+      loadServeConfig({ store: 'redis' }, { REDIS_URL: 'http://user:hunter2@cache:6379' }),
+    );
+    expect(redisUrl.setting).toBe('REDIS_URL');
+    expect(redisUrl.message).not.toContain('hunter2');
+    expect(
+      configError(() => loadServeConfig({ store: 'redis', redisPrefix: 'has space' }, {})).setting,
+    ).toBe('--redis-prefix / REDIS_KEY_PREFIX');
+    // Redis settings are only checked when the Redis store is chosen.
+    expect(loadServeConfig({}, { REDIS_URL: 'nonsense' }).store).toBe('sqlite');
+    expect(loadServeConfig({ store: 'redis' }, {})).toMatchObject({
+      store: 'redis',
+      redisUrl: 'redis://127.0.0.1:6379',
+      redisPrefix: 'stripe-events:',
+    });
+    expect(
+      loadServeConfig(
+        { store: 'redis', redisPrefix: 'flag:' },
+        { REDIS_URL: 'rediss://h:6380/2', REDIS_KEY_PREFIX: 'env:' },
+      ),
+    ).toMatchObject({ redisUrl: 'rediss://h:6380/2', redisPrefix: 'flag:' });
     expect(configError(() => loadServeConfig({ logLevel: 'loud' }, {})).setting).toBe(
       '--log-level / LOG_LEVEL',
     );

@@ -1,0 +1,300 @@
+// MCP notification and paging latency, with same-run baselines.
+//
+//   npm run build && node bench/mcp-notify.mjs [--events 1000] [--sessions 50] [--pending 100000]
+//
+// A real `serve` process (dist/cli.js, SQLite store in a temp dir) and, in this process, official
+// SDK clients over Streamable HTTP. Measured:
+//   1. notification latency: signed webhook POST answered 200 → `notifications/resources/updated`
+//      received by a client subscribed to stripe-events://pending, with 1 and with N sessions
+//      (every session must hear each event before the next is sent). Events are sent "paced"
+//      (20 ms apart: Stripe's usual, sporadic arrivals) and "back to back" (the next POST as soon
+//      as the last notification arrived: bursts, where the hub coalesces for up to 10 ms).
+//   2. list_pending_events (limit 20) with P pending events: the first page, and pages deep in
+//      the queue through next_cursor.
+// Baselines, same server, same run: the webhook POST round trip itself, a bare HTTP round trip
+// (GET of an unknown path: express answers 404 without touching the store), and an SDK `ping`
+// over the same MCP session.
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import Stripe from 'stripe';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+if (!fs.existsSync(CLI)) {
+  process.stderr.write('dist/cli.js is missing: run `npm run build` first\n');
+  process.exit(2);
+}
+const { openSqliteBuffer } = await import(path.join(ROOT, 'dist/buffer/sqlite.js'));
+const { buildTestEvent } = await import(path.join(ROOT, 'dist/stripe/fixtures.js'));
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => {
+    if (arg.startsWith('--')) pairs.push([arg.slice(2), all[i + 1]]);
+    return pairs;
+  }, []),
+);
+const EVENTS = Number(args.events ?? 1000);
+const SESSIONS = Number(args.sessions ?? 50);
+const PENDING = Number(args.pending ?? 100_000);
+const LIST_CALLS = Number(args['list-calls'] ?? 1000);
+const PACE_MS = 20;
+const TARGET_P99_MS = 50;
+
+// Node's fetch removes a request's abort listener from the client transport's signal only when
+// the request is garbage-collected; thousands of back-to-back calls outrun GC and trip the
+// MaxListeners warning. Not a leak, and not the server's: silence it for this client.
+setMaxListeners(0);
+
+const secret = `whsec_${crypto.randomBytes(18).toString('base64url')}`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function stats(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  return { n: s.length, p50: q(50), p99: q(99), max: s.at(-1) };
+}
+
+const rows = [];
+function row(name, samples, note = '') {
+  const st = stats(samples);
+  rows.push({ name, ...st, note });
+  const f = (x) => x.toFixed(2).padStart(8);
+  console.log(
+    `${name.padEnd(58)} n=${String(st.n).padStart(6)}  p50 ${f(st.p50)} ms  p99 ${f(st.p99)} ms  max ${f(st.max)} ms  ${note}`,
+  );
+  return st;
+}
+
+/** `serve` in a child process; resolves with its URL once it listens. */
+async function startServe(dataDir) {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
+    env: { ...process.env, STRIPE_WEBHOOK_SECRET: secret, LOG_LEVEL: 'info', MCP_AUTH_TOKEN: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (chunk) => {
+      err += chunk;
+      const m = /"msg":"listening","url":"([^"]+)"/.exec(err);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}\n${err}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function connect(url) {
+  const client = new Client({ name: 'bench', version: '1.0.0' });
+  const session = { client, waiting: null, updates: 0 };
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, () => {
+    session.updates += 1;
+    const at = performance.now();
+    const resolve = session.waiting;
+    session.waiting = null;
+    resolve?.(at);
+  });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp`)));
+  await client.subscribeResource({ uri: 'stripe-events://pending' });
+  return session;
+}
+
+async function postEvent(url, type = 'charge.refunded') {
+  const payload = JSON.stringify(buildTestEvent(type));
+  const header = Stripe.webhooks.generateTestHeaderString({ payload, secret });
+  const res = await fetch(`${url}/stripe/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'stripe-signature': header },
+    body: payload,
+  });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`webhook answered ${res.status}`);
+}
+
+/** One event: POST, then wait until every session heard it. Returns the timings. */
+async function oneEvent(url, sessions) {
+  const heard = sessions.map(
+    (s) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no notification within 10 s')), 10_000);
+        s.waiting = (at) => {
+          clearTimeout(timer);
+          resolve(at);
+        };
+      }),
+  );
+  const sent = performance.now();
+  await postEvent(url);
+  const answered = performance.now();
+  const at = await Promise.all(heard);
+  return { sent, answered, at };
+}
+
+async function notificationRun(url, sessions, paced) {
+  const afterOk = [];
+  const endToEnd = [];
+  const lastSession = [];
+  const post = [];
+  // Warm-up: every GET stream is open once every session heard an event.
+  for (let i = 0; i < 5; i++) await oneEvent(url, sessions);
+  for (let i = 0; i < EVENTS; i++) {
+    if (paced) await sleep(PACE_MS);
+    const t = await oneEvent(url, sessions);
+    post.push(t.answered - t.sent);
+    for (const at of t.at) {
+      // The server announces the change before it writes the 200, so a notification can
+      // arrive before the client has read the answer: that counts as 0.
+      afterOk.push(Math.max(0, at - t.answered));
+      endToEnd.push(at - t.sent);
+    }
+    lastSession.push(Math.max(0, Math.max(...t.at) - t.answered));
+  }
+  return { afterOk, endToEnd, lastSession, post };
+}
+
+async function bareHttp(url, n) {
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const res = await fetch(`${url}/bench-nothing-here`);
+    await res.arrayBuffer();
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+async function pings(client, n) {
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await client.ping();
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+function machine() {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+  return `${cpu ?? os.cpus()[0]?.model}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GB; node ${process.version}; ${new Date().toISOString()}`;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sem-bench-mcp-'));
+const cleanup = [];
+try {
+  console.log(`machine: ${machine()}`);
+  console.log(
+    `events: ${EVENTS} per run, sessions: 1 and ${SESSIONS}, pending for paging: ${PENDING}\n`,
+  );
+
+  // ---- 1. notifications -------------------------------------------------------------------
+  const notifyDir = path.join(tmp, 'notify');
+  const serve = await startServe(notifyDir);
+  cleanup.push(serve.stop);
+  const sessions = [];
+  for (let i = 0; i < SESSIONS; i++) sessions.push(await connect(serve.url));
+  cleanup.unshift(() => Promise.allSettled(sessions.map((s) => s.client.close())));
+
+  console.log('baselines (same server):');
+  row('bare HTTP round trip (GET → 404, no store)', await bareHttp(serve.url, 1000));
+  row('SDK ping over an MCP session', await pings(sessions[0].client, 1000));
+  console.log();
+
+  const verdicts = [];
+  for (const [label, group] of [
+    ['1 session', sessions.slice(0, 1)],
+    [`${SESSIONS} sessions`, sessions],
+  ]) {
+    for (const paced of [true, false]) {
+      const mode = paced ? `paced ${PACE_MS} ms` : 'back to back';
+      const r = await notificationRun(serve.url, group, paced);
+      console.log(`notifications, ${label}, ${mode}:`);
+      row('  webhook POST round trip (baseline)', r.post);
+      const st = row('  200 → resources/updated (every session)', r.afterOk);
+      row('  200 → resources/updated (last session of each event)', r.lastSession);
+      row('  POST sent → resources/updated', r.endToEnd);
+      verdicts.push([`notify ${label}, ${mode}`, st.p99]);
+      console.log();
+    }
+  }
+  await Promise.allSettled(sessions.map((s) => s.client.close()));
+  await serve.stop();
+  cleanup.length = 0;
+
+  // ---- 2. list_pending_events with a deep queue ---------------------------------------------
+  const listDir = path.join(tmp, 'list');
+  const fillStart = performance.now();
+  const buffer = openSqliteBuffer(listDir, {});
+  const appends = [];
+  for (let i = 0; i < PENDING; i++) {
+    const id = `evt_bench_${String(i).padStart(7, '0')}`;
+    const event = buildTestEvent(
+      i % 3 === 0 ? 'charge.dispute.created' : 'invoice.payment_failed',
+      { id },
+    );
+    appends.push(
+      buffer.append({
+        id,
+        type: event.type,
+        created: event.created,
+        livemode: false,
+        objectId: event.data.object.id ?? null,
+        payload: JSON.stringify(event),
+      }),
+    );
+  }
+  await Promise.all(appends);
+  await buffer.close();
+  console.log(
+    `filled ${PENDING} pending events in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`,
+  );
+
+  const listServe = await startServe(listDir);
+  cleanup.push(listServe.stop);
+  const { client } = await connect(listServe.url);
+  cleanup.unshift(() => client.close());
+  row('SDK ping over an MCP session (baseline)', await pings(client, LIST_CALLS));
+  const first = [];
+  for (let i = 0; i < LIST_CALLS; i++) {
+    const t = performance.now();
+    const r = await client.callTool({ name: 'list_pending_events', arguments: { limit: 20 } });
+    first.push(performance.now() - t);
+    if (r.isError || r.structuredContent.total_pending !== PENDING) throw new Error('bad page');
+  }
+  const firstSt = row('list_pending_events limit 20, first page', first);
+  const deep = [];
+  let cursor;
+  for (let i = 0; i < LIST_CALLS; i++) {
+    const t = performance.now();
+    const r = await client.callTool({
+      name: 'list_pending_events',
+      arguments: { limit: 20, ...(cursor ? { cursor } : {}) },
+    });
+    deep.push(performance.now() - t);
+    cursor = r.structuredContent.next_cursor;
+  }
+  const deepSt = row(`list_pending_events limit 20, pages 1–${LIST_CALLS} via next_cursor`, deep);
+  verdicts.push(['list_pending_events first page', firstSt.p99]);
+  verdicts.push(['list_pending_events paging', deepSt.p99]);
+
+  console.log(`\ntarget: p99 ≤ ${TARGET_P99_MS} ms`);
+  for (const [name, p99] of verdicts) {
+    console.log(`  ${p99 <= TARGET_P99_MS ? 'met ' : 'MISS'}  ${name}: p99 ${p99.toFixed(2)} ms`);
+  }
+} finally {
+  for (const fn of cleanup) await fn();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}

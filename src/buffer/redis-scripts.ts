@@ -1,0 +1,493 @@
+/**
+ * The Lua scripts behind the Redis buffer. Every state change is one script, so it is atomic:
+ * Redis runs a script start to finish with nothing else in between, and a script's writes reach
+ * the AOF together. Scripts never read Redis's clock (no TIME): the caller passes `now`, like the
+ * other adapters' injectable clock, so tests can move time.
+ *
+ * Every script takes ARGV[1] = key prefix, ARGV[2] = now (ms, a decimal string), ARGV[3] = the
+ * calling instance's id (to tag the change notifications it publishes); its own arguments follow.
+ * Keys are built from the prefix inside the scripts, so this needs a single Redis primary (with
+ * replicas or Sentinel if you like), not Redis Cluster. The layout is in docs/SCALING.md.
+ *
+ * The failure rule (attempts + 1, dead at the limit, else pending with an optional retry time)
+ * is the one in transitions.ts (`afterFailure`), restated here because it must run inside the
+ * script; the contract suite holds both to the same behaviour.
+ */
+
+/** Bumped when the key layout changes incompatibly; kept at `<prefix>schema`. */
+export const REDIS_SCHEMA_VERSION = 1;
+
+const PRELUDE = `
+local P = ARGV[1]
+local NOW = ARGV[2]
+local FROM = ARGV[3]
+local NOWN = tonumber(NOW)
+local changes = {}
+
+local function int(n) return string.format('%d', n) end
+local function ekey(id) return P .. 'ev:' .. id end
+local function hkey(id) return P .. 'h:' .. id end
+
+-- The event's hash as a table (fields that are null are absent), or nil.
+local function load(id)
+  local flat = redis.call('HGETALL', ekey(id))
+  if #flat == 0 then return nil end
+  local e = {}
+  for i = 1, #flat, 2 do e[flat[i]] = flat[i + 1] end
+  return e
+end
+
+local function change(kind, e)
+  changes[#changes + 1] = { kind = kind, id = e.id, type = e.type }
+end
+
+-- Publishes this script's changes on <prefix>changes and returns the message ('' for none).
+local function finish()
+  if #changes == 0 then return '' end
+  local msg = cjson.encode({ from = FROM, changes = changes })
+  redis.call('PUBLISH', P .. 'changes', msg)
+  return msg
+end
+
+-- History entries are "<at>\\t<kind>\\t<JSON of the other fields, or empty>".
+local function log(id, kind, data)
+  redis.call('RPUSH', hkey(id), NOW .. '\\t' .. kind .. '\\t' .. (data or ''))
+end
+-- Entries recorded in the same script as a state change: ARGV[i] = how many, then for each its
+-- kind, its data (JSON or '') and the change it announces (or '').
+local function log_records(i, e)
+  local n = tonumber(ARGV[i] or '0') or 0
+  for j = 0, n - 1 do
+    local at = i + 1 + j * 3
+    log(e.id, ARGV[at], ARGV[at + 1])
+    if ARGV[at + 2] ~= '' then change(ARGV[at + 2], e) end
+  end
+end
+local function note(text)
+  if text == nil or text == '' then return '' end
+  return cjson.encode({ note = text })
+end
+
+-- Secondary indexes: which sorted sets an event is in follows from its status.
+local function unindex(e)
+  local s = e.status
+  redis.call('ZREM', P .. 's:' .. s, e.id)
+  if s == 'pending' then
+    redis.call('ZREM', P .. 'ready', e.id)
+    redis.call('ZREM', P .. 'rt:' .. e.type, e.id)
+    redis.call('ZREM', P .. 'delayed', e.id)
+    if redis.call('HINCRBY', P .. 'pbt', e.type, -1) <= 0 then
+      redis.call('HDEL', P .. 'pbt', e.type)
+    end
+  elseif s == 'claimed' then
+    redis.call('ZREM', P .. 'leases', e.id)
+  elseif s == 'acked' or s == 'dead' then
+    redis.call('ZREM', P .. 'fin', e.id)
+  end
+end
+
+local function index(e)
+  local s = e.status
+  redis.call('ZADD', P .. 's:' .. s, e.seq, e.id)
+  if s == 'pending' then
+    if e.retry_at and tonumber(e.retry_at) > NOWN then
+      redis.call('ZADD', P .. 'delayed', e.retry_at, e.id)
+    else
+      redis.call('ZADD', P .. 'ready', e.seq, e.id)
+      redis.call('ZADD', P .. 'rt:' .. e.type, e.seq, e.id)
+    end
+    redis.call('HINCRBY', P .. 'pbt', e.type, 1)
+  elseif s == 'claimed' then
+    redis.call('ZADD', P .. 'leases', e.lease_expires_at, e.id)
+  elseif s == 'acked' or s == 'dead' then
+    redis.call('ZADD', P .. 'fin', e.updated_at, e.id)
+  end
+end
+
+-- Applies \`patch\` (false = null) to the event and moves it between the indexes.
+local function write(e, patch)
+  unindex(e)
+  local sets, dels = {}, {}
+  for k, v in pairs(patch) do
+    if v == false then
+      e[k] = nil
+      dels[#dels + 1] = k
+    else
+      e[k] = v
+      sets[#sets + 1] = k
+      sets[#sets + 1] = v
+    end
+  end
+  if #sets > 0 then redis.call('HSET', ekey(e.id), unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', ekey(e.id), unpack(dels)) end
+  index(e)
+  return e
+end
+
+-- transitions.ts afterFailure: attempts + 1; dead at the limit, else pending (retry later).
+local function after_failure(e, max_attempts, retry_in_ms, reason)
+  local attempts = tonumber(e.attempts) + 1
+  local patch = {
+    attempts = int(attempts), retry_at = false, lease_owner = false, lease_expires_at = false,
+    last_error = reason, updated_at = NOW
+  }
+  if attempts >= max_attempts then
+    patch.status = 'dead'
+  else
+    patch.status = 'pending'
+    if retry_in_ms > 0 then patch.retry_at = int(NOWN + retry_in_ms) end
+  end
+  return write(e, patch)
+end
+
+-- Expired leases go back to pending (or dead), counting the attempt. Returns how many.
+local function recover(max_attempts, lease_expiry_retry_ms)
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', NOW)
+  for _, id in ipairs(ids) do
+    local e = load(id)
+    if e and e.status == 'claimed' then
+      after_failure(e, max_attempts, lease_expiry_retry_ms, 'lease expired')
+      if e.status == 'dead' then
+        log(id, 'dead')
+        change('dead', e)
+      else
+        log(id, 'lease_expired')
+        change('released', e)
+      end
+    else
+      redis.call('ZREM', P .. 'leases', id)
+    end
+  end
+  return #ids
+end
+`;
+
+/** name → Lua body (appended to the prelude). */
+const BODIES = {
+  /**
+   * ARGV[4..]: maxPending (-1: none), dedupMs, id, type, created, livemode (1/0), objectId,
+   * hasObjectId (1/0), payload. Returns {outcome, changes}; outcome queued | duplicate | full.
+   */
+  sem_append: `
+local max_pending = tonumber(ARGV[4])
+local dedup_ms = ARGV[5]
+local id = ARGV[6]
+local dkey = P .. 'id:' .. id
+if max_pending >= 0 and redis.call('ZCARD', P .. 's:pending') >= max_pending then
+  -- Full: a known id is still answered duplicate; nothing is written for a new one.
+  if redis.call('EXISTS', dkey) == 1 or redis.call('EXISTS', ekey(id)) == 1 then
+    return { 'duplicate', '' }
+  end
+  return { 'full', '' }
+end
+-- The authority on dedup: SET NX on the id, kept for the dedup window.
+if not redis.call('SET', dkey, '1', 'NX', 'PX', dedup_ms) then return { 'duplicate', '' } end
+-- Still stored past the window (pending for over 7 days): the marker is re-armed, still a duplicate.
+if redis.call('EXISTS', ekey(id)) == 1 then return { 'duplicate', '' } end
+local seq = redis.call('INCR', P .. 'seq')
+local e = {
+  id = id, seq = int(seq), type = ARGV[7], created = ARGV[8], livemode = ARGV[9],
+  payload = ARGV[12], status = 'pending', attempts = '0', received_at = NOW, updated_at = NOW
+}
+local fields = {}
+for k, v in pairs(e) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = v
+end
+if ARGV[11] == '1' then
+  fields[#fields + 1] = 'object_id'
+  fields[#fields + 1] = ARGV[10]
+end
+redis.call('HSET', ekey(id), unpack(fields))
+redis.call('ZADD', P .. 't:' .. e.type, seq, id)
+index(e)
+change('queued', e)
+return { 'queued', finish() }
+`,
+
+  /** ARGV[4..]: maxAttempts, leaseExpiryRetryMs, owner, leaseMs, limit, nTypes, types... */
+  sem_claim: `
+local max_attempts = tonumber(ARGV[4])
+recover(max_attempts, tonumber(ARGV[5]))
+local owner = ARGV[6]
+local lease_ms = tonumber(ARGV[7])
+local limit = tonumber(ARGV[8])
+local ntypes = tonumber(ARGV[9])
+-- Nacked events whose retry time has come join the ready sets.
+local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW)
+for _, id in ipairs(due) do
+  redis.call('ZREM', P .. 'delayed', id)
+  local e = load(id)
+  if e and e.status == 'pending' then
+    redis.call('ZADD', P .. 'ready', e.seq, id)
+    redis.call('ZADD', P .. 'rt:' .. e.type, e.seq, id)
+  end
+end
+local picked = {}
+if ntypes == 0 then
+  picked = redis.call('ZRANGE', P .. 'ready', 0, limit - 1)
+else
+  local candidates = {}
+  for i = 1, ntypes do
+    local r = redis.call('ZRANGE', P .. 'rt:' .. ARGV[9 + i], 0, limit - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do candidates[#candidates + 1] = { r[j], tonumber(r[j + 1]) } end
+  end
+  table.sort(candidates, function(a, b) return a[2] < b[2] end)
+  for i = 1, math.min(limit, #candidates) do picked[i] = candidates[i][1] end
+end
+local out = { '' }
+for _, id in ipairs(picked) do
+  local e = load(id)
+  write(e, {
+    status = 'claimed', lease_owner = owner, lease_expires_at = int(NOWN + lease_ms),
+    updated_at = NOW
+  })
+  log(id, 'claimed', note(owner))
+  change('claimed', e)
+  out[#out + 1] = redis.call('HGETALL', ekey(id))
+end
+out[1] = finish()
+return out
+`,
+
+  /** ARGV[4..]: id, owner, leaseMs. Returns 1 when renewed. */
+  sem_renew: `
+local id, owner = ARGV[4], ARGV[5]
+local e = load(id)
+if not e or e.status ~= 'claimed' or e.lease_owner ~= owner then return 0 end
+if tonumber(e.lease_expires_at) <= NOWN then return 0 end
+local expires = int(NOWN + tonumber(ARGV[6]))
+redis.call('HSET', ekey(id), 'lease_expires_at', expires)
+redis.call('ZADD', P .. 'leases', expires, id)
+return 1
+`,
+
+  /** ARGV[4..]: id, owner. Returns {outcome, changes}; outcome ok | notfound. */
+  sem_release: `
+local id, owner = ARGV[4], ARGV[5]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+if e.status ~= 'claimed' or e.lease_owner ~= owner then return { 'ok', '' } end
+write(e, { status = 'pending', lease_owner = false, lease_expires_at = false, updated_at = NOW })
+log(id, 'released', note(owner))
+change('released', e)
+return { 'ok', finish() }
+`,
+
+  /**
+   * ARGV[4..]: id, owner, note JSON or '', records. Returns {outcome, changes, event | status,
+   * owner}.
+   */
+  sem_hold: `
+local id, owner = ARGV[4], ARGV[5]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+if e.status ~= 'claimed' or e.lease_owner ~= owner then
+  return { 'invalid', '', e.status, e.lease_owner or '' }
+end
+log_records(7, e)
+write(e, { status = 'awaiting_approval', lease_owner = false, lease_expires_at = false, updated_at = NOW })
+log(id, 'held', ARGV[6])
+change('held', e)
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
+`,
+
+  /** ARGV[4..]: id, owner, leaseMs. Returns {outcome, changes, event | status}. */
+  sem_resume: `
+local id, owner = ARGV[4], ARGV[5]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+if e.status ~= 'awaiting_approval' then return { 'invalid', '', e.status } end
+write(e, {
+  status = 'claimed', lease_owner = owner, lease_expires_at = int(NOWN + tonumber(ARGV[6])),
+  updated_at = NOW
+})
+log(id, 'resumed', note(owner))
+change('claimed', e)
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
+`,
+
+  /** ARGV[4..]: id, note JSON or '', records. Returns {outcome, changes, event...}. */
+  sem_ack: `
+local id = ARGV[4]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+if e.status ~= 'acked' then
+  log_records(6, e)
+  write(e, {
+    status = 'acked', retry_at = false, lease_owner = false, lease_expires_at = false,
+    updated_at = NOW
+  })
+  log(id, 'acked', ARGV[5])
+  change('acked', e)
+end
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
+`,
+
+  /**
+   * ARGV[4..]: id, maxAttempts, retryInMs, reason, records. Returns {outcome, changes,
+   * event | status}.
+   */
+  sem_nack: `
+local id = ARGV[4]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+local s = e.status
+if s ~= 'pending' and s ~= 'claimed' and s ~= 'awaiting_approval' then
+  return { 'invalid', '', s }
+end
+log_records(8, e)
+after_failure(e, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+local kind = e.status == 'dead' and 'dead' or 'nacked'
+log(id, kind, note(ARGV[7]))
+change(kind, e)
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
+`,
+
+  /** ARGV[4..]: id, note JSON or ''. Returns {outcome, changes, event...}. */
+  sem_replay: `
+local id = ARGV[4]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+write(e, {
+  status = 'pending', attempts = '0', retry_at = false, lease_owner = false,
+  lease_expires_at = false, last_error = false, updated_at = NOW
+})
+log(id, 'replayed', ARGV[5])
+change('replayed', e)
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
+`,
+
+  /** ARGV[4..]: id, kind, data JSON or '', change kind or ''. Returns {outcome, changes}. */
+  sem_add_history: `
+local id = ARGV[4]
+local e = load(id)
+if not e then return { 'notfound', '' } end
+log(id, ARGV[5], ARGV[6])
+if ARGV[7] ~= '' then change(ARGV[7], e) end
+return { 'ok', finish() }
+`,
+
+  /** ARGV[4..]: maxAttempts, leaseExpiryRetryMs. Returns {count, changes}. */
+  sem_recover: `
+local n = recover(tonumber(ARGV[4]), tonumber(ARGV[5]))
+return { n, finish() }
+`,
+
+  /** ARGV[4..]: before (ms), batch. Deletes acked and dead events last changed before it. */
+  sem_prune: `
+local ids = redis.call('ZRANGEBYSCORE', P .. 'fin', '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+for _, id in ipairs(ids) do
+  local e = load(id)
+  if e then
+    unindex(e)
+    redis.call('ZREM', P .. 't:' .. e.type, id)
+    redis.call('DEL', ekey(id), hkey(id))
+  else
+    redis.call('ZREM', P .. 'fin', id)
+  end
+end
+-- The dedup marker (<prefix>id:<id>) stays until its own expiry: the id is still a duplicate.
+return #ids
+`,
+
+  /** Returns {pending, claimed, acked, dead, awaiting_approval, oldestPendingReceivedAt|'', pbt...}. */
+  sem_stats: `
+local out = {}
+for _, s in ipairs({ 'pending', 'claimed', 'acked', 'dead', 'awaiting_approval' }) do
+  out[#out + 1] = redis.call('ZCARD', P .. 's:' .. s)
+end
+local oldest = ''
+local first = redis.call('ZRANGE', P .. 's:pending', 0, 0)
+if first[1] then oldest = redis.call('HGET', ekey(first[1]), 'received_at') or '' end
+out[#out + 1] = oldest
+local pbt = redis.call('HGETALL', P .. 'pbt')
+for i = 1, #pbt do out[#out + 1] = pbt[i] end
+return out
+`,
+
+  /**
+   * ARGV[4..]: after (seq), limit, nStatuses, statuses..., nTypes, types...
+   * Merges the smaller side's sorted sets (per status, or per type) in seq order, filtering by
+   * the other side. Returns {more (1/0), last seq of the page, event...}.
+   */
+  sem_list: `
+local after = ARGV[4]
+local limit = tonumber(ARGV[5])
+local i = 6
+local statuses, types = {}, {}
+local ns = tonumber(ARGV[i]); i = i + 1
+for j = 1, ns do statuses[j] = ARGV[i]; i = i + 1 end
+local nt = tonumber(ARGV[i]); i = i + 1
+for j = 1, nt do types[j] = ARGV[i]; i = i + 1 end
+
+local status_sets, type_sets, size_s, size_t = {}, {}, 0, 0
+for _, s in ipairs(statuses) do
+  local k = P .. 's:' .. s
+  status_sets[#status_sets + 1] = k
+  size_s = size_s + redis.call('ZCARD', k)
+end
+for _, t in ipairs(types) do
+  local k = P .. 't:' .. t
+  type_sets[#type_sets + 1] = k
+  size_t = size_t + redis.call('ZCARD', k)
+end
+local sets, field, allowed = status_sets, nil, {}
+if nt > 0 then
+  if size_t < size_s then
+    sets, field = type_sets, 'status'
+    for _, s in ipairs(statuses) do allowed[s] = true end
+  else
+    field = 'type'
+    for _, t in ipairs(types) do allowed[t] = true end
+  end
+end
+
+local want = limit + 1
+local batch_size = math.max(want, 32)
+local cur = after
+local page = {}
+while #page < want do
+  local batch, bound = {}, nil
+  for _, k in ipairs(sets) do
+    local r = redis.call('ZRANGEBYSCORE', k, '(' .. cur, '+inf', 'WITHSCORES', 'LIMIT', 0, batch_size)
+    for j = 1, #r, 2 do batch[#batch + 1] = { r[j], tonumber(r[j + 1]), r[j + 1] } end
+    -- A set that filled its batch may hold more past its last score: only merge up to there.
+    if #r / 2 == batch_size then
+      local last = tonumber(r[#r])
+      if bound == nil or last < bound[1] then bound = { last, r[#r] } end
+    end
+  end
+  table.sort(batch, function(a, b) return a[2] < b[2] end)
+  for _, item in ipairs(batch) do
+    if bound ~= nil and item[2] > bound[1] then break end
+    if field == nil or allowed[redis.call('HGET', ekey(item[1]), field)] then
+      page[#page + 1] = item
+      if #page == want then break end
+    end
+  end
+  if bound == nil then break end
+  cur = bound[2]
+end
+
+local more = #page > limit
+local out = { more and 1 or 0, '' }
+for j = 1, math.min(limit, #page) do
+  out[#out + 1] = redis.call('HGETALL', ekey(page[j][1]))
+  out[2] = page[j][3]
+end
+return out
+`,
+
+  /** ARGV[4]: schema version. Returns the stored version (set to ARGV[4] when there was none). */
+  sem_schema: `
+redis.call('SET', P .. 'schema', ARGV[4], 'NX')
+return redis.call('GET', P .. 'schema')
+`,
+} as const;
+
+export type ScriptName = keyof typeof BODIES;
+
+export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(
+  Object.entries(BODIES).map(([name, body]) => [name, PRELUDE + body]),
+) as Record<ScriptName, string>;

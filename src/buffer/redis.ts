@@ -1,0 +1,599 @@
+import crypto from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  AppError,
+  BufferFullError,
+  EventNotFoundError,
+  InvalidTransitionError,
+  StoreUnavailableError,
+} from '../errors.js';
+import {
+  DEDUP_WINDOW_MS,
+  DEFAULT_MAX_ATTEMPTS,
+  EVENT_STATUSES,
+  emptyCounts,
+  isEventStatus,
+  type AppendResult,
+  type BufferChange,
+  type BufferHealth,
+  type BufferOptions,
+  type ChangeListener,
+  type ClaimOptions,
+  type EventBuffer,
+  type EventStatus,
+  type HistoryEntry,
+  type HistoryInput,
+  type IncomingEvent,
+  type ListPage,
+  type ListQuery,
+  type NackOptions,
+  type QueueStats,
+  type StoredEvent,
+} from './buffer.js';
+import { CHANGE_OF, ChangeFeed } from './changes.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { RecentIds } from './recent-ids.js';
+import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './redis-scripts.js';
+import { redactRedisUrl } from './redis-url.js';
+import {
+  assertAwaitingApproval,
+  assertHeldBy,
+  assertNackable,
+  LEASE_EXPIRY_RETRY_MS,
+} from './transitions.js';
+
+export { redactRedisUrl };
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_REDIS_PREFIX = 'stripe-events:';
+
+export interface RedisBufferOptions extends BufferOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS. */
+  url: string;
+  /** Every key (and the change channel) starts with this, so deployments can share one Redis. */
+  prefix?: string;
+  /** Size of the in-memory dedup fast path. */
+  recentIdsMax?: number;
+  /** A command without an answer after this long fails (StoreUnavailableError). Default 5 s. */
+  commandTimeoutMs?: number;
+  /** How long opening waits for a first connection before giving up. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Told when the connection to Redis is lost and when it is back (for logs). */
+  onConnectionChange?: (state: 'lost' | 'restored', detail: string) => void;
+}
+
+/** Acked and dead events are deleted this many at a time, each batch its own short script. */
+const PRUNE_BATCH = 1000;
+/** Between reconnection attempts: quick at first, then once a second, forever. */
+const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000);
+
+/**
+ * The scale-out store: several `serve` instances share one Redis. Every state change is one Lua
+ * script (atomic, see redis-scripts.ts); dedup is `SET NX` on the event id with the 7-day window
+ * as expiry, with the in-memory RecentIds LRU in front. `append` resolves once Redis answered the
+ * script, i.e. once the write is in Redis's memory and handed to its AOF as configured
+ * (docs/SCALING.md says what appendfsync everysec and always promise).
+ *
+ * While Redis is unreachable every call fails at once with StoreUnavailableError (no offline
+ * queue), `health()` reports ok:false, and the client keeps reconnecting in the background; when
+ * Redis is back, work resumes without a restart.
+ */
+export class RedisBuffer implements EventBuffer {
+  readonly kind = 'redis';
+  readonly prefix: string;
+  /** Tags this instance's change notifications so it does not announce its own changes twice. */
+  readonly instanceId = crypto.randomUUID();
+  private readonly client: Redis;
+  private readonly safeUrl: string;
+  private readonly options: RedisBufferOptions;
+  private readonly now: () => number;
+  private readonly maxPending: number;
+  private readonly maxAttempts: number;
+  private readonly recent: RecentIds;
+  private readonly feed = new ChangeFeed();
+  private subscriber: Redis | undefined;
+  private closed = false;
+  private lastError: string | undefined;
+  private connected = false;
+
+  private constructor(options: RedisBufferOptions) {
+    this.options = options;
+    this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
+    this.safeUrl = redactRedisUrl(options.url);
+    this.now = options.now ?? Date.now;
+    this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.recent = new RecentIds(options.recentIdsMax);
+    this.client = new Redis(options.url, this.clientOptions());
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      this.client.defineCommand(name, { numberOfKeys: 0, lua });
+    }
+    this.client.on('error', (error: Error) => {
+      this.lastError = error.message;
+    });
+    this.client.on('ready', () => {
+      if (!this.connected && this.lastError !== undefined) {
+        options.onConnectionChange?.('restored', `reconnected to Redis at ${this.safeUrl}`);
+      }
+      this.connected = true;
+      this.lastError = undefined;
+    });
+    this.client.on('close', () => {
+      if (this.connected && !this.closed) {
+        this.lastError ??= 'connection closed';
+        options.onConnectionChange?.(
+          'lost',
+          `lost the connection to Redis at ${this.safeUrl}; reconnecting`,
+        );
+      }
+      this.connected = false;
+    });
+  }
+
+  /** Connects, checks the key layout version, and resolves with a ready buffer. */
+  static async open(options: RedisBufferOptions): Promise<RedisBuffer> {
+    const buffer = new RedisBuffer(options);
+    try {
+      await buffer.waitReady(options.connectTimeoutMs ?? 10_000);
+      const version = await buffer.script<string>('sem_schema', [String(REDIS_SCHEMA_VERSION)]);
+      if (Number(version) !== REDIS_SCHEMA_VERSION) {
+        throw new StoreUnavailableError(
+          `the keys under ${JSON.stringify(buffer.prefix)} in Redis at ${buffer.safeUrl} use layout ${version}, which this stripe-events-mcp does not know (it writes ${REDIS_SCHEMA_VERSION}); upgrade it or use another --redis-prefix`,
+        );
+      }
+    } catch (error) {
+      buffer.closed = true;
+      buffer.client.disconnect();
+      throw error;
+    }
+    return buffer;
+  }
+
+  private clientOptions(): RedisOptions {
+    return {
+      // Fail fast instead of queueing while disconnected: the webhook answers 503 + Retry-After
+      // and Stripe delivers again later. Commands in flight when the connection drops fail too.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.options.commandTimeoutMs ?? 5_000,
+      connectTimeout: 2_000,
+      retryStrategy,
+      // After a failover a client may still talk to the demoted primary: reconnect.
+      reconnectOnError: (error) => error.message.startsWith('READONLY'),
+      // Concurrent webhook deliveries share one write to the socket.
+      enableAutoPipelining: true,
+      connectionName: 'stripe-events-mcp',
+    };
+  }
+
+  private waitReady(timeoutMs: number): Promise<void> {
+    if (this.client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new StoreUnavailableError(
+            `cannot reach Redis at ${this.safeUrl} (${this.lastError ?? 'no answer'}) within ${timeoutMs / 1000} s. Fix: start Redis or set REDIS_URL to where it runs.`,
+          ),
+        );
+      }, timeoutMs);
+      const onReady = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+      };
+      this.client.on('ready', onReady);
+    });
+  }
+
+  async append(event: IncomingEvent): Promise<AppendResult> {
+    if (this.closed) throw closedError();
+    if (this.recent.has(event.id)) return { status: 'duplicate', id: event.id };
+    const [outcome, changes] = await this.script<[string, string]>('sem_append', [
+      Number.isFinite(this.maxPending) ? String(this.maxPending) : '-1',
+      String(DEDUP_WINDOW_MS),
+      event.id,
+      event.type,
+      String(event.created),
+      event.livemode ? '1' : '0',
+      event.objectId ?? '',
+      event.objectId === null ? '0' : '1',
+      event.payload,
+    ]);
+    if (outcome === 'full') throw new BufferFullError(this.maxPending);
+    this.recent.remember(event.id);
+    this.announce(changes);
+    return { status: outcome === 'queued' ? 'queued' : 'duplicate', id: event.id };
+  }
+
+  async get(id: string): Promise<StoredEvent | null> {
+    const flat = await this.call(() => this.client.hgetall(this.key('ev:', id)));
+    return Object.keys(flat).length === 0 ? null : toEvent(flat);
+  }
+
+  async history(id: string): Promise<HistoryEntry[]> {
+    const results = await this.call(() =>
+      this.client
+        .multi()
+        .hget(this.key('ev:', id), 'received_at')
+        .lrange(this.key('h:', id), 0, -1)
+        .exec(),
+    );
+    const [received, rows] = (results ?? []).map(([error, value]) => {
+      if (error) throw storeError(error, this.safeUrl);
+      return value;
+    }) as [string | null, string[]];
+    if (received === null || received === undefined) throw new EventNotFoundError(id);
+    // Like the SQLite store, "received" is not a row: the event's received_at says it.
+    const entries: HistoryEntry[] = [{ at: iso(Number(received)), kind: 'received' }];
+    for (const row of rows) entries.push(parseHistory(row));
+    return entries;
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const after = decodeCursor(query.cursor);
+    const statuses = query.statuses ?? EVENT_STATUSES;
+    const types = [...new Set(query.types ?? [])];
+    const [more, lastSeq, ...flats] = await this.script<[number, string, ...string[][]]>(
+      'sem_list',
+      [
+        String(after),
+        String(query.limit),
+        String(statuses.length),
+        ...statuses,
+        String(types.length),
+        ...types,
+      ],
+    );
+    return {
+      events: flats.map((flat) => toEvent(pairs(flat))),
+      nextCursor: more === 1 && lastSeq !== '' ? encodeCursor(Number(lastSeq)) : null,
+    };
+  }
+
+  async stats(): Promise<QueueStats> {
+    const out = await this.script<(number | string)[]>('sem_stats', []);
+    const counts = emptyCounts();
+    EVENT_STATUSES.forEach((status, i) => (counts[status] = Number(out[i])));
+    const oldest = out[5];
+    const pendingByType: Record<string, number> = {};
+    for (let i = 6; i + 1 < out.length; i += 2) {
+      const n = Number(out[i + 1]);
+      if (n > 0) pendingByType[String(out[i])] = n;
+    }
+    return {
+      counts,
+      pendingByType,
+      oldestPendingReceivedAt: oldest === '' || oldest === undefined ? null : Number(oldest),
+    };
+  }
+
+  async claim(options: ClaimOptions): Promise<StoredEvent[]> {
+    const types = [...new Set(options.types ?? [])];
+    if (options.types && types.length === 0) return [];
+    const [changes, ...flats] = await this.script<[string, ...string[][]]>('sem_claim', [
+      String(this.maxAttempts),
+      String(LEASE_EXPIRY_RETRY_MS),
+      options.owner,
+      String(options.leaseMs),
+      String(options.limit ?? 1),
+      String(types.length),
+      ...types,
+    ]);
+    this.announce(changes);
+    return flats.map((flat) => toEvent(pairs(flat)));
+  }
+
+  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    const renewed = await this.script<number>('sem_renew', [id, owner, String(leaseMs)]);
+    return renewed === 1;
+  }
+
+  async release(id: string, owner: string): Promise<void> {
+    const [outcome, changes] = await this.script<[string, string]>('sem_release', [id, owner]);
+    if (outcome === 'notfound') throw new EventNotFoundError(id);
+    this.announce(changes);
+  }
+
+  async hold(
+    id: string,
+    owner: string,
+    note?: string,
+    record: readonly HistoryInput[] = [],
+  ): Promise<StoredEvent> {
+    return this.change(
+      'sem_hold',
+      id,
+      [owner, noteJson(note), ...recordArgs(record)],
+      (status, holder) => assertHeldBy(id, status, holder || null, owner),
+    );
+  }
+
+  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
+    return this.change('sem_resume', id, [owner, String(leaseMs)], (status) =>
+      assertAwaitingApproval(id, status),
+    );
+  }
+
+  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
+    return this.change('sem_ack', id, [noteJson(note), ...recordArgs(record)]);
+  }
+
+  async nack(id: string, options: NackOptions): Promise<StoredEvent> {
+    return this.change(
+      'sem_nack',
+      id,
+      [
+        String(this.maxAttempts),
+        String(options.retryInMs ?? 0),
+        options.reason,
+        ...recordArgs(options.record ?? []),
+      ],
+      (status) => assertNackable(id, status),
+    );
+  }
+
+  async replay(id: string, note?: string): Promise<StoredEvent> {
+    return this.change('sem_replay', id, [noteJson(note)]);
+  }
+
+  async addHistory(id: string, entry: HistoryInput): Promise<void> {
+    const [outcome, changes] = await this.script<[string, string]>('sem_add_history', [
+      id,
+      ...recordArgs([entry]).slice(1),
+    ]);
+    if (outcome === 'notfound') throw new EventNotFoundError(id);
+    this.announce(changes);
+  }
+
+  async recoverExpiredLeases(): Promise<number> {
+    const [n, changes] = await this.script<[number, string]>('sem_recover', [
+      String(this.maxAttempts),
+      String(LEASE_EXPIRY_RETRY_MS),
+    ]);
+    this.announce(changes);
+    return n;
+  }
+
+  async prune(before: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.script<number>('sem_prune', [
+        String(Math.trunc(before)),
+        String(PRUNE_BATCH),
+      ]);
+      total += n;
+      if (n < PRUNE_BATCH) return total;
+    }
+  }
+
+  async health(): Promise<BufferHealth> {
+    if (this.closed) return { ok: false, kind: this.kind, detail: 'closed' };
+    if (this.client.status !== 'ready') {
+      return { ok: false, kind: this.kind, detail: this.unreachable() };
+    }
+    try {
+      await this.client.ping();
+      return { ok: true, kind: this.kind };
+    } catch (error) {
+      return { ok: false, kind: this.kind, detail: storeError(error, this.safeUrl).message };
+    }
+  }
+
+  /**
+   * Reports this instance's changes as they commit and other instances' changes (published on
+   * `<prefix>changes` by the same script that made them) as they arrive, with the same kinds, ids
+   * and types. Pub/sub is at-most-once: after the subscriber reconnects, one `external` change
+   * says that something may have been missed, so watchers re-read what they show.
+   */
+  watch(listener: ChangeListener): () => void {
+    if (!this.subscriber && !this.closed) this.startSubscriber();
+    return this.feed.add(listener, () => this.stopSubscriber());
+  }
+
+  private startSubscriber(): void {
+    // Its own connection (a subscribed connection can do nothing else), and an offline queue so
+    // the SUBSCRIBE waits for the connection; ioredis subscribes again after each reconnect.
+    const subscriber = this.client.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      enableAutoPipelining: false,
+      connectionName: 'stripe-events-mcp:watch',
+    });
+    this.subscriber = subscriber;
+    let readyBefore = false;
+    subscriber.on('error', () => {
+      // Reconnection is automatic; health() reports the main connection.
+    });
+    subscriber.on('ready', () => {
+      if (readyBefore && this.subscriber === subscriber) this.feed.emit({ kind: 'external' });
+      readyBefore = true;
+    });
+    subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
+    subscriber.subscribe(this.key('changes')).catch(() => {
+      // Retried by autoResubscribe on the next connection.
+    });
+  }
+
+  private stopSubscriber(): void {
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    subscriber?.disconnect();
+  }
+
+  private onMessage(message: string): void {
+    let parsed: { from?: unknown; changes?: unknown };
+    try {
+      parsed = JSON.parse(message) as { from?: unknown; changes?: unknown };
+    } catch {
+      return;
+    }
+    // Our own changes were announced when they committed.
+    if (parsed.from === this.instanceId || !Array.isArray(parsed.changes)) return;
+    for (const change of parsed.changes as BufferChange[]) this.feed.emit(toChange(change));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopSubscriber();
+    if (this.client.status === 'ready') {
+      // QUIT goes after every command already sent, so their answers still arrive.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.client.quit().catch(() => undefined),
+        new Promise((resolve) => (timer = setTimeout(resolve, 5_000))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.client.disconnect();
+  }
+
+  /**
+   * hold, resume, ack, nack and replay: one script that answers {ok, changes, event}, or
+   * {notfound}, or {invalid, _, status, holder} for a transition the state does not allow; the
+   * same assertion as in the other adapters then throws the same error.
+   */
+  private async change(
+    name: ScriptName,
+    id: string,
+    args: string[],
+    refuse?: (status: EventStatus, holder: string) => void,
+  ): Promise<StoredEvent> {
+    const [outcome, changes, third, fourth] = await this.script<
+      [string, string, string[] | string, string?]
+    >(name, [id, ...args]);
+    if (outcome === 'notfound') throw new EventNotFoundError(id);
+    if (outcome === 'invalid') {
+      const status = String(third);
+      refuse?.(isEventStatus(status) ? status : 'pending', fourth ?? '');
+      throw new InvalidTransitionError(id, status, name.replace(/^sem_/, ''));
+    }
+    this.announce(changes);
+    return toEvent(pairs(third as string[]));
+  }
+
+  /** Emits this instance's own committed changes (the message the script also published). */
+  private announce(message: string): void {
+    if (message === '' || this.feed.size === 0) return;
+    try {
+      const parsed = JSON.parse(message) as { changes: BufferChange[] };
+      for (const change of parsed.changes) this.feed.emit(toChange(change));
+    } catch {
+      // Never: the script encoded it.
+    }
+  }
+
+  private script<T>(name: ScriptName, args: string[]): Promise<T> {
+    const command = (this.client as unknown as Record<string, (...a: string[]) => Promise<T>>)[
+      name
+    ]!;
+    return this.call(() =>
+      command.call(this.client, this.prefix, String(this.now()), this.instanceId, ...args),
+    );
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw closedError();
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(this.unreachable());
+    try {
+      return await fn();
+    } catch (error) {
+      throw storeError(error, this.safeUrl);
+    }
+  }
+
+  private unreachable(): string {
+    const why = this.lastError ?? this.client.status;
+    return `Redis at ${this.safeUrl} is unreachable (${why}); reconnecting`;
+  }
+
+  private key(...parts: string[]): string {
+    return this.prefix + parts.join('');
+  }
+}
+
+/** Opens the Redis store (connects first; rejects with StoreUnavailableError if it cannot). */
+export function openRedisBuffer(options: RedisBufferOptions): Promise<RedisBuffer> {
+  return RedisBuffer.open(options);
+}
+
+function toChange(change: BufferChange): BufferChange {
+  const out: BufferChange = { kind: change.kind };
+  if (typeof change.id === 'string') out.id = change.id;
+  if (typeof change.type === 'string') out.type = change.type;
+  return out;
+}
+
+function pairs(flat: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
+  return record;
+}
+
+function nullableNumber(value: string | undefined): number | null {
+  return value === undefined ? null : Number(value);
+}
+
+function toEvent(h: Record<string, string>): StoredEvent {
+  const status = h.status ?? '';
+  return {
+    id: h.id ?? '',
+    type: h.type ?? '',
+    created: Number(h.created),
+    livemode: h.livemode === '1',
+    objectId: h.object_id ?? null,
+    payload: h.payload ?? '',
+    status: (isEventStatus(status) ? status : 'pending') as EventStatus,
+    attempts: Number(h.attempts ?? 0),
+    receivedAt: Number(h.received_at),
+    updatedAt: Number(h.updated_at),
+    retryAt: nullableNumber(h.retry_at),
+    leaseOwner: h.lease_owner ?? null,
+    leaseExpiresAt: nullableNumber(h.lease_expires_at),
+    lastError: h.last_error ?? null,
+  };
+}
+
+/** "<at>\t<kind>\t<JSON of the other fields>" → the entry, like the SQLite store builds it. */
+function parseHistory(row: string): HistoryEntry {
+  const first = row.indexOf('\t');
+  const second = row.indexOf('\t', first + 1);
+  const at = Number(row.slice(0, first));
+  const kind = row.slice(first + 1, second) as HistoryEntry['kind'];
+  const json = row.slice(second + 1);
+  const data = json ? (JSON.parse(json) as Partial<HistoryEntry>) : {};
+  return { ...data, at: iso(at), kind };
+}
+
+/** History entries for a script: how many, then kind, data JSON ('' for none), change kind. */
+function recordArgs(record: readonly HistoryInput[]): string[] {
+  const args = [String(record.length)];
+  for (const entry of record) {
+    const { kind, ...data } = entry;
+    args.push(kind, Object.keys(data).length ? JSON.stringify(data) : '', CHANGE_OF[kind] ?? '');
+  }
+  return args;
+}
+
+function noteJson(note: string | undefined): string {
+  return note === undefined ? '' : JSON.stringify({ note });
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function closedError(): StoreUnavailableError {
+  return new StoreUnavailableError('the event store is closed');
+}
+
+function storeError(error: unknown, safeUrl: string): AppError {
+  if (error instanceof AppError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError(`Redis at ${safeUrl} failed: ${detail}`, { cause: error });
+}

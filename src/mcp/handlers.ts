@@ -1,0 +1,232 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { EventBuffer } from '../buffer/buffer.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { RedactKind } from '../catalog/untrusted.js';
+import {
+  AppError,
+  EventNotFoundError,
+  InvalidCursorError,
+  InvalidTransitionError,
+  StoreUnavailableError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import {
+  approveAction,
+  listApprovals,
+  rejectAction,
+  type ApprovalResult,
+} from '../agent/approvals.js';
+import { recordSink, type Sink } from '../agent/dispatch.js';
+import type { ToolInput, ToolName, ToolOutput } from './tools.js';
+import { detailForModel, fencedCall, newView, summaryForModel, summaryLine } from './view.js';
+
+/** What every part of the MCP surface works from. */
+export interface McpContext {
+  buffer: EventBuffer;
+  catalog: Catalog;
+  /** Personal data replaced before a model sees it (--redact). */
+  redact: readonly RedactKind[];
+  logger: Logger;
+  /** Where approve_action dispatches (the config's `dispatch`); default: recorded only. */
+  sink?: Sink;
+}
+
+export type ToolHandlers = {
+  [N in ToolName]: (input: ToolInput<N>) => Promise<CallToolResult>;
+};
+
+/**
+ * A result with `structuredContent` (valid against the tool's output schema) and two text
+ * blocks: a short line for people, then the same structure as JSON for clients that only read
+ * text content (the MCP spec's advice for tools with an output schema).
+ */
+function result<N extends ToolName>(structured: ToolOutput<N>, text: string): CallToolResult {
+  const data = structured as Record<string, unknown>;
+  return {
+    content: [
+      { type: 'text', text },
+      { type: 'text', text: JSON.stringify(data) },
+    ],
+    structuredContent: data,
+  };
+}
+
+function sentence(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** The message a model (or person) reads when a tool fails: what went wrong and what to do. */
+export function errorMessage(error: unknown, logger: Logger): string {
+  if (error instanceof EventNotFoundError) {
+    return `${sentence(error.message)}. Check the id (evt_…) against list_pending_events; handled events are kept for 7 days.`;
+  }
+  if (error instanceof InvalidCursorError) return `${sentence(error.message)}.`;
+  if (error instanceof InvalidTransitionError) {
+    return `${sentence(error.message)}. Only pending, claimed or awaiting_approval events can be nacked; call get_event to see its status.`;
+  }
+  if (error instanceof StoreUnavailableError) {
+    logger.warn('mcp tool failed: store unavailable', { error });
+    return `The event store is unavailable (${error.message}); nothing was changed. Try again in a few seconds; if it persists, the server's operator should check its logs and data directory.`;
+  }
+  if (error instanceof AppError) return `${sentence(error.message)}.`;
+  logger.error('mcp tool failed', { error });
+  return `Unexpected error: ${error instanceof Error ? error.message : String(error)}. Try again; if it persists, report it with the server's logs.`;
+}
+
+export function toolError(error: unknown, logger: Logger): CallToolResult {
+  return { content: [{ type: 'text', text: errorMessage(error, logger) }], isError: true };
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function createToolHandlers(ctx: McpContext): ToolHandlers {
+  const { buffer, catalog, redact, logger } = ctx;
+
+  const handlers: Omit<ToolHandlers, 'list_approvals' | 'approve_action' | 'reject_action'> &
+    Partial<ToolHandlers> = {
+    async list_pending_events({ types, limit, cursor }) {
+      const wanted = types && types.length > 0 ? [...new Set(types)] : undefined;
+      const [page, stats] = await Promise.all([
+        buffer.list({ statuses: ['pending'], types: wanted, limit, cursor: cursor ?? null }),
+        buffer.stats(),
+      ]);
+      const view = newView(redact);
+      const events = page.events.map((e) => summaryForModel(e, catalog, view));
+      const total = wanted
+        ? wanted.reduce((n, t) => n + (stats.pendingByType[t] ?? 0), 0)
+        : stats.counts.pending;
+      const of = wanted ? ` of type ${wanted.join(', ')}` : '';
+      const lines =
+        events.length === 0
+          ? [cursor ? `No more pending events${of}.` : `No pending events${of}.`]
+          : [
+              `${events.length} of ${total} pending event(s)${of}, oldest first:`,
+              ...events.map(summaryLine),
+            ];
+      if (page.nextCursor) {
+        lines.push(`More: call list_pending_events with cursor "${page.nextCursor}".`);
+      }
+      if (events.length > 0) lines.push(view.notice);
+      return result<'list_pending_events'>(
+        { events, next_cursor: page.nextCursor, total_pending: total, notice: view.notice },
+        lines.join('\n'),
+      );
+    },
+
+    async get_event({ id }) {
+      const event = await buffer.get(id);
+      if (!event) throw new EventNotFoundError(id);
+      const history = await buffer.history(id);
+      const view = newView(redact);
+      const shown = detailForModel(event, history, catalog, view);
+      const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
+      const text = [
+        `${id}  ${event.type}  ${event.status} (attempts ${event.attempts})${tool}; received ${shown.received_at}.`,
+        view.notice,
+      ].join('\n');
+      return result<'get_event'>(
+        { ...shown, event: shown.event as Record<string, unknown>, notice: view.notice },
+        text,
+      );
+    },
+
+    async ack_event({ id, note }) {
+      const event = await buffer.ack(id, note);
+      return result<'ack_event'>(
+        { id: event.id, status: 'acked' },
+        `Acked ${event.id} (${event.type}); it is no longer pending.`,
+      );
+    },
+
+    async nack_event({ id, reason, retry_in_seconds }) {
+      const event = await buffer.nack(id, { reason, retryInMs: (retry_in_seconds ?? 0) * 1000 });
+      const status = event.status === 'dead' ? 'dead' : 'pending';
+      const retryAt = iso(event.retryAt);
+      const text =
+        status === 'dead'
+          ? `${event.id} is dead after ${event.attempts} attempts and will not be retried. Once the cause is fixed, an operator can run \`stripe-events-mcp events replay ${event.id}\`.`
+          : `${event.id} is pending again (attempts ${event.attempts})${retryAt ? `; it may be handled again from ${retryAt}` : ''}.`;
+      return result<'nack_event'>(
+        { id: event.id, status, attempts: event.attempts, retry_at: retryAt },
+        text,
+      );
+    },
+
+    async get_queue_status() {
+      const stats = await buffer.stats();
+      const age =
+        stats.oldestPendingReceivedAt === null
+          ? null
+          : Math.max(0, Math.floor((Date.now() - stats.oldestPendingReceivedAt) / 1000));
+      const byType = Object.entries(stats.pendingByType)
+        .sort((a, b) => b[1] - a[1])
+        .map(([type, n]) => `${type} ${n}`);
+      const c = stats.counts;
+      const text = [
+        `pending ${c.pending}, claimed ${c.claimed}, awaiting_approval ${c.awaiting_approval}, acked ${c.acked}, dead ${c.dead}.`,
+        byType.length ? `Pending by type: ${byType.join(', ')}.` : '',
+        age === null ? '' : `Oldest pending event arrived ${age} s ago.`,
+      ]
+        .filter(Boolean)
+        .join('\n');
+      return result<'get_queue_status'>(
+        { counts: { ...c }, by_type: { ...stats.pendingByType }, oldest_pending_age_seconds: age },
+        text,
+      );
+    },
+  };
+
+  const approvals = {
+    async list_approvals() {
+      const view = newView(ctx.redact);
+      const waiting = await listApprovals(buffer);
+      const shown = waiting.map((w) => ({
+        ...w,
+        tool_call: w.tool_call && fencedCall(ctx.catalog, w.type, w.tool_call, view),
+      }));
+      const text = shown.length
+        ? `${shown.length} decision(s) wait for approval:\n${shown.map((w) => `${w.id}  ${w.type}  ${w.tool_call ? `${w.tool_call.name} ${String(w.tool_call.input.action ?? '')}` : 'a person must look'}  (${w.reason ?? ''})`).join('\n')}\n${view.notice}`
+        : 'Nothing waits for approval.';
+      return result<'list_approvals'>({ approvals: shown, notice: view.notice }, text);
+    },
+    async approve_action({ id }: ToolInput<'approve_action'>) {
+      const outcome = await approveAction(buffer, ctx.sink ?? recordSink, id, `mcp:${process.pid}`);
+      return approvalReply(outcome, ctx, 'approve_action');
+    },
+    async reject_action({ id, reason }: ToolInput<'reject_action'>) {
+      const outcome = await rejectAction(buffer, id, reason);
+      return approvalReply(outcome, ctx, 'reject_action');
+    },
+  };
+  Object.assign(handlers, approvals);
+
+  // Every failure becomes an isError result whose message says what to do.
+  const guarded = {} as Record<ToolName, (input: never) => Promise<CallToolResult>>;
+  for (const name of Object.keys(handlers) as ToolName[]) {
+    const handler = handlers[name]! as (input: unknown) => Promise<CallToolResult>;
+    guarded[name] = async (input: unknown) => {
+      try {
+        return await handler(input);
+      } catch (error) {
+        return toolError(error, logger);
+      }
+    };
+  }
+  return guarded as unknown as ToolHandlers;
+}
+
+function approvalReply(
+  outcome: ApprovalResult,
+  ctx: McpContext,
+  tool: 'approve_action' | 'reject_action',
+): CallToolResult {
+  const view = newView(ctx.redact);
+  const call = outcome.tool_call && fencedCall(ctx.catalog, outcome.type, outcome.tool_call, view);
+  const text =
+    outcome.status === 'acked'
+      ? `${outcome.id}: ${outcome.outcome}; the event is acked.`
+      : `${outcome.id} still waits for approval: ${outcome.outcome}.`;
+  return result<typeof tool>({ ...outcome, tool_call: call }, text);
+}

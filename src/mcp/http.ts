@@ -1,0 +1,334 @@
+import crypto from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { ConfigError } from '../errors.js';
+import type { McpContext } from './handlers.js';
+import { ChangeHub } from './notifications.js';
+import { createMcpServer } from './server.js';
+
+export const MCP_PATH = '/mcp';
+const DEFAULT_MAX_SESSIONS = 1000;
+const BODY_LIMIT = '4mb';
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+
+export interface McpHttpOptions extends McpContext {
+  /** The interface the server binds: loopback binds accept localhost Hosts and Origins. */
+  host: string;
+  /** MCP_AUTH_TOKEN; null when unset (only allowed on a loopback bind). */
+  authToken: string | null;
+  allowedHosts?: readonly string[];
+  allowedOrigins?: readonly string[];
+  /** A session with no open request and no request for this long is closed. */
+  idleTimeoutMs: number;
+  maxSessions?: number;
+}
+
+export interface McpHttpHandler {
+  /** Serves `/mcp`; mount it on the app (it parses JSON on `/mcp` only). */
+  router: express.Router;
+  readonly sessionCount: number;
+  /** Whether a session has its GET event stream open: notifications reach it from then on. */
+  hasEventStream(sessionId: string): boolean;
+  /** Ends every session (their event streams close), stops the idle sweep. */
+  close(): Promise<void>;
+}
+
+interface Session {
+  id: string;
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  /** Requests and event streams still open. */
+  open: number;
+  lastActive: number;
+  streams: Set<ServerResponse>;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  if (net.isIPv4(h)) return h.startsWith('127.');
+  if (h.startsWith('::ffff:')) return net.isIPv4(h.slice(7)) && h.slice(7).startsWith('127.');
+  return false;
+}
+
+/**
+ * `/mcp` is reachable from the network whenever the bind is not loopback, so it must not be
+ * open: refuse to start without MCP_AUTH_TOKEN then (the CLI exits 2).
+ */
+export function assertMcpAccess(config: { host: string; mcpAuthToken: string | null }): void {
+  if (config.mcpAuthToken || isLoopbackHost(config.host)) return;
+  throw new ConfigError(
+    'MCP_AUTH_TOKEN',
+    `is required when --host / HOST is ${JSON.stringify(config.host)}, which is not a loopback address: /mcp would be open to the network. Fix: set MCP_AUTH_TOKEN to a long random value (e.g. \`openssl rand -hex 32\`) and send it as "Authorization: Bearer <token>", or bind --host 127.0.0.1.`,
+  );
+}
+
+function rpcError(res: Response, status: number, code: number, message: string): void {
+  res.status(status).json({ jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+function hostnameOf(hostHeader: string): string | null {
+  try {
+    return new URL(`http://${hostHeader}`).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = crypto.createHash('sha256').update(given).digest();
+  const b = crypto.createHash('sha256').update(expected).digest();
+  return crypto.timingSafeEqual(a, b);
+}
+
+/**
+ * MCP Streamable HTTP at `/mcp`: stateful sessions (session id → transport + McpServer), so
+ * notifications reach each client over its GET event stream. Every request passes, in order:
+ * Host and Origin checks (DNS rebinding: 403), the bearer token when one is set (401), then a
+ * JSON body parser scoped to this path (the webhook route must keep its raw bytes).
+ */
+export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
+  const { logger } = options;
+  const loopback = isLoopbackHost(options.host);
+  const allowedHosts = new Set(
+    [...(loopback ? LOOPBACK_NAMES : []), ...(options.allowedHosts ?? [])].map((h) =>
+      h.toLowerCase(),
+    ),
+  );
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  const sessions = new Map<string, Session>();
+  const hub = new ChangeHub(options.buffer, options.catalog, logger);
+  let sweep: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const checkHost = (req: Request, res: Response, next: NextFunction) => {
+    // On a non-loopback bind without MCP_ALLOWED_HOSTS any name may reach the server (a proxy
+    // in front decides); the bearer token is required there.
+    if (allowedHosts.size > 0) {
+      const host = hostnameOf(req.headers.host ?? '');
+      if (host === null || !allowedHosts.has(host)) {
+        logger.warn('mcp request refused: Host not allowed', { host: req.headers.host ?? null });
+        rpcError(
+          res,
+          403,
+          -32000,
+          `Forbidden: Host ${JSON.stringify(req.headers.host ?? '')} is not allowed (DNS rebinding protection). Connect through localhost or 127.0.0.1, or add the name to MCP_ALLOWED_HOSTS.`,
+        );
+        return;
+      }
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+      const host =
+        origin === 'null' ? null : hostnameOf(origin.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
+      const local =
+        loopback && host !== null && /^https?:\/\//i.test(origin) && LOOPBACK_NAMES.includes(host);
+      if (!local) {
+        logger.warn('mcp request refused: Origin not allowed', { origin });
+        rpcError(
+          res,
+          403,
+          -32000,
+          `Forbidden: Origin ${JSON.stringify(origin)} is not allowed. Browser pages may call /mcp only from an origin listed in MCP_ALLOWED_ORIGINS.`,
+        );
+        return;
+      }
+    }
+    next();
+  };
+
+  const checkToken = (req: Request, res: Response, next: NextFunction) => {
+    const expected = options.authToken;
+    if (!expected) {
+      next();
+      return;
+    }
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match?.[1] && sameToken(match[1], expected)) {
+      next();
+      return;
+    }
+    res.setHeader(
+      'WWW-Authenticate',
+      header
+        ? 'Bearer realm="stripe-events-mcp", error="invalid_token"'
+        : 'Bearer realm="stripe-events-mcp"',
+    );
+    rpcError(
+      res,
+      401,
+      -32000,
+      header
+        ? 'Unauthorized: the bearer token is not the one this server was given (MCP_AUTH_TOKEN).'
+        : 'Unauthorized: send "Authorization: Bearer <token>" with the MCP_AUTH_TOKEN this server was started with.',
+    );
+  };
+
+  const track = (session: Session, res: Response, stream = false) => {
+    session.open += 1;
+    session.lastActive = Date.now();
+    if (stream) session.streams.add(res);
+    res.on('close', () => {
+      session.open -= 1;
+      session.lastActive = Date.now();
+      session.streams.delete(res);
+    });
+  };
+
+  const startSweep = () => {
+    if (sweep) return;
+    const every = Math.max(10, Math.min(60_000, Math.floor(options.idleTimeoutMs / 2)));
+    sweep = setInterval(() => {
+      const cutoff = Date.now() - options.idleTimeoutMs;
+      for (const session of sessions.values()) {
+        if (session.open === 0 && session.lastActive < cutoff) {
+          logger.info('mcp session closed after being idle', { session: session.id });
+          void session.transport.close();
+        }
+      }
+    }, every);
+    sweep.unref();
+  };
+
+  const stopSweepIfIdle = () => {
+    if (sessions.size === 0 && sweep) {
+      clearInterval(sweep);
+      sweep = undefined;
+    }
+  };
+
+  const open = async (req: Request, res: Response) => {
+    if (sessions.size >= maxSessions) {
+      rpcError(res, 503, -32000, `Too many open MCP sessions (${maxSessions}); try again later.`);
+      return;
+    }
+    const server = createMcpServer({ ...options, hub });
+    let session: Session | undefined;
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => crypto.randomUUID(),
+      onsessioninitialized: (id) => {
+        session = {
+          id,
+          transport,
+          server,
+          open: 0,
+          lastActive: Date.now(),
+          streams: new Set(),
+        };
+        sessions.set(id, session);
+        track(session, res);
+        startSweep();
+        logger.debug('mcp session opened', { session: id });
+      },
+    });
+    transport.onclose = () => {
+      const id = transport.sessionId;
+      if (id !== undefined && sessions.get(id)?.transport === transport) {
+        sessions.delete(id);
+        logger.debug('mcp session closed', { session: id });
+        stopSweepIfIdle();
+      }
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+    if (!session) await server.close();
+  };
+
+  const handle = async (req: Request, res: Response) => {
+    if (closed) {
+      rpcError(res, 503, -32000, 'The server is shutting down.');
+      return;
+    }
+    const header = req.headers['mcp-session-id'];
+    const sessionId = Array.isArray(header) ? header[0] : header;
+    if (sessionId) {
+      const session = sessions.get(sessionId);
+      if (!session) {
+        rpcError(
+          res,
+          404,
+          -32001,
+          'Session not found: it ended, expired or never existed. Start a new session (initialize without an Mcp-Session-Id header).',
+        );
+        return;
+      }
+      track(session, res, req.method === 'GET');
+      await session.transport.handleRequest(req, res, req.body);
+      return;
+    }
+    if (req.method === 'POST' && isInitializeRequest(req.body)) {
+      await open(req, res);
+      return;
+    }
+    rpcError(
+      res,
+      400,
+      -32000,
+      'Bad Request: no Mcp-Session-Id header. Start with an initialize request, then send its Mcp-Session-Id with every request.',
+    );
+  };
+
+  const router = express.Router();
+  router.all(
+    MCP_PATH,
+    checkHost,
+    checkToken,
+    (req: Request, res: Response, next: NextFunction) => {
+      if (req.method === 'GET' || req.method === 'POST' || req.method === 'DELETE') {
+        next();
+        return;
+      }
+      res.setHeader('Allow', 'GET, POST, DELETE');
+      rpcError(res, 405, -32000, 'Method not allowed: use POST, GET or DELETE.');
+    },
+    express.json({ limit: BODY_LIMIT }),
+    async (req: Request, res: Response) => {
+      try {
+        await handle(req, res);
+      } catch (error) {
+        logger.error('mcp request failed', { error });
+        if (!res.headersSent) rpcError(res, 500, -32603, 'Internal server error');
+      }
+    },
+  );
+  router.use(
+    MCP_PATH,
+    (error: Error & { type?: string }, _req: Request, res: Response, next: NextFunction) => {
+      if (res.headersSent) {
+        next(error);
+        return;
+      }
+      if (error.type === 'entity.too.large') {
+        rpcError(res, 413, -32600, `Request body over ${BODY_LIMIT}.`);
+        return;
+      }
+      rpcError(res, 400, -32700, 'Parse error: the body is not valid JSON.');
+    },
+  );
+
+  return {
+    router,
+    get sessionCount() {
+      return sessions.size;
+    },
+    hasEventStream(sessionId) {
+      const session = sessions.get(sessionId);
+      if (!session) return false;
+      return [...session.streams].some((r) => r.headersSent && !r.writableEnded);
+    },
+    async close() {
+      closed = true;
+      if (sweep) clearInterval(sweep);
+      sweep = undefined;
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.allSettled(all.map((s) => s.transport.close()));
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode, McpError, type ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import { errorMessage, type McpContext } from './handlers.js';
+import { EVENT_URI_TEMPLATE, eventUri, PENDING_URI } from './uris.js';
+import { detailForModel, newView, summaryForModel } from './view.js';
+
+/** How many pending summaries the pending resource holds; list_pending_events pages further. */
+export const PENDING_RESOURCE_LIMIT = 100;
+/** How many pending events the event template lists in resources/list. */
+const LISTED_EVENTS = 50;
+/** JSON-RPC error code the MCP spec gives an unknown resource. */
+const RESOURCE_NOT_FOUND = -32002;
+
+const JSON_MIME = 'application/json';
+
+function json(uri: string, body: unknown): ReadResourceResult {
+  return { contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(body, null, 2) }] };
+}
+
+/** A failed read becomes a JSON-RPC error whose message says what to do. */
+function readError(error: unknown, ctx: McpContext): McpError {
+  if (error instanceof McpError) return error;
+  return new McpError(ErrorCode.InternalError, errorMessage(error, ctx.logger));
+}
+
+/** Pending event ids starting with `prefix`, for argument completion. */
+export async function completeEventId(ctx: McpContext, prefix: string): Promise<string[]> {
+  try {
+    const page = await ctx.buffer.list({ statuses: ['pending'], limit: 200 });
+    return page.events
+      .map((e) => e.id)
+      .filter((id) => id.startsWith(prefix))
+      .slice(0, 20);
+  } catch {
+    return [];
+  }
+}
+
+export function registerResources(server: McpServer, ctx: McpContext): void {
+  const { buffer, catalog } = ctx;
+
+  server.registerResource(
+    'pending',
+    PENDING_URI,
+    {
+      title: 'Pending Stripe events',
+      description: `The events waiting to be handled, oldest first (at most ${PENDING_RESOURCE_LIMIT}), each with the tool call it maps to. Subscribe to be told when it changes. Customer-written text is fenced as untrusted data.`,
+      mimeType: JSON_MIME,
+    },
+    async (uri) => {
+      try {
+        const view = newView(ctx.redact);
+        const [page, stats] = await Promise.all([
+          buffer.list({ statuses: ['pending'], limit: PENDING_RESOURCE_LIMIT }),
+          buffer.stats(),
+        ]);
+        const events = page.events.map((e) => summaryForModel(e, catalog, view));
+        return json(uri.href, {
+          notice: view.notice,
+          total_pending: stats.counts.pending,
+          events,
+          more:
+            page.nextCursor === null
+              ? null
+              : `Only the oldest ${events.length} are here: call list_pending_events with cursor "${page.nextCursor}" for the rest.`,
+        });
+      } catch (error) {
+        throw readError(error, ctx);
+      }
+    },
+  );
+
+  const template = new ResourceTemplate(EVENT_URI_TEMPLATE, {
+    // resources/list shows the pending events (oldest first) as readable resources.
+    list: async () => {
+      try {
+        const page = await buffer.list({ statuses: ['pending'], limit: LISTED_EVENTS });
+        return {
+          resources: page.events.map((e) => {
+            const tool = catalog.lookup(e.type)?.tool;
+            return {
+              uri: eventUri(e.id),
+              name: e.id,
+              title: `${e.type}${tool ? ` → ${tool}` : ''} (${e.status})`,
+              mimeType: JSON_MIME,
+            };
+          }),
+        };
+      } catch (error) {
+        ctx.logger.warn('mcp resources/list failed', { error });
+        return { resources: [] };
+      }
+    },
+    complete: { id: (value) => completeEventId(ctx, value) },
+  });
+
+  server.registerResource(
+    'event',
+    template,
+    {
+      title: 'One Stripe event',
+      description:
+        'One stored event: as received from Stripe, with its tool call, status, attempts and history. Customer-written text is fenced as untrusted data.',
+      mimeType: JSON_MIME,
+    },
+    async (uri, variables) => {
+      const raw = variables.id;
+      const id = decodeURIComponent((Array.isArray(raw) ? raw[0] : raw) ?? '');
+      try {
+        const event = await buffer.get(id);
+        if (!event) {
+          throw new McpError(
+            RESOURCE_NOT_FOUND,
+            `No event with id ${JSON.stringify(id)} is stored. Check the id against stripe-events://pending or list_pending_events.`,
+            { uri: uri.href },
+          );
+        }
+        const view = newView(ctx.redact);
+        const shown = detailForModel(event, await buffer.history(id), catalog, view);
+        return json(uri.href, { notice: view.notice, ...shown });
+      } catch (error) {
+        throw readError(error, ctx);
+      }
+    },
+  );
+}

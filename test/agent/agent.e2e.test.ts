@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import {
+  decideFirstAction,
+  startFakeAnthropic,
+  type FakeAnthropic,
+} from '../helpers/fake-anthropic.js';
+import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
+import { killLeftovers, runCli, startServe, waitFor } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  await killLeftovers();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+function tmp(): string {
+  const t = tempDir();
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+/** A handler endpoint for the http sink that counts calls per idempotency key. */
+async function handlerServer(): Promise<{ url: string; calls: Map<string, number> }> {
+  const calls = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const key = String(JSON.parse(body).idempotency_key);
+      calls.set(key, (calls.get(key) ?? 0) + 1);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, calls };
+}
+
+async function fake(): Promise<FakeAnthropic> {
+  const f = await startFakeAnthropic();
+  cleanups.push(() => f.close());
+  return f;
+}
+
+describe('agent process', () => {
+  it('refuses to start without ANTHROPIC_API_KEY, naming it (exit 2)', async () => {
+    const result = await runCli(['agent', '--port', '0', '--data-dir', tmp()], {
+      env: { ANTHROPIC_API_KEY: undefined, STRIPE_WEBHOOK_SECRET: newSecret() },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/ANTHROPIC_API_KEY/);
+  });
+
+  it('handles an event exactly once when the process is killed mid-decision', async () => {
+    const api = await fake();
+    const handler = await handlerServer();
+    const dataDir = tmp();
+    const configFile = path.join(tmp(), 'agent.json');
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({
+        dispatch: { type: 'http', url: handler.url, secret: 'a-long-enough-test-secret' },
+      }),
+    );
+    const secret = newSecret();
+    const env = {
+      STRIPE_WEBHOOK_SECRET: secret,
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: api.url,
+    };
+    const args = ['--agent', '--config', configFile, '--lease-seconds', '2', '--concurrency', '1'];
+
+    // The first process claims the event and asks the model, which never answers.
+    api.respond = () => ({ hang: true });
+    const first = await startServe({ dataDir, env, args });
+    const event = buildTestEvent('charge.dispute.created');
+    const payload = JSON.stringify(event);
+    const answer = await postWebhook(first.url, payload, {
+      'stripe-signature': signatureHeader(payload, secret),
+    });
+    expect(answer.body.status).toBe('queued');
+    await waitFor(() => api.requests.length > 0, 'the first model request');
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    // The second process finds the claim, waits for its lease to expire, and handles it once.
+    api.respond = decideFirstAction;
+    const second = await startServe({ dataDir, env, args });
+    await waitFor(async () => {
+      const health = (await (await fetch(`${second.url}/healthz`)).json()) as {
+        counts: { acked: number };
+      };
+      return health.counts.acked === 1;
+    }, 'the event to be acked');
+    expect([...handler.calls.values()]).toEqual([1]);
+    const shown = await runCli(['events', 'show', String(event.id), '--data-dir', dataDir]);
+    const detail = JSON.parse(shown.stdout);
+    const kinds = detail.history.map((h: { kind: string }) => h.kind);
+    expect(kinds).toEqual(
+      expect.arrayContaining(['claimed', 'lease_expired', 'decision', 'dispatch', 'acked']),
+    );
+    expect(detail.history.find((h: { kind: string }) => h.kind === 'dispatch')).toMatchObject({
+      outcome: 'dispatched',
+    });
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+  });
+});

@@ -1,0 +1,339 @@
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DEDUP_WINDOW_MS,
+  EVENT_STATUSES,
+  type BufferChange,
+  type BufferOptions,
+  type EventBuffer,
+  type EventStatus,
+} from '../../src/buffer/buffer.js';
+import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { openRedisBuffer, redactRedisUrl } from '../../src/buffer/redis.js';
+import { StoreUnavailableError } from '../../src/errors.js';
+import {
+  deleteKeys,
+  freePort,
+  IN_CI,
+  plainClient,
+  privateRedis,
+  REDIS_URL,
+  redisAnswers,
+  uniquePrefix,
+} from '../helpers/redis.js';
+import { tempDir } from '../helpers/tmp.js';
+import { incoming, runBufferContract } from './contract.js';
+
+const available = await redisAnswers();
+// In CI the Redis tests must run (and fail loudly when Redis is missing); elsewhere they skip.
+const run = available || IN_CI;
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const skipNote = run
+  ? ''
+  : ` (skipped: nothing answers at ${REDIS_URL}; start Redis or set REDIS_URL)`;
+
+it.runIf(IN_CI)(`Redis answers at ${redactRedisUrl(REDIS_URL)} (required in CI)`, () => {
+  expect(available, `no Redis at ${REDIS_URL}: .ci/run should have started one`).toBe(true);
+});
+
+function open(prefix: string, options: BufferOptions & { recentIdsMax?: number } = {}) {
+  return openRedisBuffer({
+    url: REDIS_URL,
+    prefix,
+    // In CI without Redis every test fails; let each fail quickly.
+    connectTimeoutMs: available ? 5_000 : 500,
+    ...options,
+  });
+}
+
+describe.skipIf(!run)(`redis store${skipNote}`, () => {
+  runBufferContract('redis', async (options) => {
+    const prefix = uniquePrefix('contract');
+    let buffer: EventBuffer = await open(prefix, options);
+    return {
+      buffer,
+      reopen: async () => {
+        await buffer.close();
+        // A new client on the same prefix: what another instance, or a restarted one, sees.
+        buffer = await open(prefix, options);
+        return buffer;
+      },
+      cleanup: async () => {
+        await buffer.close();
+        await deleteKeys(prefix);
+      },
+    };
+  });
+
+  describe('redis buffer', () => {
+    const cleanups: (() => Promise<unknown> | void)[] = [];
+    afterEach(async () => {
+      for (const fn of cleanups.splice(0).reverse()) await fn();
+    });
+
+    async function fresh(options: BufferOptions & { recentIdsMax?: number } = {}) {
+      const prefix = uniquePrefix('redis');
+      cleanups.push(() => deleteKeys(prefix));
+      const buffer = await open(prefix, options);
+      cleanups.push(() => buffer.close());
+      return { prefix, buffer };
+    }
+
+    async function another(prefix: string, options: BufferOptions = {}) {
+      const buffer = await open(prefix, options);
+      cleanups.push(() => buffer.close());
+      return buffer;
+    }
+
+    it('catches a duplicate after the recent-ids cache evicted it, and one another instance stored', async () => {
+      const { prefix, buffer } = await fresh({ recentIdsMax: 2 });
+      for (let i = 1; i <= 5; i++) expect((await buffer.append(incoming(i))).status).toBe('queued');
+      for (let i = 1; i <= 5; i++) {
+        expect((await buffer.append(incoming(i))).status).toBe('duplicate');
+      }
+      const other = await another(prefix);
+      await other.append(incoming(6));
+      expect((await buffer.append(incoming(6))).status).toBe('duplicate');
+      expect((await buffer.stats()).counts.pending).toBe(6);
+    });
+
+    it('dedups with SET NX on the id for the 7-day window, and remembers pruned ids', async () => {
+      let clock = 1_790_000_000_000;
+      const { prefix, buffer } = await fresh({ now: () => clock });
+      await buffer.append(incoming(1));
+      const client = plainClient();
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        const ttl = await client.pttl(`${prefix}id:${incoming(1).id}`);
+        expect(ttl).toBeGreaterThan(DEDUP_WINDOW_MS - 60_000);
+        expect(ttl).toBeLessThanOrEqual(DEDUP_WINDOW_MS);
+      } finally {
+        client.disconnect();
+      }
+      await buffer.ack(incoming(1).id);
+      clock += 10;
+      expect(await buffer.prune(clock)).toBe(1);
+      expect(await buffer.get(incoming(1).id)).toBeNull();
+      // A fresh instance (empty fast path) still answers duplicate: the marker outlives the row.
+      const other = await another(prefix, { now: () => clock });
+      expect((await other.append(incoming(1))).status).toBe('duplicate');
+    });
+
+    it('keeps deployments with different prefixes apart', async () => {
+      const a = await fresh();
+      const b = await fresh();
+      expect((await a.buffer.append(incoming(1))).status).toBe('queued');
+      expect((await b.buffer.append(incoming(1))).status).toBe('queued');
+      await a.buffer.ack(incoming(1).id);
+      expect((await b.buffer.get(incoming(1).id))?.status).toBe('pending');
+    });
+
+    it("reports other instances' changes with their ids, and its own once", async () => {
+      const { prefix, buffer } = await fresh();
+      const other = await another(prefix);
+      const seen: BufferChange[] = [];
+      const stop = buffer.watch((c) => seen.push(c));
+      try {
+        // The subscription is live once a change made elsewhere comes through.
+        let n = 0;
+        await waitUntil(async () => {
+          await other.append(incoming(++n, 'charge.refunded'));
+          return seen.length > 0;
+        });
+        const appended = new Set(Array.from({ length: n }, (_, i) => incoming(i + 1).id));
+        for (const change of seen) {
+          expect(change).toEqual({ kind: 'queued', id: change.id, type: 'charge.refunded' });
+          expect(appended.has(change.id!)).toBe(true);
+        }
+        // Late messages of the appends above may still arrive: leave those out from here on.
+        const later = () => seen.filter((c) => !(c.kind === 'queued' && appended.has(c.id!)));
+        seen.length = 0;
+        await other.ack(incoming(n).id);
+        await buffer.append(incoming(1000));
+        await waitUntil(() => later().length >= 2);
+        await new Promise((r) => setTimeout(r, 300));
+        // The other instance's ack came through once; our own append was announced once.
+        expect(later().map((c) => `${c.kind}:${c.id}`)).toEqual(
+          expect.arrayContaining([`acked:${incoming(n).id}`, `queued:${incoming(1000).id}`]),
+        );
+        expect(later()).toHaveLength(2);
+      } finally {
+        stop();
+      }
+    });
+
+    it('claims a nacked event again in arrival order once its retry time comes', async () => {
+      let clock = 1_790_000_000_000;
+      const { buffer } = await fresh({ now: () => clock });
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2, 'charge.refunded'));
+      await buffer.append(incoming(3));
+      await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      await buffer.nack(incoming(1).id, { reason: 'later', retryInMs: 5000 });
+      expect((await buffer.claim({ owner: 'a', leaseMs: 1000 }))[0]?.id).toBe(incoming(2).id);
+      clock += 5000;
+      const types = ['charge.dispute.created'];
+      const next = await buffer.claim({ owner: 'a', leaseMs: 1000, limit: 5, types });
+      expect(next.map((e) => e.id)).toEqual([incoming(1).id, incoming(3).id]);
+      expect(next[0]).toMatchObject({ attempts: 1, retryAt: clock, lastError: 'later' });
+    });
+
+    it('never hands one event to two instances claiming at once', async () => {
+      const { prefix, buffer } = await fresh();
+      const others = await Promise.all([another(prefix), another(prefix), another(prefix)]);
+      for (let i = 1; i <= 60; i++) await buffer.append(incoming(i));
+      const all = [buffer, ...others];
+      const claimed = (
+        await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            all[i % all.length]!.claim({ owner: `w${i}`, leaseMs: 60_000, limit: 2 }),
+          ),
+        )
+      ).flat();
+      const ids = claimed.map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids).toHaveLength(60);
+      expect((await buffer.stats()).counts).toMatchObject({ pending: 0, claimed: 60 });
+    });
+
+    it('lists, filters, pages and counts exactly like the memory buffer', async () => {
+      let clock = 1_790_000_000_000;
+      const now = () => clock;
+      const { buffer } = await fresh({ now, maxAttempts: 3 });
+      const oracle = new MemoryBuffer({ now, maxAttempts: 3 });
+      const types = ['charge.dispute.created', 'charge.refunded', 'invoice.payment_failed'];
+      let seed = 7;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      for (let i = 1; i <= 180; i++) {
+        // Mostly one type, so both sides of the list merge (by status, by type) get used.
+        const type = types[rand(10) < 8 ? 0 : 1 + rand(2)]!;
+        for (const b of [buffer, oracle]) await b.append(incoming(i, type));
+        clock += rand(3) * 100;
+        const id = incoming(1 + rand(i)).id;
+        const op = rand(8);
+        for (const b of [buffer, oracle]) {
+          try {
+            if (op === 0) await b.ack(id);
+            else if (op === 1) await b.nack(id, { reason: 'r', retryInMs: rand(2) * 1000 });
+            else if (op === 2) await b.claim({ owner: 'o', leaseMs: 500, limit: 2 });
+            else if (op === 3) await b.replay(id);
+            else if (op === 4) await b.claim({ owner: 'p', leaseMs: 800, types: [type] });
+          } catch (error) {
+            expect((error as Error).name).toBe('InvalidTransitionError');
+          }
+        }
+      }
+      expect(await buffer.stats()).toEqual(await oracle.stats());
+      const filters: { statuses?: EventStatus[]; types?: string[] }[] = [
+        {},
+        { statuses: ['pending'] },
+        { statuses: ['dead'] },
+        { statuses: ['acked', 'claimed'] },
+        { types: ['charge.refunded'] },
+        { statuses: ['pending'], types: ['charge.refunded'] },
+        { statuses: ['dead'], types: ['charge.dispute.created'] },
+        { statuses: [...EVENT_STATUSES], types: [types[0]!, types[2]!] },
+      ];
+      for (const filter of filters) {
+        for (const limit of [1, 7, 50, 500]) {
+          const pages = async (b: EventBuffer) => {
+            const ids: string[] = [];
+            let cursor: string | null = null;
+            do {
+              const page = await b.list({ ...filter, limit, cursor });
+              expect(page.events.length).toBeLessThanOrEqual(limit);
+              ids.push(...page.events.map((e) => `${e.id}:${e.status}:${e.attempts}`));
+              cursor = page.nextCursor;
+            } while (cursor);
+            return ids;
+          };
+          expect(await pages(buffer), JSON.stringify({ filter, limit })).toEqual(
+            await pages(oracle),
+          );
+        }
+      }
+      for (let i = 1; i <= 180; i += 17) {
+        const id = incoming(i).id;
+        expect(await buffer.get(id)).toEqual(await oracle.get(id));
+        expect(await buffer.history(id)).toEqual(await oracle.history(id));
+      }
+    });
+
+    it('refuses to open when Redis does not answer, naming the URL without its password', async () => {
+      const port = await freePort();
+      const error = await openRedisBuffer({
+        url: `redis://user:s3cret@127.0.0.1:${port}`,
+        prefix: uniquePrefix(),
+        connectTimeoutMs: 1_000,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+      expect((error as Error).message).not.toContain('s3cret');
+    });
+
+    it('closes its connections cleanly', async () => {
+      const { prefix } = await fresh();
+      const buffer = await open(prefix);
+      const stop = buffer.watch(() => {});
+      await buffer.append(incoming(1));
+      stop();
+      await buffer.close();
+      await buffer.close();
+      expect((await buffer.health()).ok).toBe(false);
+      await expect(buffer.get(incoming(1).id)).rejects.toBeInstanceOf(StoreUnavailableError);
+    });
+
+    it.runIf(hasRedisServer || IN_CI)(
+      'fails fast while Redis is down and resumes when it is back, losing nothing',
+      async () => {
+        const tmp = tempDir('sem-redis-');
+        cleanups.push(tmp.remove);
+        const server = await privateRedis(tmp.dir);
+        cleanups.push(() => server.kill());
+        const states: string[] = [];
+        const buffer = await openRedisBuffer({
+          url: server.url,
+          prefix: uniquePrefix('outage'),
+          onConnectionChange: (state) => states.push(state),
+        });
+        cleanups.push(() => buffer.close());
+        const seen: BufferChange[] = [];
+        const stop = buffer.watch((c) => seen.push(c));
+        cleanups.push(stop);
+        for (let i = 1; i <= 20; i++) await buffer.append(incoming(i));
+        await buffer.claim({ owner: 'a', leaseMs: 60_000 });
+
+        await server.kill();
+        await waitUntil(async () => !(await buffer.health()).ok);
+        await expect(buffer.append(incoming(21))).rejects.toBeInstanceOf(StoreUnavailableError);
+        await expect(buffer.stats()).rejects.toBeInstanceOf(StoreUnavailableError);
+        await expect(buffer.claim({ owner: 'b', leaseMs: 1000 })).rejects.toBeInstanceOf(
+          StoreUnavailableError,
+        );
+        // An id it already stored is still answered from the fast path.
+        expect((await buffer.append(incoming(3))).status).toBe('duplicate');
+
+        await server.start();
+        await waitUntil(async () => (await buffer.health()).ok);
+        expect(states).toEqual(['lost', 'restored']);
+        expect((await buffer.append(incoming(21))).status).toBe('queued');
+        const stats = await buffer.stats();
+        expect(stats.counts).toMatchObject({ pending: 20, claimed: 1 });
+        // The watcher heard that it may have missed something, then hears changes again.
+        await waitUntil(() => seen.some((c) => c.kind === 'external'));
+      },
+    );
+  });
+});
+
+async function waitUntil(check: () => boolean | Promise<boolean>, deadlineMs = 20_000) {
+  const end = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
