@@ -300,12 +300,13 @@ export class SqliteBuffer implements EventBuffer {
       const now = this.now();
       this.recoverExpired(now);
       const limit = options.limit ?? 1;
-      // Scan a little past the limit so a types filter can skip other types cheaply.
-      const rows = this.stmt.due.all(now, options.types ? limit * 20 : limit) as EventRow[];
+      const rows = (
+        options.types
+          ? this.dueOfTypes(options.types).all(now, ...options.types, limit)
+          : this.stmt.due.all(now, limit)
+      ) as EventRow[];
       const claimed: StoredEvent[] = [];
       for (const row of rows) {
-        if (claimed.length >= limit) break;
-        if (options.types && !options.types.includes(row.type)) continue;
         const event = toEvent(row);
         const next: StoredEvent = {
           ...event,
@@ -320,6 +321,20 @@ export class SqliteBuffer implements EventBuffer {
       }
       return claimed;
     });
+  }
+
+  /** The due query filtered by type in SQL, so older events of other types never hide one. */
+  private dueOfTypes(types: readonly string[]): Database.Statement {
+    const key = `due:${types.length}`;
+    let stmt = this.listStatements.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `SELECT * FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
+           AND type IN (${types.map(() => '?').join(',')}) ORDER BY seq LIMIT ?`,
+      );
+      this.listStatements.set(key, stmt);
+    }
+    return stmt;
   }
 
   async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
