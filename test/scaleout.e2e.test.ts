@@ -20,6 +20,14 @@ import {
 import { newSecret, signatureHeader } from './helpers/sign.js';
 import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from './helpers/spawn.js';
 import { tempDir } from './helpers/tmp.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { startFakeAnthropic } from './helpers/fake-anthropic.js';
 
 const available = await redisAnswers();
 const run = available || IN_CI;
@@ -48,13 +56,16 @@ function deployment(url = REDIS_URL): Deployment {
 }
 
 /** One `serve` instance of the deployment, on its own port and data dir. */
-async function instance(d: Deployment): Promise<ServeHandle> {
+async function instance(
+  d: Deployment,
+  extra: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<ServeHandle> {
   const tmp = tempDir('sem-scaleout-');
   cleanups.push(tmp.remove);
   return startServe({
     dataDir: tmp.dir,
-    env: { STRIPE_WEBHOOK_SECRET: d.secret, REDIS_URL: d.url },
-    args: ['--store', 'redis', '--redis-prefix', d.prefix],
+    env: { STRIPE_WEBHOOK_SECRET: d.secret, REDIS_URL: d.url, ...extra.env },
+    args: ['--store', 'redis', '--redis-prefix', d.prefix, ...(extra.args ?? [])],
   });
 }
 
@@ -152,6 +163,76 @@ describe.skipIf(!run)(`scale-out on Redis${skipNote}`, () => {
       .history;
     expect(history.map((h) => h.kind)).toEqual(['received', 'acked']);
     expect(history[1]?.note).toBe('done elsewhere');
+  });
+
+  it("notifies an MCP session on one instance of another instance's event", async () => {
+    const d = deployment();
+    const [a, b] = await Promise.all([instance(d), instance(d)]);
+    const client = new Client({ name: 'scaleout-test', version: '1.0.0' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updated.push(n.params.uri);
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp`)));
+    cleanups.push(() => client.close());
+    await client.subscribeResource({ uri: 'stripe-events://pending' });
+    const e = signed(d.secret, 'charge.refunded');
+    expect((await deliver(a, e)).body.status).toBe('queued');
+    await waitFor(() => updated.includes('stripe-events://pending'), 'the session on B to hear A');
+    const result = await client.callTool({ name: 'list_pending_events', arguments: {} });
+    const listed = (result.structuredContent as { events: { id: string }[] }).events;
+    expect(listed.map((x) => x.id)).toEqual([e.id]);
+  });
+
+  it('with agent loops on both instances, every event is dispatched exactly once', async () => {
+    const d = deployment();
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const calls = new Map<string, number>();
+    const handler = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const key = String((JSON.parse(body) as { idempotency_key: string }).idempotency_key);
+        calls.set(key, (calls.get(key) ?? 0) + 1);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => handler.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => handler.close(() => r())));
+    const cfgDir = tempDir('sem-scaleout-cfg-');
+    cleanups.push(cfgDir.remove);
+    const configFile = path.join(cfgDir.dir, 'agent.json');
+    const url = `http://127.0.0.1:${(handler.address() as AddressInfo).port}/actions`;
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({ dispatch: { type: 'http', url, secret: 'a-long-enough-test-secret' } }),
+    );
+    const agentArgs = {
+      args: ['--agent', '--config', configFile, '--concurrency', '3'],
+      env: { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: api.url },
+    };
+    const [a, b] = await Promise.all([instance(d, agentArgs), instance(d, agentArgs)]);
+    const sent = Array.from({ length: 30 }, (_, i) =>
+      signed(d.secret, i % 2 ? 'charge.refunded' : 'charge.dispute.created'),
+    );
+    await Promise.all(sent.map((e, i) => deliver(i % 2 ? a : b, e)));
+    await waitFor(
+      async () => (await health(a)).body.counts?.acked === 30,
+      'all 30 events to be acked',
+    );
+    expect(calls.size).toBe(30);
+    expect([...calls.values()].every((n) => n === 1)).toBe(true);
+    // Both instances took part.
+    const owners = new Set<string>();
+    for (const e of sent) {
+      const shown = await events(d, ['show', e.id]);
+      const history = (JSON.parse(shown.stdout) as { history: { kind: string; note?: string }[] })
+        .history;
+      const claim = history.find((h) => h.kind === 'claimed');
+      if (claim?.note) owners.add(claim.note.split(':')[1] ?? '');
+    }
+    expect(owners.size).toBe(2);
   });
 
   it('after kill -9 of an instance mid-work, the other reclaims its claims when the lease expires', async () => {
