@@ -27,8 +27,9 @@ const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
-// The checkpointer thread moves the WAL into the database; commits never wait for that here.
-db.pragma('wal_autocheckpoint = 0');
+// SQLite's automatic checkpoint stays on here as well: leaving every checkpoint to the
+// checkpointer thread let the WAL grow and commits slow down (bench/ingest.mjs), while with both
+// the thread has done most of the copying by the time this connection checkpoints.
 const insert = db.prepare(workerData.sql.insert);
 const exists = db.prepare(workerData.sql.exists).pluck();
 const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
@@ -73,10 +74,9 @@ parentPort.on('message', (message) => {
 });
 `;
 
-// PASSIVE checkpoints run beside the writer (WAL mode lets them) on their own thread, so the
-// copying and the database fsync stay out of the commit path. Only PASSIVE: the stronger modes
-// take the writer's lock and make commits fail with SQLITE_BUSY. Once a checkpoint has copied the
-// whole WAL, the next commit starts it over from the beginning, so it does not grow without end.
+// PASSIVE checkpoints run beside the writer (WAL mode lets them) on their own thread, so most of
+// the copying and the database fsync stay out of the commit path. Only PASSIVE: the stronger modes
+// take the writer's lock and make commits fail with SQLITE_BUSY.
 const CHECKPOINTER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
