@@ -15,8 +15,8 @@
 // machine's shared Redis is not touched). "sqlite-2" is two servers on one SQLite file (the same
 // --data-dir), which is what two SQLite instances on one host can share.
 //
-// Self-contained on purpose: the small helpers below are copied from bench/server-harness.mjs and
-// bench/load-worker.mjs rather than imported, so this script does not move when they do.
+// Shared helpers come from bench/server-harness.mjs; the load loop and the CPU meter here differ
+// from bench/ingest.mjs's (several target URLs, one number per pid).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -25,6 +25,15 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import {
+  getJson,
+  parseFlags,
+  percentile,
+  processCpuSeconds,
+  stop,
+  table,
+  waitQuiet,
+} from './server-harness.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -127,7 +136,7 @@ async function loadWorker({ urls, secret, connections, duration, warmup }) {
     type: 'result',
     elapsedS: measured.elapsed,
     eventsPerSec: measured.counts.ok / measured.elapsed,
-    latencyMs: { p50: pct(l, 50), p99: pct(l, 99), max: l.at(-1) },
+    latencyMs: { p50: percentile(l, 50), p99: percentile(l, 99), max: l.at(-1) },
     counts: measured.counts,
     warmup: warm.counts,
     signedLive: Math.max(0, used - pool.length),
@@ -137,53 +146,9 @@ async function loadWorker({ urls, secret, connections, duration, warmup }) {
 // ---------------------------------------------------------------------------------------------
 // Helpers (copied from bench/server-harness.mjs: small, and this script must not move with it).
 
-function pct(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
-function table(rows) {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
-  const line = (r) =>
-    r
-      .map((cell, c) =>
-        c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]),
-      )
-      .join('  ');
-  return [
-    line(rows[0]),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...rows.slice(1).map(line),
-  ].join('\n');
-}
-
-function parseFlags(argv, known) {
-  const flags = {};
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
-    if (name === null || !known.includes(name)) {
-      process.stderr.write(
-        `unknown argument ${argv[i]}; known: ${known.map((k) => '--' + k).join(' ')}\n`,
-      );
-      process.exit(2);
-    }
-    flags[name] = argv[++i];
-  }
-  return flags;
-}
-
 const CLK_TCK = 100;
-function cpuSeconds(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 /** Busy CPU seconds of the whole machine so far (all cores, /proc/stat). */
 function machineBusySeconds() {
@@ -202,25 +167,14 @@ function machineBusySeconds() {
  */
 function cpuMeter(pids) {
   const t0 = performance.now();
-  const before = pids.map(cpuSeconds);
+  const before = pids.map(processCpuSeconds);
   const busy0 = machineBusySeconds();
   return () => {
     const wall = (performance.now() - t0) / 1000;
-    const own = pids.map((pid, i) => (cpuSeconds(pid) - before[i]) / wall);
+    const own = pids.map((pid, i) => (processCpuSeconds(pid) - before[i]) / wall);
     const others = (machineBusySeconds() - busy0) / wall - own.reduce((a, b) => a + b, 0);
     return [...own, Math.max(0, others)];
   };
-}
-
-/** Waits up to `maxSeconds` for a second in which other processes use < 0.1 cores. */
-async function waitQuiet(maxSeconds) {
-  const deadline = performance.now() + maxSeconds * 1000;
-  for (;;) {
-    const meter = cpuMeter([process.pid]);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const others = meter().at(-1);
-    if (others < 0.1 || performance.now() > deadline) return others;
-  }
 }
 
 function freePort() {
@@ -269,15 +223,6 @@ function spawnUntil(command, args, { env, stream, ready, timeoutMs = 30_000 }) {
     }
     exited.then(({ code, signal }) => finish(new Error(`exited (${code ?? signal}) before ready`)));
   });
-}
-
-async function stop(proc, graceMs = 15_000) {
-  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return proc.exited;
-  proc.child.kill('SIGTERM');
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
-  const result = await proc.exited;
-  clearTimeout(timer);
-  return result;
 }
 
 function startServer({ dataDir, extraArgs = [], env = {} }) {
@@ -329,22 +274,17 @@ async function startRedis(fsync, dir) {
   return { ...proc, url: `redis://127.0.0.1:${port}` };
 }
 
-async function getJson(url) {
-  const res = await fetch(url);
-  return { status: res.status, body: await res.json() };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run.
 
-const flags = parseFlags(process.argv.slice(2), [
-  'duration',
-  'warmup',
-  'connections',
-  'phases',
-  'wait-idle',
-  'json',
-]);
+const flags = parseFlags(process.argv.slice(2), {
+  duration: 'string',
+  warmup: 'string',
+  connections: 'string',
+  phases: 'string',
+  'wait-idle': 'string',
+  json: 'string',
+});
 const waitIdle = Number(flags['wait-idle'] ?? 0);
 const duration = Number(flags.duration ?? 10);
 const warmup = Number(flags.warmup ?? 2);
