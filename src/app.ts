@@ -13,6 +13,8 @@ import { createMetrics } from './metrics.js';
 import { createSink, type Sink } from './agent/dispatch.js';
 import { startAgent } from './agent/start.js';
 import type { AgentSettings } from './config/agent.js';
+import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
+import { createStripeClient } from './stripe/client.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -27,6 +29,8 @@ export interface RunningServer {
   mcp: McpHttpHandler;
   /** Where decided tool calls go (the config's `dispatch`). */
   sink: Sink;
+  /** The start-up (and periodic) backfill from the Events API; null when off. */
+  backfill: PeriodicBackfill | null;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close(): Promise<void>;
 }
@@ -102,7 +106,12 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
   });
+  // With STRIPE_SECRET_KEY: thin events are fetched and queued, and missed events backfilled.
+  const stripe = config.stripeSecretKey
+    ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
+    : null;
   const app = createHttpApp({
+    stripe,
     buffer,
     catalog,
     metrics,
@@ -190,11 +199,26 @@ export async function startServer(
       })
     : null;
 
+  // Events missed while this server was down: pulled through the same dedup as webhooks. A
+  // failure (bad key, Stripe unreachable) is a warning; webhooks keep flowing.
+  const backfill =
+    config.backfillOnStart && stripe
+      ? startPeriodicBackfill({
+          stripe,
+          buffer,
+          catalog,
+          logger: logger.child({ component: 'backfill' }),
+          secretKey: config.stripeSecretKey ?? null,
+          intervalMs: config.backfillIntervalMs ?? null,
+        })
+      : null;
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(sweep);
       clearInterval(pruneTimer);
+      await backfill?.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
@@ -210,5 +234,5 @@ export async function startServer(
       logger.info('stopped');
     })());
 
-  return { url, port, buffer, catalog, mcp, sink, close };
+  return { url, port, buffer, catalog, mcp, sink, backfill, close };
 }

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { startServer } from './app.js';
+import { runBackfill } from './cli/backfill.js';
 import { printCatalog } from './cli/catalog.js';
 import { eventsAck, eventsList, eventsReplay, eventsShow } from './cli/events.js';
 import { DEFAULT_TRIGGER_URL, runTrigger } from './cli/trigger.js';
@@ -137,9 +138,16 @@ function serveOptions(command: Command): Command {
       '--mcp-idle-timeout <seconds>',
       'close an MCP HTTP session idle this long (default 1800)',
     )
+    .option(
+      '--backfill-on-start',
+      'pull events missed while down from the Events API on start (default when STRIPE_SECRET_KEY is set)',
+    )
+    .option('--no-backfill-on-start', 'do not backfill on start')
+    .option('--backfill-interval <minutes>', 'also backfill every this many minutes while running')
     .addHelpText(
       'after',
       '\nEnvironment: STRIPE_WEBHOOK_SECRET (one or more whsec_…, comma-separated; without it a dev secret is created in the data dir).' +
+        '\nSTRIPE_SECRET_KEY (optional): backfill from the Events API; STRIPE_API_BASE: another Stripe API origin.' +
         '\nMCP_AUTH_TOKEN: bearer token /mcp requires (required when --host is not a loopback address); MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS: extra Host names and browser origins /mcp accepts (comma-separated).',
     );
 }
@@ -193,6 +201,29 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .action(async (type: string, options) => {
       process.exitCode = await runTrigger(type, options);
+    });
+
+  program
+    .command('backfill')
+    .description(
+      "pull missed events from Stripe's Events API (last 30 days) through the same dedup as webhooks",
+    )
+    .option(
+      '--since <when>',
+      'a duration (30m, 24h, 7d), an ISO date-time, or an event id (evt_…) to walk forward from (default: the newest stored event, else 24h)',
+    )
+    .option('--types <a,b>', 'only these event types (default: every type the catalog maps)')
+    .option('--dry-run', 'fetch and count, store nothing')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .option('--config <file.json>', 'apply catalog overrides from this config file')
+    .addHelpText(
+      'after',
+      '\nNeeds STRIPE_SECRET_KEY (sk_… or a restricted rk_… key that can read Events); STRIPE_API_BASE points it at another API origin.',
+    )
+    .action(async (options) => {
+      process.exitCode = await runBackfill(options);
     });
 
   program

@@ -7,6 +7,7 @@ import { REDACTABLE, type RedactKind } from '../catalog/untrusted.js';
 import { isLogLevel, type LogLevel } from '../logger.js';
 import { loadConfigFile, type ConfigFile } from './file.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
+import { loadStripeApiSettings, SECRET_KEY_SETTING } from '../stripe/client.js';
 
 /**
  * Settings come from defaults < environment < flags; each is validated once here, and a bad one
@@ -44,6 +45,14 @@ export interface ServeConfig {
   mcpAllowedOrigins: readonly string[];
   /** An MCP HTTP session with nothing open and no request for this long is closed. */
   mcpSessionIdleMs: number;
+  /** STRIPE_SECRET_KEY (backfill); null when unset. Never logged or printed. */
+  stripeSecretKey?: string | null;
+  /** STRIPE_API_BASE: another Stripe API origin; null for api.stripe.com. */
+  stripeApiBase?: string | null;
+  /** Backfill from the Events API on start (default: on when STRIPE_SECRET_KEY is set). */
+  backfillOnStart?: boolean;
+  /** Backfill again this often while running; null: on start only. */
+  backfillIntervalMs?: number | null;
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -61,6 +70,9 @@ export interface ServeFlags {
   config?: string;
   redact?: string;
   mcpIdleTimeout?: string;
+  /** --backfill-on-start (true) / --no-backfill-on-start (false); undefined: on with a key. */
+  backfillOnStart?: boolean;
+  backfillInterval?: string;
 }
 
 export const DEFAULTS = {
@@ -195,6 +207,25 @@ export function loadServeConfig(
           'give the idle time in seconds after which an MCP HTTP session is closed, e.g. 1800.',
         ) * 1000;
   const file = flags.config ? loadConfigFile(flags.config) : {};
+  const stripeApi = loadStripeApiSettings(env);
+  if (flags.backfillOnStart === true && !stripeApi.secretKey) {
+    throw new ConfigError(
+      SECRET_KEY_SETTING,
+      'is not set, and --backfill-on-start needs it to read the Events API. Fix: export STRIPE_SECRET_KEY=sk_test_…, or drop --backfill-on-start.',
+    );
+  }
+  const backfillOnStart = flags.backfillOnStart ?? stripeApi.secretKey !== null;
+  const backfillIntervalMs =
+    flags.backfillInterval === undefined
+      ? null
+      : parseWith(
+          positiveInt,
+          flags.backfillInterval,
+          '--backfill-interval',
+          'give the minutes between backfills while running, e.g. --backfill-interval 60.',
+        ) *
+        60 *
+        1000;
   return Object.freeze({
     host,
     port,
@@ -217,6 +248,10 @@ export function loadServeConfig(
     mcpAllowedHosts: Object.freeze(parseList(env.MCP_ALLOWED_HOSTS)),
     mcpAllowedOrigins: Object.freeze(parseList(env.MCP_ALLOWED_ORIGINS)),
     mcpSessionIdleMs,
+    stripeSecretKey: stripeApi.secretKey,
+    stripeApiBase: stripeApi.apiBase,
+    backfillOnStart,
+    backfillIntervalMs,
   });
 }
 

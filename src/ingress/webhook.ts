@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import Stripe from 'stripe';
 import type { EventBuffer, IncomingEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import {
@@ -20,6 +21,58 @@ export interface WebhookDeps {
   maxBodyBytes: number;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * With STRIPE_SECRET_KEY: a thin event notification (v2 event destination) is verified, and the
+   * snapshot event it points at is fetched and queued like a webhook's. Without it, a verified
+   * thin notification is answered 200 `needs_key` and logged (the snapshot event stays in the
+   * Events API for 30 days: `backfill` picks it up once a key is set).
+   */
+  stripe?: Pick<Stripe, 'events'> | null;
+}
+
+/** A verified thin event notification: the fields used here. */
+interface ThinNotification {
+  id: string;
+  type: string;
+  snapshot_event?: string | null;
+}
+
+// parseEventNotification is an instance method; verification needs no key and makes no request.
+let verifier: Stripe | undefined;
+function thinVerifier(): Stripe {
+  return (verifier ??= new Stripe('sk_verify_only_no_requests'));
+}
+
+/** Verifies a thin notification against every secret, like verifyWebhook does for snapshots. */
+function verifyThin(body: Buffer, header: string, options: VerifyOptions): ThinNotification {
+  const receivedAt = (options.now ?? Date.now)();
+  let stale = false;
+  for (const secret of options.secrets) {
+    try {
+      const n = thinVerifier().parseEventNotification(
+        body,
+        header,
+        secret,
+        options.toleranceSeconds,
+        undefined,
+        receivedAt,
+      ) as unknown as ThinNotification;
+      if (typeof n.id !== 'string' || typeof n.type !== 'string') {
+        throw new WebhookRejectedError('invalid_event', 'the thin event has no id or type');
+      }
+      return n;
+    } catch (error) {
+      if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
+        if (/tolerance/i.test(error.message)) stale = true;
+        continue;
+      }
+      if (error instanceof WebhookRejectedError) throw error;
+      throw new WebhookRejectedError('invalid_event', 'the thin event could not be read');
+    }
+  }
+  throw stale
+    ? new WebhookRejectedError('stale_timestamp', 'the thin event signature is too old')
+    : new WebhookRejectedError('invalid_signature', 'no v1 signature matches a configured secret');
 }
 
 const RETRY_AFTER_FULL_S = 60;
@@ -29,7 +82,11 @@ function sendError(res: Response, status: number, code: string, message: string)
   res.status(status).json({ error: { code, message } });
 }
 
-function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent {
+/**
+ * A verified event as the buffer takes it. The backfill uses it too, so an event pulled from the
+ * Events API is stored exactly as the same event arriving by webhook (and deduplicated with it).
+ */
+export function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent {
   const objectId = event.data.object.id;
   return {
     id: event.id,
@@ -48,6 +105,127 @@ function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent {
 export function createWebhookRouter(deps: WebhookDeps): express.Router {
   const { buffer, catalog, metrics, logger } = deps;
   const router = express.Router();
+  type Stop = (labels: { status: string }) => void;
+
+  /** The catalog check and the durable append, shared by snapshot events and fetched thin ones. */
+  const admit = async (event: VerifiedEvent, payload: string, res: Response, stop: Stop) => {
+    if (!catalog.lookup(event.type)) {
+      metrics.ignored.inc();
+      logger.debug('event ignored: type not in the catalog', { id: event.id, type: event.type });
+      res.json({ received: true, status: 'ignored', id: event.id });
+      stop({ status: 'ignored' });
+      return;
+    }
+    try {
+      const result = await buffer.append(toIncoming(event, payload));
+      if (result.status === 'queued') {
+        metrics.queued.inc({ type: event.type });
+        logger.debug('event queued', { id: event.id, type: event.type });
+      } else {
+        metrics.duplicate.inc();
+        logger.debug('duplicate delivery', { id: event.id, type: event.type });
+      }
+      res.json({ received: true, status: result.status, id: event.id });
+      stop({ status: result.status });
+    } catch (error) {
+      const full = error instanceof BufferFullError;
+      const code = error instanceof AppError ? error.code : 'store_unavailable';
+      metrics.rejected.inc({ reason: code });
+      logger.error(
+        full ? 'buffer full: asking Stripe to retry' : 'store unavailable: asking Stripe to retry',
+        {
+          id: event.id,
+          error,
+        },
+      );
+      res.setHeader('Retry-After', String(full ? RETRY_AFTER_FULL_S : RETRY_AFTER_UNAVAILABLE_S));
+      const message =
+        error instanceof BufferFullError || error instanceof StoreUnavailableError
+          ? error.message
+          : 'the event store failed';
+      sendError(res, 503, code, `${message}; Stripe will retry`);
+      stop({ status: 'unavailable' });
+    }
+  };
+
+  /** A thin notification (v2 event destination): verified, then its snapshot event fetched. */
+  const thin = async (body: Buffer, header: string, req: Request, res: Response, stop: Stop) => {
+    let n: ThinNotification;
+    try {
+      n = verifyThin(body, header, deps.verify);
+    } catch (error) {
+      const e = error as WebhookRejectedError;
+      metrics.rejected.inc({ reason: e.code });
+      logger.warn('webhook rejected', { reason: e.code, ip: req.ip, thin: true });
+      sendError(res, 400, e.code, e.message);
+      stop({ status: 'rejected' });
+      return;
+    }
+    const v1Type = n.type.startsWith('v1.') ? n.type.slice(3) : null;
+    // Only an event id is ever fetched: the id goes into a request path.
+    const snapshot =
+      typeof n.snapshot_event === 'string' && /^evt_[A-Za-z0-9_]{1,200}$/.test(n.snapshot_event)
+        ? n.snapshot_event
+        : null;
+    if (v1Type && !snapshot) {
+      // Nothing to fetch that the catalog could map (every v1 notification names its snapshot).
+      metrics.rejected.inc({ reason: 'thin_event_unsupported' });
+      sendError(
+        res,
+        400,
+        'thin_event_unsupported',
+        'this thin event names no snapshot_event to fetch; point a snapshot-event endpoint here',
+      );
+      stop({ status: 'rejected' });
+      return;
+    }
+    if (!v1Type || !snapshot || !catalog.lookup(v1Type)) {
+      metrics.ignored.inc();
+      logger.debug('thin event ignored: no catalog-mapped snapshot event', {
+        id: n.id,
+        type: n.type,
+      });
+      res.json({ received: true, status: 'ignored', id: n.id });
+      stop({ status: 'ignored' });
+      return;
+    }
+    if (!deps.stripe) {
+      metrics.ignored.inc();
+      logger.warn(
+        'thin event not queued: fetching its snapshot event needs STRIPE_SECRET_KEY; once it is set, `backfill` (or the start-up backfill) queues it',
+        { id: n.id, type: n.type, snapshot_event: snapshot },
+      );
+      res.json({ received: true, status: 'needs_key', id: n.id });
+      stop({ status: 'ignored' });
+      return;
+    }
+    let event: Stripe.Event;
+    try {
+      event = await deps.stripe.events.retrieve(snapshot);
+      if (typeof event?.id !== 'string' || typeof event.data?.object !== 'object') {
+        throw new Error('the API answered something that is not an event');
+      }
+    } catch (error) {
+      const e = error as { message?: string; statusCode?: number };
+      metrics.rejected.inc({ reason: 'stripe_unavailable' });
+      logger.error('thin event: fetching its snapshot event failed; asking Stripe to retry', {
+        id: n.id,
+        snapshot_event: snapshot,
+        reason: e.message,
+        status: e.statusCode,
+      });
+      res.setHeader('Retry-After', String(RETRY_AFTER_UNAVAILABLE_S));
+      sendError(
+        res,
+        503,
+        'stripe_unavailable',
+        'the snapshot event could not be fetched; Stripe will retry',
+      );
+      stop({ status: 'unavailable' });
+      return;
+    }
+    await admit(event as unknown as VerifiedEvent, JSON.stringify(event), res, stop);
+  };
 
   router.post(
     WEBHOOK_PATH,
@@ -61,51 +239,20 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
         event = verifyWebhook(body, req.headers['stripe-signature'], deps.verify);
       } catch (error) {
         const e = error as WebhookRejectedError;
+        if (
+          e.code === 'thin_event_unsupported' &&
+          typeof req.headers['stripe-signature'] === 'string'
+        ) {
+          await thin(body, req.headers['stripe-signature'], req, res, stop);
+          return;
+        }
         metrics.rejected.inc({ reason: e.code });
         logger.warn('webhook rejected', { reason: e.code, ip: req.ip });
         sendError(res, 400, e.code, e.message);
         stop({ status: 'rejected' });
         return;
       }
-      if (!catalog.lookup(event.type)) {
-        metrics.ignored.inc();
-        logger.debug('event ignored: type not in the catalog', { id: event.id, type: event.type });
-        res.json({ received: true, status: 'ignored', id: event.id });
-        stop({ status: 'ignored' });
-        return;
-      }
-      try {
-        const result = await buffer.append(toIncoming(event, body.toString('utf8')));
-        if (result.status === 'queued') {
-          metrics.queued.inc({ type: event.type });
-          logger.debug('event queued', { id: event.id, type: event.type });
-        } else {
-          metrics.duplicate.inc();
-          logger.debug('duplicate delivery', { id: event.id, type: event.type });
-        }
-        res.json({ received: true, status: result.status, id: event.id });
-        stop({ status: result.status });
-      } catch (error) {
-        const full = error instanceof BufferFullError;
-        const code = error instanceof AppError ? error.code : 'store_unavailable';
-        metrics.rejected.inc({ reason: code });
-        logger.error(
-          full
-            ? 'buffer full: asking Stripe to retry'
-            : 'store unavailable: asking Stripe to retry',
-          {
-            id: event.id,
-            error,
-          },
-        );
-        res.setHeader('Retry-After', String(full ? RETRY_AFTER_FULL_S : RETRY_AFTER_UNAVAILABLE_S));
-        const message =
-          error instanceof BufferFullError || error instanceof StoreUnavailableError
-            ? error.message
-            : 'the event store failed';
-        sendError(res, 503, code, `${message}; Stripe will retry`);
-        stop({ status: 'unavailable' });
-      }
+      await admit(event, body.toString('utf8'), res, stop);
     },
   );
 

@@ -154,6 +154,28 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       );
     },
 
+    async replay_event({ id, note }) {
+      const before = await buffer.get(id);
+      if (!before) throw new EventNotFoundError(id);
+      if (before.status === 'claimed' || before.status === 'awaiting_approval') {
+        const what =
+          before.status === 'claimed'
+            ? 'it is being handled now (claimed); wait until it is acked, nacked or its lease expires'
+            : 'it waits for approval; use approve_action or reject_action';
+        throw new AppError('invalid_transition', `event ${id} cannot be replayed: ${what}`);
+      }
+      const event = await buffer.replay(id, note ?? 'replayed with replay_event');
+      return result<'replay_event'>(
+        {
+          id: event.id,
+          status: 'pending',
+          attempts: event.attempts,
+          previous_status: before.status,
+        },
+        `${event.id} (${event.type}) is pending again (was ${before.status}; attempts reset).`,
+      );
+    },
+
     async get_queue_status() {
       const stats = await buffer.stats();
       const age =

@@ -71,6 +71,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.registerTool('get_event', t.get_event, handlers.get_event);
   server.registerTool('ack_event', t.ack_event, handlers.ack_event);
   server.registerTool('nack_event', t.nack_event, handlers.nack_event);
+  server.registerTool('replay_event', t.replay_event, handlers.replay_event);
   server.registerTool('get_queue_status', t.get_queue_status, () => handlers.get_queue_status({}));
   server.registerTool('list_approvals', t.list_approvals, () => handlers.list_approvals({}));
   server.registerTool('approve_action', t.approve_action, handlers.approve_action);

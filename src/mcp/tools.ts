@@ -170,6 +170,33 @@ const nackEvent = {
   },
 } as const;
 
+const replayEvent = {
+  name: 'replay_event',
+  title: 'Replay a Stripe event',
+  description:
+    'Puts a stored event back to pending with its attempts reset, so it is handled again: e.g. a dead event once the cause of its failures is fixed, or an acked one that must be redone. Refused while the event is claimed (being handled) or awaiting approval.',
+  inputSchema: {
+    id: eventId,
+    note: z
+      .string()
+      .max(2000, 'note must be at most 2000 characters')
+      .optional()
+      .describe('Why it is replayed, kept in its history'),
+  },
+  outputSchema: {
+    id: z.string(),
+    status: z.literal('pending'),
+    attempts: z.number().int(),
+    previous_status: status.describe('The status it had before the replay'),
+  },
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: false,
+  },
+} as const;
+
 const getQueueStatus = {
   name: 'get_queue_status',
   title: 'Stripe event queue status',
@@ -265,6 +292,7 @@ export const TOOLS = {
   get_event: getEvent,
   ack_event: ackEvent,
   nack_event: nackEvent,
+  replay_event: replayEvent,
   get_queue_status: getQueueStatus,
   list_approvals: listApprovals,
   approve_action: approveAction,

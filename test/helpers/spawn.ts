@@ -22,6 +22,12 @@ export type EnvOverrides = Record<string, string | undefined>;
 // Settings the CLI reads from the environment: a developer's shell must not leak into a test.
 const SCRUBBED = [
   'STRIPE_WEBHOOK_SECRET',
+  'STRIPE_SECRET_KEY',
+  'STRIPE_API_BASE',
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_BASE_URL',
+  'ANTHROPIC_MODEL',
+  'MCP_AUTH_TOKEN',
   'STRIPE_EVENTS_DATA_DIR',
   'PORT',
   'HOST',

@@ -29,6 +29,7 @@ const TOOL_NAMES = [
   'list_pending_events',
   'nack_event',
   'reject_action',
+  'replay_event',
 ];
 
 describe('MCP tools (SDK client, in-memory transport, SQLite store)', () => {
