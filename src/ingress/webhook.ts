@@ -234,9 +234,12 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
       const stop = metrics.ingestSeconds.startTimer();
       metrics.received.inc();
       const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      // Decoded once: stripe-node would decode the bytes again for every configured secret, and
+      // the store keeps this same text.
+      const text = body.toString('utf8');
       let event: VerifiedEvent;
       try {
-        event = verifyWebhook(body, req.headers['stripe-signature'], deps.verify);
+        event = verifyWebhook(text, req.headers['stripe-signature'], deps.verify);
       } catch (error) {
         const e = error as WebhookRejectedError;
         if (
@@ -252,7 +255,7 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
         stop({ status: 'rejected' });
         return;
       }
-      await admit(event, body.toString('utf8'), res, stop);
+      await admit(event, text, res, stop);
     },
   );
 

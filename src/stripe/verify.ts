@@ -39,7 +39,7 @@ function reject(code: RejectionCode, message: string): WebhookRejectedError {
  * rotation and several endpoints), then parses it. Throws WebhookRejectedError with a stable code.
  */
 export function verifyWebhook(
-  rawBody: Buffer,
+  rawBody: Buffer | string,
   signatureHeader: string | string[] | undefined,
   options: VerifyOptions,
 ): VerifiedEvent {
