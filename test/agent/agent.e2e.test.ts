@@ -99,6 +99,13 @@ describe('agent process', () => {
       return health.counts.acked === 1;
     }, 'the event to be acked');
     expect([...handler.calls.values()]).toEqual([1]);
+    const metrics = await (await fetch(`${second.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /^stripe_events_agent_decisions_total\{tool="handle_dispute",action="accept"\} 1$/m,
+    );
+    expect(metrics).toMatch(/^stripe_events_agent_dispatches_total\{outcome="dispatched"\} 1$/m);
+    expect(metrics).toMatch(/^stripe_events_agent_tokens_total\{direction="input"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^stripe_events_agent_calls_total 1$/m);
     const shown = await runCli(['events', 'show', String(event.id), '--data-dir', dataDir]);
     const detail = JSON.parse(shown.stdout);
     const kinds = detail.history.map((h: { kind: string }) => h.kind);
