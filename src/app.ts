@@ -14,7 +14,8 @@ import { createSink, type Sink } from './agent/dispatch.js';
 import { startAgent } from './agent/start.js';
 import type { AgentSettings } from './config/agent.js';
 import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
-import { createStripeClient } from './stripe/client.js';
+import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
+import { Enricher } from './catalog/enrich.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -186,8 +187,27 @@ export async function startServer(
     verifyingWith: `${secrets.length} signing secret(s)`,
   });
 
+  const enricher =
+    config.enrich && stripe
+      ? new Enricher(
+          {
+            charge: async (id) =>
+              (await stripe.charges.retrieve(id)) as unknown as Record<string, unknown>,
+            customer: async (id) =>
+              (await stripe.customers.retrieve(id)) as unknown as Record<string, unknown>,
+          },
+          {
+            onError: (error, what) =>
+              logger.warn('enrichment lookup failed; deciding without it', {
+                what,
+                reason: stripeErrorMessage(error, config.stripeSecretKey ?? ''),
+              }),
+          },
+        )
+      : null;
   const agent = options.agent
     ? await startAgent({
+        enrich: enricher ? (type, facts) => enricher.enrich(type, facts) : undefined,
         buffer,
         catalog,
         settings: options.agent,

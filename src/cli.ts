@@ -107,6 +107,10 @@ function agentOptions(command: Command): Command {
     .option('--max-tokens <n>', 'output tokens per request (default 1024)')
     .option('--lease-seconds <n>', 'how long a claim lasts, renewed while working (default 120)')
     .option('--dry-run', 'decide and record, dispatch nothing')
+    .option(
+      '--enrich',
+      "look up facts events lack (a dispute's customer, a failed invoice's email) in the Stripe API before deciding; needs STRIPE_SECRET_KEY",
+    )
     .addHelpText(
       'after',
       '\nThe loop needs ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL points the SDK at another endpoint.',

@@ -24,6 +24,8 @@ export interface AgentLoopOptions {
   dryRun?: boolean;
   approval?: NonNullable<ConfigFile['approval']>;
   redact?: readonly RedactKind[];
+  /** Adds facts the event lacks (Stripe API lookups, `--enrich`); its result is what is dispatched. */
+  enrich?: (type: string, facts: Record<string, unknown>) => Promise<Record<string, unknown>>;
   /** How long a claim lasts; renewed every third of it while the event is worked on. */
   leaseMs?: number;
   /** First retry delay after a failed attempt; doubles per attempt, capped at an hour. */
@@ -41,8 +43,10 @@ const HOUR = 3_600_000;
  * halfway leaves the event claimed until its lease expires, and then it is pending again.
  */
 export class AgentLoop {
-  private readonly o: Required<Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact'>> &
-    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact'>;
+  private readonly o: Required<
+    Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich'>
+  > &
+    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich'>;
   private stopping = false;
   private workers: Promise<void>[] = [];
   private readonly inFlight = new Map<string, AbortController>();
@@ -171,8 +175,10 @@ export class AgentLoop {
       await buffer.ack(event.id, 'its type is no longer in the catalog');
       return;
     }
+    const factsInput = this.o.enrich ? await this.o.enrich(event.type, facts.input) : facts.input;
     const started = Date.now();
-    const result = await decide(def, userMessage(catalog, event, this.o.redact ?? []), {
+    const shown = { name: def.tool, input: factsInput };
+    const result = await decide(def, userMessage(catalog, event, this.o.redact ?? [], shown), {
       client: this.o.client,
       model: this.o.model,
       maxTokens: this.o.maxTokens,
@@ -216,7 +222,7 @@ export class AgentLoop {
       return;
     }
     // The facts are always the catalog's own extraction; only the decision fields are the model's.
-    const call: ToolCall = { name: def.tool, input: { ...facts.input, ...decision.decision } };
+    const call: ToolCall = { name: def.tool, input: { ...factsInput, ...decision.decision } };
     const action = String(decision.decision.action);
     metrics?.decisions.inc({ tool: def.tool, action });
     const decided: HistoryInput = {

@@ -1,4 +1,4 @@
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import { renderEventForPrompt, type PromptEvent } from '../catalog/prompt.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 
@@ -24,7 +24,8 @@ export function userMessage(
   catalog: Catalog,
   event: PromptEvent,
   redact: readonly RedactKind[],
+  call?: ToolCall,
 ): string {
-  const { text } = renderEventForPrompt(catalog, event, { redact });
+  const { text } = renderEventForPrompt(catalog, event, { redact, call });
   return `${text}\n\nDecide now: call exactly one tool.`;
 }

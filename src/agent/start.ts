@@ -7,7 +7,7 @@ import type { AgentSettings } from '../config/agent.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
 import type { Sink } from './dispatch.js';
-import { AgentLoop } from './loop.js';
+import { AgentLoop, type AgentLoopOptions } from './loop.js';
 import { createAgentMetrics } from './metrics.js';
 
 export interface StartAgentOptions {
@@ -19,6 +19,7 @@ export interface StartAgentOptions {
   redact: readonly RedactKind[];
   logger: Logger;
   registry: client.Registry;
+  enrich?: AgentLoopOptions['enrich'];
 }
 
 /** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
@@ -38,6 +39,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     approval: options.approval,
     redact: options.redact,
     leaseMs: options.settings.leaseMs,
+    enrich: options.enrich,
   });
   loop.start();
   return loop;

@@ -1,4 +1,4 @@
-import type { Catalog } from './catalog.js';
+import type { Catalog, ToolCall } from './catalog.js';
 import {
   cleanText,
   closeTag,
@@ -26,6 +26,8 @@ export interface PromptEvent {
 export interface RenderOptions {
   nonce?: string;
   redact?: readonly RedactKind[];
+  /** The tool call to show, when the caller has it already (e.g. enriched); else extracted. */
+  call?: ToolCall;
 }
 
 export interface RenderedEvent {
@@ -69,7 +71,7 @@ export function renderEventForPrompt(
   const nonce = options.nonce ?? newNonce();
   const redact = options.redact ?? [];
   const def = catalog.lookup(event.type);
-  const call = catalog.toolCall(event.type, event.payload);
+  const call = options.call ?? catalog.toolCall(event.type, event.payload);
   const mode = event.livemode ? 'live mode' : 'test mode';
   const lines = [
     `Stripe event ${event.id}: ${event.type} (${mode}), created ${new Date(event.created * 1000).toISOString()}`,

@@ -53,6 +53,8 @@ export interface ServeConfig {
   backfillOnStart?: boolean;
   /** Backfill again this often while running; null: on start only. */
   backfillIntervalMs?: number | null;
+  /** Look up facts events lack in the Stripe API before the agent decides (needs the key). */
+  enrich?: boolean;
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -73,6 +75,7 @@ export interface ServeFlags {
   /** --backfill-on-start (true) / --no-backfill-on-start (false); undefined: on with a key. */
   backfillOnStart?: boolean;
   backfillInterval?: string;
+  enrich?: boolean;
 }
 
 export const DEFAULTS = {
@@ -215,6 +218,12 @@ export function loadServeConfig(
     );
   }
   const backfillOnStart = flags.backfillOnStart ?? stripeApi.secretKey !== null;
+  if (flags.enrich === true && !stripeApi.secretKey) {
+    throw new ConfigError(
+      SECRET_KEY_SETTING,
+      'is not set, and --enrich needs it to look objects up. Fix: export STRIPE_SECRET_KEY=sk_test_… (a restricted key with read access to charges and customers is enough), or drop --enrich.',
+    );
+  }
   const backfillIntervalMs =
     flags.backfillInterval === undefined
       ? null
@@ -251,6 +260,7 @@ export function loadServeConfig(
     stripeSecretKey: stripeApi.secretKey,
     stripeApiBase: stripeApi.apiBase,
     backfillOnStart,
+    enrich: flags.enrich === true,
     backfillIntervalMs,
   });
 }

@@ -335,6 +335,21 @@ describe('agent loop', () => {
     expect(received[0]!.input.evidence_product_description).toContain(INJECTION);
   });
 
+  it('decides and dispatches with enriched facts, shown to the model as well', async () => {
+    const fake = await fakeApi();
+    const { buffer } = store();
+    const { sink, received } = capturingSink();
+    const id = await append(buffer, buildTestEvent('charge.dispute.created'));
+    loop(buffer, fake, {
+      sink,
+      enrich: async (type, facts) =>
+        type === 'charge.dispute.created' ? { ...facts, customer: 'cus_enriched' } : facts,
+    });
+    expect((await settled(buffer, id)).status).toBe('acked');
+    expect(received[0]!.input.customer).toBe('cus_enriched');
+    expect(userText(fake.requests[0]!)).toContain('customer: cus_enriched');
+  });
+
   it('decides and records in --dry-run, dispatching nothing', async () => {
     const fake = await fakeApi();
     const { buffer } = store();

@@ -109,6 +109,15 @@ describe('serve configuration', () => {
     );
   });
 
+  it('needs STRIPE_SECRET_KEY for --enrich', () => {
+    expect(configError(() => loadServeConfig({ enrich: true }, {})).setting).toBe(
+      'STRIPE_SECRET_KEY',
+    );
+    expect(loadServeConfig({ enrich: true }, { STRIPE_SECRET_KEY: 'sk_test_abc123' }).enrich).toBe(
+      true,
+    );
+  });
+
   it('reads sizes with units', () => {
     expect(parseSize('2mb')).toBe(2 * 1024 * 1024);
     expect(parseSize('512 KiB')).toBe(512 * 1024);

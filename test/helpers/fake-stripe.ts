@@ -20,6 +20,8 @@ export interface FakeStripe {
   requests: FakeStripeRequest[];
   /** Newest first, as the API lists them. */
   events: Record<string, unknown>[];
+  /** Objects served at GET /v1/charges/:id and /v1/customers/:id, by id. */
+  objects: Record<string, Record<string, unknown>>;
   /** Answer the next n requests with 429 (rate limited). */
   rateLimitNext(n: number): void;
   close(): Promise<void>;
@@ -28,6 +30,7 @@ export interface FakeStripe {
 export interface FakeStripeOptions {
   key?: string;
   events?: Record<string, unknown>[];
+  objects?: Record<string, Record<string, unknown>>;
 }
 
 function stripeError(res: http.ServerResponse, status: number, type: string, message: string) {
@@ -51,6 +54,7 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     key,
     requests,
     events: options.events ?? [],
+    objects: options.objects ?? {},
     rateLimitNext(n: number) {
       limited = n;
     },
@@ -69,6 +73,17 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     if (limited > 0) {
       limited--;
       stripeError(res, 429, 'rate_limit_error', 'Too many requests hit the API too quickly.');
+      return;
+    }
+    const object = /^\/v1\/(charges|customers)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && object) {
+      const found = fake.objects[decodeURIComponent(object[2]!)];
+      if (!found) {
+        stripeError(res, 404, 'invalid_request_error', `No such ${object[1]}: '${object[2]}'`);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(found));
       return;
     }
     const one = /^\/v1\/events\/([^/]+)$/.exec(url.pathname);
