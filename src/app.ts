@@ -14,6 +14,7 @@ import { createSink, type Sink } from './agent/dispatch.js';
 import { startAgent } from './agent/start.js';
 import type { AgentSettings } from './config/agent.js';
 import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
+import { ParkedNotifications } from './ingress/parked.js';
 import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
 import { Enricher } from './catalog/enrich.js';
 
@@ -111,8 +112,11 @@ export async function startServer(
   const stripe = config.stripeSecretKey
     ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
     : null;
+  // Thin notifications that need a key wait here for the next backfill (see ingress/parked.ts).
+  const parked = new ParkedNotifications(config.dataDir);
   const app = createHttpApp({
     stripe,
+    parked,
     buffer,
     catalog,
     metrics,
@@ -225,6 +229,7 @@ export async function startServer(
     config.backfillOnStart && stripe
       ? startPeriodicBackfill({
           stripe,
+          parked,
           buffer,
           catalog,
           logger: logger.child({ component: 'backfill' }),

@@ -1,3 +1,4 @@
+import { ParkedNotifications } from '../ingress/parked.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EventBuffer } from '../buffer/buffer.js';
@@ -120,10 +121,12 @@ export async function runBackfill(
     }
     const tty = process.stderr.isTTY === true;
     let last = 0;
+    const dataDir = flags.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env);
     const counts = await backfill({
       stripe,
       buffer,
       catalog,
+      parked: new ParkedNotifications(dataDir),
       since,
       types,
       dryRun: flags.dryRun === true,

@@ -3,6 +3,7 @@ import type Stripe from 'stripe';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { ConfigError } from '../errors.js';
+import type { ParkedNotifications } from './parked.js';
 import { toIncoming } from './webhook.js';
 import type { Logger } from '../logger.js';
 import { stripeErrorMessage } from '../stripe/client.js';
@@ -53,6 +54,8 @@ export interface BackfillOptions {
   /** Fetch and count, store nothing. */
   dryRun?: boolean;
   onProgress?: (counts: Readonly<BackfillCounts>) => void;
+  /** Thin notifications recorded while there was no key: their snapshot events are fetched too. */
+  parked?: ParkedNotifications;
   /** Rate limits (429) stripe-node did not retry: walk again from the last event, this many times. */
   rateLimitRetries?: number;
   /** First wait after a 429, doubled each time (ms). */
@@ -185,6 +188,27 @@ export async function backfill(options: BackfillOptions): Promise<BackfillCounts
     options.onProgress?.(counts);
   };
 
+  // Recorded thin notifications first: their snapshot events may be older than this walk reaches.
+  if (options.parked && buffer && !options.dryRun) {
+    const parked = await options.parked.list();
+    const done: string[] = [];
+    for (const entry of parked) {
+      if (signal?.aborted) break;
+      try {
+        const event = await stripe.events.retrieve(entry.snapshot_event);
+        const started = performance.now();
+        await handle(event);
+        counts.ownMs += performance.now() - started;
+        done.push(entry.snapshot_event);
+      } catch (error) {
+        // Gone (past Stripe's 30 days): nothing left to fetch. Anything else: next time.
+        if ((error as { statusCode?: number }).statusCode === 404) done.push(entry.snapshot_event);
+        else if (!isRateLimit(error)) throw error;
+      }
+    }
+    await options.parked.remove(done);
+  }
+
   for (const chunk of typeChunks(types)) {
     // The last event handled: a walk cut short by a rate limit starts again after it.
     let cursor: string | null = null;
@@ -241,6 +265,7 @@ export interface PeriodicBackfillOptions {
   secretKey: string | null;
   /** Run again this often after the first run; null: once, on start. */
   intervalMs: number | null;
+  parked?: ParkedNotifications;
 }
 
 export interface PeriodicBackfill {
@@ -267,6 +292,7 @@ export function startPeriodicBackfill(options: PeriodicBackfillOptions): Periodi
         stripe: options.stripe,
         buffer: options.buffer,
         catalog: options.catalog,
+        parked: options.parked,
         since,
         signal: controller.signal,
       });

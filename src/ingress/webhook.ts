@@ -11,6 +11,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { verifyWebhook, type VerifiedEvent, type VerifyOptions } from '../stripe/verify.js';
+import type { ParkedNotifications } from './parked.js';
 
 export const WEBHOOK_PATH = '/stripe/webhook';
 
@@ -21,6 +22,8 @@ export interface WebhookDeps {
   maxBodyBytes: number;
   metrics: Metrics;
   logger: Logger;
+  /** Where thin notifications that need a key are recorded for the next backfill. */
+  parked?: ParkedNotifications;
   /**
    * With STRIPE_SECRET_KEY: a thin event notification (v2 event destination) is verified, and the
    * snapshot event it points at is fetched and queued like a webhook's. Without it, a verified
@@ -190,9 +193,32 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
       return;
     }
     if (!deps.stripe) {
+      if (deps.parked) {
+        try {
+          await deps.parked.add({
+            id: n.id,
+            type: n.type,
+            snapshot_event: snapshot,
+            received_at: new Date().toISOString(),
+          });
+        } catch (error) {
+          // Not recorded: a 503 makes Stripe deliver the notification again.
+          metrics.rejected.inc({ reason: 'store_unavailable' });
+          logger.error('could not record a thin event that needs a key', { id: n.id, error });
+          res.setHeader('Retry-After', String(RETRY_AFTER_UNAVAILABLE_S));
+          sendError(
+            res,
+            503,
+            'store_unavailable',
+            'the notification could not be recorded; Stripe will retry',
+          );
+          stop({ status: 'unavailable' });
+          return;
+        }
+      }
       metrics.ignored.inc();
       logger.warn(
-        'thin event not queued: fetching its snapshot event needs STRIPE_SECRET_KEY; once it is set, `backfill` (or the start-up backfill) queues it',
+        'thin event recorded, not queued: fetching its snapshot event needs STRIPE_SECRET_KEY; once it is set, `backfill` (or the start-up backfill) queues it',
         { id: n.id, type: n.type, snapshot_event: snapshot },
       );
       res.json({ received: true, status: 'needs_key', id: n.id });

@@ -6,6 +6,9 @@ import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';
+import { backfill, parseSince } from '../../src/ingress/backfill.js';
+import { ParkedNotifications } from '../../src/ingress/parked.js';
+import { createStripeClient } from '../../src/stripe/client.js';
 
 /**
  * Thin event notifications (v2 event destinations) on POST /stripe/webhook, verified with
@@ -18,6 +21,7 @@ afterEach(async () => {
 
 interface Started {
   server: RunningServer;
+  dataDir: string;
   secret: string;
   logs: Record<string, any>[];
 }
@@ -34,7 +38,7 @@ async function start(env: Record<string, string> = {}): Promise<Started> {
   const logger = createLogger({ level: 'debug', write: (l) => logs.push(JSON.parse(l)) });
   const server = await startServer(config, { logger, notice: () => {} });
   cleanups.push(() => server.close());
-  return { server, secret, logs };
+  return { server, secret, logs, dataDir: tmp.dir };
 }
 
 async function fake(events: Record<string, unknown>[]): Promise<FakeStripe> {
@@ -90,8 +94,38 @@ describe('thin events', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ received: true, status: 'needs_key' });
     expect((await s.server.buffer.stats()).counts.pending).toBe(0);
-    const warn = s.logs.find((l) => l.level === 'warn' && /thin event not queued/.test(l.msg));
+    const warn = s.logs.find((l) => l.level === 'warn' && /not queued/.test(l.msg));
     expect(warn).toMatchObject({ snapshot_event: snapshot.id });
+  });
+
+  it('without a key: records the notification, and the next backfill with a key queues its snapshot event', async () => {
+    const s = await start();
+    const snapshot = buildTestEvent('charge.dispute.created', {
+      now: new Date(Date.now() - 5 * 86_400_000),
+    });
+    expect((await send(s, thinFor(snapshot))).body.status).toBe('needs_key');
+    expect((await send(s, thinFor(snapshot))).body.status).toBe('needs_key');
+    const parked = new ParkedNotifications(s.dataDir);
+    expect((await parked.list()).map((p) => p.snapshot_event)).toEqual([snapshot.id]);
+
+    // Five days old: outside a walk that starts an hour ago; only the record brings it in.
+    const api = await fake([snapshot]);
+    const stripe = createStripeClient({
+      secretKey: api.key,
+      apiBase: api.url,
+      maxNetworkRetries: 0,
+    });
+    const counts = await backfill({
+      stripe,
+      buffer: s.server.buffer,
+      catalog: s.server.catalog,
+      parked,
+      since: parseSince('1h'),
+    });
+    expect(counts.queued).toBe(1);
+    expect(await s.server.buffer.get(snapshot.id as string)).toMatchObject({ status: 'pending' });
+    expect(await parked.list()).toEqual([]);
+    expect(api.requests.some((r) => r.path === `/v1/events/${String(snapshot.id)}`)).toBe(true);
   });
 
   it('refuses a thin event with a wrong signature (400) and fetches nothing', async () => {
