@@ -13,7 +13,13 @@ import { createMetrics } from './metrics.js';
 import { createSink, type Sink } from './agent/dispatch.js';
 import { startAgent } from './agent/start.js';
 import type { AgentSettings } from './config/agent.js';
-import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
+import {
+  backfill,
+  parseSince,
+  startPeriodicBackfill,
+  type PeriodicBackfill,
+} from './ingress/backfill.js';
+import type { BackfillRunner } from './mcp/handlers.js';
 import { ParkedNotifications } from './ingress/parked.js';
 import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
 import { Enricher } from './catalog/enrich.js';
@@ -31,6 +37,8 @@ export interface RunningServer {
   mcp: McpHttpHandler;
   /** Where decided tool calls go (the config's `dispatch`). */
   sink: Sink;
+  /** backfill_events' runner; undefined without STRIPE_SECRET_KEY. */
+  runBackfill?: BackfillRunner;
   /** The start-up (and periodic) backfill from the Events API; null when off. */
   backfill: PeriodicBackfill | null;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
@@ -96,10 +104,29 @@ export async function startServer(
   const metrics = createMetrics(buffer);
   // One sink for the agent loop and for approve_action; a module sink loads its module once.
   const sink = await createSink(config.dispatch, config.configDir);
+  // With STRIPE_SECRET_KEY: thin events are fetched and queued, and missed events backfilled.
+  const stripe = config.stripeSecretKey
+    ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
+    : null;
+  // Thin notifications that need a key wait here for the next backfill (see ingress/parked.ts).
+  const parked = new ParkedNotifications(config.dataDir);
+  const runBackfill: BackfillRunner | undefined = stripe
+    ? ({ since, types, onProgress }) =>
+        backfill({
+          stripe,
+          buffer,
+          catalog,
+          parked,
+          since: parseSince(since ?? '24h'),
+          types,
+          onProgress,
+        })
+    : undefined;
   const mcp = createMcpHttpHandler({
     buffer,
     catalog,
     sink,
+    backfill: runBackfill,
     redact: config.redact,
     logger,
     host: config.host,
@@ -108,12 +135,6 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
   });
-  // With STRIPE_SECRET_KEY: thin events are fetched and queued, and missed events backfilled.
-  const stripe = config.stripeSecretKey
-    ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
-    : null;
-  // Thin notifications that need a key wait here for the next backfill (see ingress/parked.ts).
-  const parked = new ParkedNotifications(config.dataDir);
   const app = createHttpApp({
     stripe,
     parked,
@@ -225,7 +246,7 @@ export async function startServer(
 
   // Events missed while this server was down: pulled through the same dedup as webhooks. A
   // failure (bad key, Stripe unreachable) is a warning; webhooks keep flowing.
-  const backfill =
+  const periodic =
     config.backfillOnStart && stripe
       ? startPeriodicBackfill({
           stripe,
@@ -243,7 +264,7 @@ export async function startServer(
     (closing ??= (async () => {
       clearInterval(sweep);
       clearInterval(pruneTimer);
-      await backfill?.stop();
+      await periodic?.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
@@ -259,5 +280,5 @@ export async function startServer(
       logger.info('stopped');
     })());
 
-  return { url, port, buffer, catalog, mcp, sink, backfill, close };
+  return { url, port, buffer, catalog, mcp, sink, runBackfill, backfill: periodic, close };
 }

@@ -1,4 +1,9 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type {
+  CallToolResult,
+  ServerNotification,
+  ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { RedactKind } from '../catalog/untrusted.js';
@@ -29,7 +34,22 @@ export interface McpContext {
   logger: Logger;
   /** Where approve_action dispatches (the config's `dispatch`); default: recorded only. */
   sink?: Sink;
+  /** Pulls missed events from Stripe's Events API; absent without STRIPE_SECRET_KEY. */
+  backfill?: BackfillRunner;
 }
+
+export interface BackfillProgress {
+  fetched: number;
+  queued: number;
+  duplicate: number;
+  ignored: number;
+}
+
+export type BackfillRunner = (options: {
+  since?: string;
+  types?: readonly string[];
+  onProgress: (counts: Readonly<BackfillProgress>) => void;
+}) => Promise<BackfillProgress>;
 
 export type ToolHandlers = {
   [N in ToolName]: (input: ToolInput<N>) => Promise<CallToolResult>;
@@ -84,7 +104,10 @@ function iso(ms: number | null): string | null {
 export function createToolHandlers(ctx: McpContext): ToolHandlers {
   const { buffer, catalog, redact, logger } = ctx;
 
-  const handlers: Omit<ToolHandlers, 'list_approvals' | 'approve_action' | 'reject_action'> &
+  const handlers: Omit<
+    ToolHandlers,
+    'list_approvals' | 'approve_action' | 'reject_action' | 'backfill_events'
+  > &
     Partial<ToolHandlers> = {
     async list_pending_events({ types, limit, cursor }) {
       const wanted = types && types.length > 0 ? [...new Set(types)] : undefined;
@@ -251,4 +274,65 @@ function approvalReply(
       ? `${outcome.id}: ${outcome.outcome}; the event is acked.`
       : `${outcome.id} still waits for approval: ${outcome.outcome}.`;
   return result<typeof tool>({ ...outcome, tool_call: call }, text);
+}
+
+const PROGRESS_EVERY_MS = 100;
+
+/**
+ * backfill_events: reports progress as `notifications/progress` when the client asked for it (a
+ * progressToken in the request's _meta), at most every 100 ms and once at the end.
+ */
+export function backfillEventsHandler(ctx: McpContext) {
+  return async (
+    input: ToolInput<'backfill_events'>,
+    extra: RequestHandlerExtra<ServerRequest, ServerNotification>,
+  ): Promise<CallToolResult> => {
+    if (!ctx.backfill) {
+      return toolError(
+        new AppError(
+          'needs_key',
+          'backfill needs STRIPE_SECRET_KEY on the server, and it is not set: nothing was fetched. The operator can set it and restart, or run `stripe-events-mcp backfill`',
+        ),
+        ctx.logger,
+      );
+    }
+    const token = extra._meta?.progressToken;
+    let last = 0;
+    const report = (c: Readonly<BackfillProgress>, force = false) => {
+      if (token === undefined) return;
+      const now = Date.now();
+      if (!force && now - last < PROGRESS_EVERY_MS) return;
+      last = now;
+      void extra
+        .sendNotification({
+          method: 'notifications/progress',
+          params: {
+            progressToken: token,
+            progress: c.fetched,
+            message: `fetched ${c.fetched}, queued ${c.queued}, duplicate ${c.duplicate}, ignored ${c.ignored}`,
+          },
+        })
+        .catch(() => {});
+    };
+    try {
+      const counts = await ctx.backfill({
+        since: input.since,
+        types: input.types,
+        onProgress: report,
+      });
+      report(counts, true);
+      const out = {
+        fetched: counts.fetched,
+        queued: counts.queued,
+        duplicate: counts.duplicate,
+        ignored: counts.ignored,
+      };
+      return result<'backfill_events'>(
+        out,
+        `Fetched ${out.fetched} events from Stripe: ${out.queued} queued, ${out.duplicate} already stored, ${out.ignored} of unmapped types.`,
+      );
+    } catch (error) {
+      return toolError(error, ctx.logger);
+    }
+  };
 }

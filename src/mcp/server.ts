@@ -4,7 +4,7 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { createToolHandlers, type McpContext } from './handlers.js';
+import { backfillEventsHandler, createToolHandlers, type McpContext } from './handlers.js';
 import { ChangeHub } from './notifications.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
@@ -51,6 +51,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     redact: options.redact,
     logger: options.logger,
     sink: options.sink,
+    backfill: options.backfill,
   };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'Stripe events', version: packageVersion() },
@@ -72,6 +73,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.registerTool('ack_event', t.ack_event, handlers.ack_event);
   server.registerTool('nack_event', t.nack_event, handlers.nack_event);
   server.registerTool('replay_event', t.replay_event, handlers.replay_event);
+  server.registerTool('backfill_events', t.backfill_events, backfillEventsHandler(ctx));
   server.registerTool('get_queue_status', t.get_queue_status, () => handlers.get_queue_status({}));
   server.registerTool('list_approvals', t.list_approvals, () => handlers.list_approvals({}));
   server.registerTool('approve_action', t.approve_action, handlers.approve_action);

@@ -9,6 +9,7 @@ import { ensureWritableDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createSink, type Sink } from '../agent/dispatch.js';
+import type { BackfillRunner } from './handlers.js';
 import { createMcpServer } from './server.js';
 
 /** What `serve` starts (app.ts startServer): the HTTP app with the webhook, on the store. */
@@ -17,6 +18,7 @@ export interface WebhookServer {
   buffer: EventBuffer;
   catalog: Catalog;
   sink?: Sink;
+  runBackfill?: BackfillRunner;
   close(): Promise<void>;
 }
 
@@ -92,7 +94,14 @@ export async function runStdio(config: ServeConfig, options: StdioOptions): Prom
   }
 
   const sink = running?.sink ?? (await createSink(config.dispatch, config.configDir));
-  const server = createMcpServer({ buffer, catalog, redact: config.redact, logger, sink });
+  const server = createMcpServer({
+    buffer,
+    catalog,
+    redact: config.redact,
+    logger,
+    sink,
+    backfill: running?.runBackfill,
+  });
   const transport = new StdioServerTransport(stdin, stdout);
 
   let settle: () => void = () => {};

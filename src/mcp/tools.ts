@@ -197,6 +197,39 @@ const replayEvent = {
   },
 } as const;
 
+const backfillEvents = {
+  name: 'backfill_events',
+  title: "Pull missed events from Stripe's Events API",
+  description:
+    "Fetches events this server may have missed (while it was down, or of types added since) from Stripe's Events API and queues them through the same dedup as webhooks: nothing is stored twice. Reports progress (fetched, queued) as MCP progress notifications. Needs STRIPE_SECRET_KEY on the server.",
+  inputSchema: {
+    since: z
+      .string()
+      .max(100, 'since is a duration (24h, 7d), an ISO date or an event id (evt_…)')
+      .optional()
+      .describe(
+        'How far back: a duration such as 24h or 7d, an ISO date, or an event id; default 24h (Stripe keeps 30 days)',
+      ),
+    types: z
+      .array(z.string().min(1))
+      .max(100)
+      .optional()
+      .describe('Only these event types; default: every type the catalog maps'),
+  },
+  outputSchema: {
+    fetched: z.number().int(),
+    queued: z.number().int().describe('New events stored'),
+    duplicate: z.number().int().describe('Events already stored (e.g. received by webhook)'),
+    ignored: z.number().int().describe('Events of types the catalog does not map'),
+  },
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: true,
+  },
+} as const;
+
 const getQueueStatus = {
   name: 'get_queue_status',
   title: 'Stripe event queue status',
@@ -293,6 +326,7 @@ export const TOOLS = {
   ack_event: ackEvent,
   nack_event: nackEvent,
   replay_event: replayEvent,
+  backfill_events: backfillEvents,
   get_queue_status: getQueueStatus,
   list_approvals: listApprovals,
   approve_action: approveAction,

@@ -1,3 +1,4 @@
+import type { BackfillRunner } from '../../src/mcp/handlers.js';
 import type { Sink } from '../../src/agent/dispatch.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -102,7 +103,12 @@ export function newClient(name = 'test-client'): Client {
 export async function connectInMemory(
   store: Store,
   cleanups: Cleanups,
-  options: { redact?: readonly RedactKind[]; hub?: ChangeHub; sink?: Sink } = {},
+  options: {
+    redact?: readonly RedactKind[];
+    hub?: ChangeHub;
+    sink?: Sink;
+    backfill?: BackfillRunner;
+  } = {},
 ): Promise<Connected> {
   const server = createMcpServer({
     buffer: store.buffer,
@@ -111,6 +117,7 @@ export async function connectInMemory(
     logger: silent,
     hub: options.hub,
     sink: options.sink,
+    backfill: options.backfill,
   });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);

@@ -23,6 +23,7 @@ afterEach(async () => {
 const TOOL_NAMES = [
   'ack_event',
   'approve_action',
+  'backfill_events',
   'get_event',
   'get_queue_status',
   'list_approvals',
