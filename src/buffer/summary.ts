@@ -39,9 +39,11 @@ export interface EventDetail {
 }
 
 export function detail(event: StoredEvent, history: HistoryEntry[], catalog: Catalog): EventDetail {
+  const parsed = JSON.parse(event.payload) as unknown;
   return {
-    event: JSON.parse(event.payload) as unknown,
-    tool_call: catalog.toolCall(event.type, event.payload),
+    event: parsed,
+    // The parsed event, not the payload: one JSON.parse of a possibly large body, not two.
+    tool_call: catalog.toolCall(event.type, parsed),
     status: event.status,
     attempts: event.attempts,
     received_at: new Date(event.receivedAt).toISOString(),
