@@ -1,6 +1,7 @@
+import type { RequestListener } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import type { EventBuffer } from './buffer/buffer.js';
-import { createWebhookRouter, type WebhookDeps } from './ingress/webhook.js';
+import { createWebhookIngress, type WebhookDeps } from './ingress/webhook.js';
 import type { Metrics } from './metrics.js';
 
 export interface HttpAppDeps extends WebhookDeps {
@@ -10,12 +11,18 @@ export interface HttpAppDeps extends WebhookDeps {
   mcp?: express.Router;
 }
 
-/** The HTTP surface: webhook ingress, health and metrics. No app-wide body parser, on purpose. */
-export function createHttpApp(deps: HttpAppDeps): express.Express {
+/**
+ * The HTTP surface: webhook ingress, health and metrics. No app-wide body parser, on purpose.
+ * The returned listener serves `POST /stripe/webhook` itself, ahead of Express's router (the one
+ * route under load: each request skips the router's layers), and hands every other request to
+ * the Express app, which mounts the same webhook handler for the spellings Express also accepts.
+ */
+export function createHttpApp(deps: HttpAppDeps): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(createWebhookRouter(deps));
+  const webhook = createWebhookIngress(deps);
+  app.use(webhook.router);
   if (deps.mcp) app.use(deps.mcp);
 
   app.get('/healthz', async (_req: Request, res: Response) => {
@@ -48,5 +55,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
   });
-  return app;
+  return (req, res) => {
+    if (!webhook.serve(req, res)) app(req, res);
+  };
 }

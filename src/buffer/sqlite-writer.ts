@@ -45,11 +45,7 @@ const appendAll = db.transaction((items) => {
 });
 let queue = [];
 let scheduled = false;
-function flush() {
-  scheduled = false;
-  const batch = queue;
-  queue = [];
-  if (batch.length === 0) return;
+function commit(batch) {
   const ns = batch.map((m) => m.n);
   try {
     // IMMEDIATE: take the write lock up front; a deferred upgrade can fail with SQLITE_BUSY at once.
@@ -58,6 +54,12 @@ function flush() {
     parentPort.postMessage({ ns, error: String((error && error.message) || error) });
   }
 }
+function flush() {
+  scheduled = false;
+  const batch = queue;
+  queue = [];
+  if (batch.length > 0) commit(batch);
+}
 parentPort.on('message', (message) => {
   if (message === 'close') {
     flush();
@@ -65,9 +67,13 @@ parentPort.on('message', (message) => {
     parentPort.close();
     return;
   }
-  queue.push(message);
-  if (!workerData.batch) flush();
-  else if (!scheduled) {
+  // An array: the appends the main thread received in one turn of its event loop.
+  if (!workerData.batch) {
+    for (const item of message) commit([item]);
+    return;
+  }
+  for (const item of message) queue.push(item);
+  if (!scheduled) {
     scheduled = true;
     setImmediate(flush);
   }
@@ -114,6 +120,8 @@ export class SqliteWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, Waiter>();
   private n = 0;
+  /** Appends not yet posted: one message per event-loop turn, not one per request. */
+  private outbox: { n: number; now: number; event: IncomingEvent }[] = [];
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
   private readonly checkpointer: Worker;
@@ -158,8 +166,17 @@ export class SqliteWriter {
     return new Promise((resolve, reject) => {
       this.waiting.set(n, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ n, now, event });
+      if (this.outbox.length === 0) setImmediate(() => this.post());
+      this.outbox.push({ n, now, event });
     });
+  }
+
+  private post(): void {
+    const items = this.outbox;
+    this.outbox = [];
+    if (items.length === 0) return;
+    if (this.failure) for (const { n } of items) this.take(n)?.reject(this.failure);
+    else this.worker.postMessage(items);
   }
 
   /** Commits what was sent, then stops the worker and its connection. */
@@ -167,6 +184,7 @@ export class SqliteWriter {
     // Referenced again, or the process could exit before the last commit and the closes finish.
     this.worker.ref();
     this.checkpointer.ref();
+    if (this.outbox.length > 0) this.post();
     if (!this.failure) this.worker.postMessage('close');
     this.checkpointer.postMessage('close');
     await Promise.all([this.exited, this.checkpointerExited]);

@@ -1,4 +1,5 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
 import Stripe from 'stripe';
 import type { EventBuffer, IncomingEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -81,8 +82,20 @@ function verifyThin(body: Buffer, header: string, options: VerifyOptions): ThinN
 const RETRY_AFTER_FULL_S = 60;
 const RETRY_AFTER_UNAVAILABLE_S = 5;
 
-function sendError(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { code, message } });
+/** The request as the handlers see it: Node's own, with the raw body express.raw left on it. */
+type WebhookRequest = IncomingMessage & { body?: unknown };
+
+/** Written without Express's response helpers: the shortcut route has none (see `serve`). */
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  sendJson(res, status, { error: { code, message } });
 }
 
 /**
@@ -101,21 +114,31 @@ export function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent
   };
 }
 
+export interface WebhookIngress {
+  /** POST /stripe/webhook as an Express route, for the paths Express matches loosely. */
+  router: express.Router;
+  /**
+   * The request listener's shortcut for the hot path: an exact `POST /stripe/webhook` is handled
+   * here, before Express's router, with the same body parser and handler. Returns false for any
+   * other request (the caller passes it to Express).
+   */
+  serve(req: IncomingMessage, res: ServerResponse): boolean;
+}
+
 /**
- * POST /stripe/webhook. The raw body parser is mounted on this route only: a JSON parser must
- * never see the bytes before the signature is checked against them.
+ * POST /stripe/webhook. The raw body parser (express.raw) is used on this route only: a JSON
+ * parser must never see the bytes before the signature is checked against them.
  */
-export function createWebhookRouter(deps: WebhookDeps): express.Router {
+export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
   const { buffer, catalog, metrics, logger } = deps;
-  const router = express.Router();
   type Stop = (labels: { status: string }) => void;
 
   /** The catalog check and the durable append, shared by snapshot events and fetched thin ones. */
-  const admit = async (event: VerifiedEvent, payload: string, res: Response, stop: Stop) => {
+  const admit = async (event: VerifiedEvent, payload: string, res: ServerResponse, stop: Stop) => {
     if (!catalog.lookup(event.type)) {
       metrics.ignored.inc();
       logger.debug('event ignored: type not in the catalog', { id: event.id, type: event.type });
-      res.json({ received: true, status: 'ignored', id: event.id });
+      sendJson(res, 200, { received: true, status: 'ignored', id: event.id });
       stop({ status: 'ignored' });
       return;
     }
@@ -128,7 +151,7 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
         metrics.duplicate.inc();
         logger.debug('duplicate delivery', { id: event.id, type: event.type });
       }
-      res.json({ received: true, status: result.status, id: event.id });
+      sendJson(res, 200, { received: true, status: result.status, id: event.id });
       stop({ status: result.status });
     } catch (error) {
       const full = error instanceof BufferFullError;
@@ -152,14 +175,20 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
   };
 
   /** A thin notification (v2 event destination): verified, then its snapshot event fetched. */
-  const thin = async (body: Buffer, header: string, req: Request, res: Response, stop: Stop) => {
+  const thin = async (
+    body: Buffer,
+    header: string,
+    req: WebhookRequest,
+    res: ServerResponse,
+    stop: Stop,
+  ) => {
     let n: ThinNotification;
     try {
       n = verifyThin(body, header, deps.verify);
     } catch (error) {
       const e = error as WebhookRejectedError;
       metrics.rejected.inc({ reason: e.code });
-      logger.warn('webhook rejected', { reason: e.code, ip: req.ip, thin: true });
+      logger.warn('webhook rejected', { reason: e.code, ip: req.socket.remoteAddress, thin: true });
       sendError(res, 400, e.code, e.message);
       stop({ status: 'rejected' });
       return;
@@ -188,7 +217,7 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
         id: n.id,
         type: n.type,
       });
-      res.json({ received: true, status: 'ignored', id: n.id });
+      sendJson(res, 200, { received: true, status: 'ignored', id: n.id });
       stop({ status: 'ignored' });
       return;
     }
@@ -221,7 +250,7 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
         'thin event recorded, not queued: fetching its snapshot event needs STRIPE_SECRET_KEY; once it is set, `backfill` (or the start-up backfill) queues it',
         { id: n.id, type: n.type, snapshot_event: snapshot },
       );
-      res.json({ received: true, status: 'needs_key', id: n.id });
+      sendJson(res, 200, { received: true, status: 'needs_key', id: n.id });
       stop({ status: 'ignored' });
       return;
     }
@@ -253,42 +282,35 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
     await admit(event as unknown as VerifiedEvent, JSON.stringify(event), res, stop);
   };
 
-  router.post(
-    WEBHOOK_PATH,
-    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
-    async (req: Request, res: Response) => {
-      const stop = metrics.ingestSeconds.startTimer();
-      metrics.received.inc();
-      const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      // Decoded once: stripe-node would decode the bytes again for every configured secret, and
-      // the store keeps this same text.
-      const text = body.toString('utf8');
-      let event: VerifiedEvent;
-      try {
-        event = verifyWebhook(text, req.headers['stripe-signature'], deps.verify);
-      } catch (error) {
-        const e = error as WebhookRejectedError;
-        if (
-          e.code === 'thin_event_unsupported' &&
-          typeof req.headers['stripe-signature'] === 'string'
-        ) {
-          await thin(body, req.headers['stripe-signature'], req, res, stop);
-          return;
-        }
-        metrics.rejected.inc({ reason: e.code });
-        logger.warn('webhook rejected', { reason: e.code, ip: req.ip });
-        sendError(res, 400, e.code, e.message);
-        stop({ status: 'rejected' });
+  const handle = async (req: WebhookRequest, res: ServerResponse) => {
+    const stop = metrics.ingestSeconds.startTimer();
+    metrics.received.inc();
+    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    // Decoded once: stripe-node would decode the bytes again for every configured secret, and
+    // the store keeps this same text.
+    const text = body.toString('utf8');
+    const header = req.headers['stripe-signature'];
+    let event: VerifiedEvent;
+    try {
+      event = verifyWebhook(text, header, deps.verify);
+    } catch (error) {
+      const e = error as WebhookRejectedError;
+      if (e.code === 'thin_event_unsupported' && typeof header === 'string') {
+        await thin(body, header, req, res, stop);
         return;
       }
-      await admit(event, text, res, stop);
-    },
-  );
+      metrics.rejected.inc({ reason: e.code });
+      logger.warn('webhook rejected', { reason: e.code, ip: req.socket.remoteAddress });
+      sendError(res, 400, e.code, e.message);
+      stop({ status: 'rejected' });
+      return;
+    }
+    await admit(event, text, res, stop);
+  };
 
-  // Errors from the body parser (too large, aborted, bad encoding) on this route.
-  router.use(WEBHOOK_PATH, (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+  /** Errors from the body parser (too large, aborted, bad encoding) on this route. */
+  const bodyError = (error: unknown, res: ServerResponse): void => {
     const e = error as { type?: string; status?: number; message?: string };
-    if (res.headersSent) return next(error);
     if (e.type === 'entity.too.large') {
       metrics.rejected.inc({ reason: 'too_large' });
       sendError(
@@ -308,7 +330,38 @@ export function createWebhookRouter(deps: WebhookDeps): express.Router {
       e.type?.replace(/\./g, '_') ?? 'bad_request',
       e.message ?? 'bad request',
     );
-  });
+  };
 
-  return router;
+  const handleOrFail = (req: WebhookRequest, res: ServerResponse): void => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error('webhook handler failed', { error });
+      if (!res.headersSent)
+        sendError(res, 500, 'internal_error', 'the request failed; Stripe will retry');
+      else res.destroy();
+    });
+  };
+
+  const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+  const router = express.Router();
+  router.post(WEBHOOK_PATH, rawBody, (req, res) => handleOrFail(req, res));
+  router.use(
+    WEBHOOK_PATH,
+    (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+      if (res.headersSent) return next(error);
+      bodyError(error, res);
+    },
+  );
+
+  return {
+    router,
+    serve(req, res) {
+      if (req.method !== 'POST' || req.url !== WEBHOOK_PATH) return false;
+      rawBody(req as express.Request, res as express.Response, (error?: unknown) => {
+        if (error === undefined || error === null) handleOrFail(req, res);
+        else if (res.headersSent) res.destroy();
+        else bodyError(error, res);
+      });
+      return true;
+    },
+  };
 }

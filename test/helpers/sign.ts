@@ -22,8 +22,9 @@ export async function postWebhook(
   url: string,
   payload: string,
   headers: Record<string, string>,
+  path = '/stripe/webhook',
 ): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(`${url}/stripe/webhook`, {
+  const res = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: payload,

@@ -242,6 +242,44 @@ describe('POST /stripe/webhook', () => {
     expect((await send(s, c.payload)).body.status).toBe('queued');
   });
 
+  // The exact path is served ahead of Express's router; the spellings Express also matches reach
+  // the same handler through it. Both must answer alike.
+  it('answers alike on the exact path and the spellings only the Express router matches', async () => {
+    const s = await start({ maxBody: '4kb' });
+    for (const path of ['/stripe/webhook', '/stripe/webhook/', '/stripe/webhook?via=router']) {
+      const e = event();
+      const header = { 'stripe-signature': signatureHeader(e.payload, s.secret) };
+      const queued = await postWebhook(s.url, e.payload, header, path);
+      expect(queued.status, path).toBe(200);
+      expect(queued.headers.get('content-type'), path).toBe('application/json; charset=utf-8');
+      expect(queued.body, path).toEqual({ received: true, status: 'queued', id: e.id });
+      expect((await postWebhook(s.url, e.payload, header, path)).body.status, path).toBe(
+        'duplicate',
+      );
+      const forged = await postWebhook(
+        s.url,
+        e.payload,
+        { 'stripe-signature': signatureHeader(e.payload, newSecret()) },
+        path,
+      );
+      expect(forged.status, path).toBe(400);
+      expect(forged.body.error.code, path).toBe('invalid_signature');
+      const big = JSON.stringify({
+        ...buildTestEvent('charge.dispute.created'),
+        pad: 'x'.repeat(5000),
+      });
+      const tooLarge = await postWebhook(
+        s.url,
+        big,
+        { 'stripe-signature': signatureHeader(big, s.secret) },
+        path,
+      );
+      expect(tooLarge.status, path).toBe(413);
+      expect(tooLarge.body.error.code, path).toBe('payload_too_large');
+    }
+    expect(await pending(s)).toBe(3);
+  });
+
   it('answers 503 with Retry-After when the store is unavailable, and /healthz says so', async () => {
     const s = await start();
     await s.server.buffer.close();
