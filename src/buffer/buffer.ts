@@ -138,6 +138,12 @@ export interface EventBuffer {
   history(id: string): Promise<HistoryEntry[]>;
   list(query: ListQuery): Promise<ListPage>;
   stats(): Promise<QueueStats>;
+  /**
+   * The `created` time (Unix seconds) of the newest event ever queued here, or null when none
+   * was. Kept as events arrive (pruning does not lower it), so it costs the same on a full store:
+   * an automatic backfill resumes from it.
+   */
+  newestCreated(): Promise<number | null>;
   /** Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. */
   claim(options: ClaimOptions): Promise<StoredEvent[]>;
   /** Extends a lease still held by `owner`; false when it was lost (expired and reclaimed). */

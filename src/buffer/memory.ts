@@ -38,6 +38,7 @@ export class MemoryBuffer implements EventBuffer {
   readonly kind = 'memory';
   private readonly rows = new Map<string, Row>();
   private seq = 0;
+  private newest: number | null = null;
   private closed = false;
   private readonly feed = new ChangeFeed();
   private readonly now: () => number;
@@ -71,8 +72,14 @@ export class MemoryBuffer implements EventBuffer {
       event,
       history: [{ at: iso(now), kind: 'received' }],
     });
+    if (this.newest === null || incoming.created > this.newest) this.newest = incoming.created;
     this.feed.emit({ kind: 'queued', id: incoming.id, type: incoming.type });
     return { status: 'queued', id: incoming.id };
+  }
+
+  async newestCreated(): Promise<number | null> {
+    this.assertOpen();
+    return this.newest;
   }
 
   async get(id: string): Promise<StoredEvent | null> {

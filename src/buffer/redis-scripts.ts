@@ -49,6 +49,14 @@ local function finish()
   return msg
 end
 
+-- The newest created ever queued (where an automatic backfill resumes) only ever moves forward.
+local function raise_newest(created)
+  local newest = redis.call('GET', P .. 'newest_created')
+  if not newest or tonumber(created) > tonumber(newest) then
+    redis.call('SET', P .. 'newest_created', created)
+  end
+end
+
 -- History entries are "<at>\\t<kind>\\t<JSON of the other fields, or empty>".
 local function log(id, kind, data)
   redis.call('RPUSH', hkey(id), NOW .. '\\t' .. kind .. '\\t' .. (data or ''))
@@ -201,6 +209,7 @@ end
 redis.call('HSET', ekey(id), unpack(fields))
 redis.call('ZADD', P .. 't:' .. e.type, seq, id)
 index(e)
+raise_newest(ARGV[8])
 change('queued', e)
 return { 'queued', finish() }
 `,
@@ -480,6 +489,12 @@ return out
 `,
 
   /** ARGV[4]: schema version. Returns the stored version (set to ARGV[4] when there was none). */
+  /** ARGV[4]: a created time found by scanning the events. Returns the key's value after. */
+  sem_raise_newest: `
+raise_newest(ARGV[4])
+return redis.call('GET', P .. 'newest_created')
+`,
+
   sem_schema: `
 redis.call('SET', P .. 'schema', ARGV[4], 'NX')
 return redis.call('GET', P .. 'schema')

@@ -210,6 +210,25 @@ export class RedisBuffer implements EventBuffer {
     return { status: outcome === 'queued' ? 'queued' : 'duplicate', id: event.id };
   }
 
+  async newestCreated(): Promise<number | null> {
+    const key = this.key('newest_created');
+    const value = await this.call(() => this.client.get(key));
+    if (value !== null) return Number(value);
+    // Events queued by a version that did not keep the key: found once from the events.
+    let newest: number | null = null;
+    let cursor: string | null = null;
+    do {
+      const page = await this.list({ limit: 500, cursor });
+      for (const event of page.events) {
+        if (newest === null || event.created > newest) newest = event.created;
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    if (newest === null) return null;
+    // Raised, not set: an append racing this scan may have set it already.
+    return Number(await this.script<string>('sem_raise_newest', [String(newest)]));
+  }
+
   async get(id: string): Promise<StoredEvent | null> {
     const flat = await this.call(() => this.client.hgetall(this.key('ev:', id)));
     return Object.keys(flat).length === 0 ? null : toEvent(flat);

@@ -16,6 +16,9 @@ export const APPEND_SQL = {
     ON CONFLICT(id) DO NOTHING`,
   exists: 'SELECT 1 FROM events WHERE id = ?',
   pendingCount: "SELECT coalesce(sum(n), 0) FROM counts WHERE status = 'pending'",
+  // Once per transaction, with the newest `created` among the events it queued.
+  newest: `INSERT INTO meta (key, value) VALUES ('newest_created', ?)
+    ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)`,
 };
 
 // Plain JavaScript, run with `eval: true`: the same code whether the project runs from src/ (tests)
@@ -36,15 +39,20 @@ db.pragma('wal_autocheckpoint = 0');
 const insert = db.prepare(workerData.sql.insert);
 const exists = db.prepare(workerData.sql.exists).pluck();
 const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
+const newest = db.prepare(workerData.sql.newest);
 const appendAll = db.transaction((items) => {
   let pending = pendingCount.get();
-  return items.map(({ event, now }) => {
+  let newestQueued = null;
+  const outcomes = items.map(({ event, now }) => {
     if (pending >= workerData.maxPending) return exists.get(event.id) ? 'duplicate' : 'full';
     const info = insert.run({ ...event, livemode: event.livemode ? 1 : 0, now });
     if (info.changes === 0) return 'duplicate';
     pending += 1;
+    if (newestQueued === null || event.created > newestQueued) newestQueued = event.created;
     return 'queued';
   });
+  if (newestQueued !== null) newest.run(newestQueued);
+  return outcomes;
 });
 let queue = [];
 let scheduled = false;

@@ -54,7 +54,7 @@ export interface SqliteBufferOptions extends BufferOptions {
 
 export const DATABASE_FILE = 'events.db';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** How often a watched store checks for other processes' commits (SQLite's data_version). */
 const EXTERNAL_POLL_MS = 100;
@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS counts (
   type TEXT NOT NULL,
   n INTEGER NOT NULL,
   PRIMARY KEY (status, type)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS events_count_insert AFTER INSERT ON events BEGIN
   INSERT INTO counts(status, type, n) VALUES (NEW.status, NEW.type, 1)
@@ -231,6 +235,22 @@ export class SqliteBuffer implements EventBuffer {
       onCommit: () => this.absorbWriterCommit(),
     });
     return this.writerThread;
+  }
+
+  async newestCreated(): Promise<number | null> {
+    // Prepared when asked: a read-only open of a store from before schema 3 has no meta table.
+    const value = this.run(() => {
+      const exists = this.db
+        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'")
+        .pluck()
+        .get();
+      if (!exists) return undefined;
+      return this.db
+        .prepare("SELECT value FROM meta WHERE key = 'newest_created'")
+        .pluck()
+        .get() as number | undefined;
+    });
+    return value ?? null;
   }
 
   async get(id: string): Promise<StoredEvent | null> {
@@ -562,6 +582,10 @@ export class SqliteBuffer implements EventBuffer {
       // Schema 1 also indexed (status, updated_at) for prune; every append paid for it, and prune
       // (hourly, in batches) reads finished events in arrival order through (status, seq) instead.
       this.db.exec('DROP INDEX IF EXISTS events_status_updated');
+      // Schema 3 keeps the newest `created` as events are appended; a store written before starts
+      // from its events (one scan, once).
+      this.db.exec(`INSERT OR IGNORE INTO meta (key, value)
+        SELECT 'newest_created', max(created) FROM events HAVING max(created) IS NOT NULL`);
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
   }

@@ -121,23 +121,9 @@ export function parseSince(text: string, nowMs = Date.now()): Since {
   return sinceCreated(gte, nowMs);
 }
 
-/** `created` of the newest stored event (any status), or null when the store is empty. */
-export async function newestStoredCreated(buffer: EventBuffer): Promise<number | null> {
-  let newest: number | null = null;
-  let cursor: string | null = null;
-  do {
-    const page = await buffer.list({ limit: 500, cursor });
-    for (const event of page.events) {
-      if (newest === null || event.created > newest) newest = event.created;
-    }
-    cursor = page.nextCursor;
-  } while (cursor);
-  return newest;
-}
-
 /** Where an automatic backfill starts: the newest stored event less an overlap, else 24 h ago. */
 export async function resumeSince(buffer: EventBuffer, nowMs = Date.now()): Promise<Since> {
-  const newest = await newestStoredCreated(buffer);
+  const newest = await buffer.newestCreated();
   const nowS = Math.floor(nowMs / 1000);
   const gte = newest === null ? nowS - DEFAULT_SINCE_SECONDS : newest - RESUME_OVERLAP_SECONDS;
   return sinceCreated(Math.min(gte, nowS), nowMs);

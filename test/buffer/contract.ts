@@ -386,6 +386,24 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect((await buffer.stats()).counts).toMatchObject({ pending: 2, acked: 0 });
     });
 
+    it('keeps the newest created of the events queued, whatever their arrival order', async () => {
+      expect(await buffer.newestCreated()).toBeNull();
+      await buffer.append({ ...incoming(1), created: 1_786_000_100 });
+      // Older, arriving later (a backfill walks newest first): the newest stays.
+      await buffer.append({ ...incoming(2), created: 1_786_000_050 });
+      expect(await buffer.newestCreated()).toBe(1_786_000_100);
+      // A duplicate queues nothing, whatever it says.
+      await buffer.append({ ...incoming(2), created: 1_786_999_999 });
+      expect(await buffer.newestCreated()).toBe(1_786_000_100);
+      await buffer.append({ ...incoming(3), created: 1_786_000_200 });
+      expect(await buffer.newestCreated()).toBe(1_786_000_200);
+      // Pruning the newest event does not lower it: it was seen.
+      await buffer.ack(incoming(3).id);
+      clock += 10;
+      expect(await buffer.prune(clock)).toBe(1);
+      expect(await buffer.newestCreated()).toBe(1_786_000_200);
+    });
+
     it('refuses new events at the pending limit but still answers duplicates', async () => {
       await h.cleanup();
       await open({ maxPending: 2 });
@@ -441,6 +459,7 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect((await buffer.append(incoming(1))).status).toBe('duplicate');
       expect(await buffer.get(incoming(2).id)).toMatchObject({ status: 'acked' });
       expect((await buffer.stats()).counts).toMatchObject({ pending: 1, acked: 1 });
+      expect(await buffer.newestCreated()).toBe(incoming(2).created);
     });
   });
 }

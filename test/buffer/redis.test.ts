@@ -120,6 +120,22 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       expect((await other.append(incoming(1))).status).toBe('duplicate');
     });
 
+    it('finds the newest created from the events when the key is missing (an older layout)', async () => {
+      const { prefix, buffer } = await fresh();
+      await buffer.append({ ...incoming(1), created: 1_786_000_300 });
+      await buffer.append({ ...incoming(2), created: 1_786_000_100 });
+      const client = plainClient();
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        await client.del(`${prefix}newest_created`);
+        expect(await buffer.newestCreated()).toBe(1_786_000_300);
+        expect(await client.get(`${prefix}newest_created`)).toBe('1786000300');
+      } finally {
+        client.disconnect();
+      }
+    });
+
     it('keeps deployments with different prefixes apart', async () => {
       const a = await fresh();
       const b = await fresh();

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { EventBuffer } from '../../src/buffer/buffer.js';
 import { SqliteBuffer, type CommitMode } from '../../src/buffer/sqlite.js';
@@ -61,6 +62,32 @@ describe('sqlite buffer', () => {
       }
     },
   );
+
+  it('migrates a schema 2 store: the newest created comes from its events, once', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    try {
+      const before = new SqliteBuffer({ file });
+      await before.append({ ...incoming(1), created: 1_786_000_300 });
+      await before.append({ ...incoming(2), created: 1_786_000_100 });
+      await before.close();
+      // Back to what schema 2 wrote: no meta table.
+      const raw = new Database(file);
+      raw.exec('DROP TABLE meta');
+      raw.pragma('user_version = 2');
+      raw.close();
+      const after = new SqliteBuffer({ file });
+      try {
+        expect(await after.newestCreated()).toBe(1_786_000_300);
+        await after.append({ ...incoming(3), created: 1_786_000_200 });
+        expect(await after.newestCreated()).toBe(1_786_000_300);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      tmp.remove();
+    }
+  });
 
   it('catches a duplicate after the recent-ids cache evicted it', async () => {
     const tmp = tempDir();
