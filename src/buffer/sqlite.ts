@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { AppError, BufferFullError, EventNotFoundError, StoreUnavailableError } from '../errors.js';
 import {
   DEFAULT_MAX_ATTEMPTS,
+  EVENT_STATUSES,
   emptyCounts,
   isEventStatus,
   type AppendResult,
@@ -54,7 +55,7 @@ export interface SqliteBufferOptions extends BufferOptions {
 
 export const DATABASE_FILE = 'events.db';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** How often a watched store checks for other processes' commits (SQLite's data_version). */
 const EXTERNAL_POLL_MS = 100;
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS events (
   last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS events_status_seq ON events(status, seq);
+CREATE INDEX IF NOT EXISTS events_status_type_seq ON events(status, type, seq);
 CREATE TABLE IF NOT EXISTS history (
   n INTEGER PRIMARY KEY AUTOINCREMENT,
   event_id TEXT NOT NULL,
@@ -112,6 +114,21 @@ CREATE TRIGGER IF NOT EXISTS events_count_update AFTER UPDATE OF status ON event
     ON CONFLICT(status, type) DO UPDATE SET n = n + 1;
 END;
 `;
+
+/** Seqs in arrival order for one status (or pending and due) and one type. Exported for the test of their plans. */
+export const TYPED_SQL = {
+  list: 'SELECT seq FROM events WHERE status = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?',
+  due: `SELECT seq FROM events WHERE status = 'pending' AND type = ?
+    AND (retry_at IS NULL OR retry_at <= ?) ORDER BY seq LIMIT ?`,
+};
+
+/** The `n` smallest of several runs of distinct seqs (arrival order across the runs). */
+function smallest(runs: number[][], n: number): number[] {
+  return runs
+    .flat()
+    .sort((a, b) => a - b)
+    .slice(0, n);
+}
 
 interface EventRow {
   seq: number;
@@ -149,6 +166,8 @@ export class SqliteBuffer implements EventBuffer {
   private pollTimer: NodeJS.Timeout | undefined;
   private dataVersion = 0;
   private readonly stmt;
+  /** Seqs in arrival order for one status and one type, from the (status, type, seq) index. */
+  private readonly typedSeqs;
   private readonly listStatements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteBufferOptions) {
@@ -204,6 +223,11 @@ export class SqliteBuffer implements EventBuffer {
            WHERE status IN ('acked', 'dead') AND updated_at < ? LIMIT 1000) RETURNING id`,
       ),
       pruneHistory: db.prepare('DELETE FROM history WHERE event_id = ?'),
+    };
+    this.typedSeqs = {
+      list: db.prepare<[string, string, number, number], number>(TYPED_SQL.list).pluck(),
+      due: db.prepare<[string, number, number], number>(TYPED_SQL.due).pluck(),
+      row: db.prepare('SELECT * FROM events WHERE seq = ?'),
     };
   }
 
@@ -276,20 +300,17 @@ export class SqliteBuffer implements EventBuffer {
 
   async list(query: ListQuery): Promise<ListPage> {
     const after = decodeCursor(query.cursor);
-    const statuses = query.statuses ?? [];
-    const types = query.types ?? [];
-    const key = `${statuses.length}:${types.length}`;
-    let stmt = this.listStatements.get(key);
-    if (!stmt) {
-      const where = ['seq > ?'];
-      if (statuses.length) where.push(`status IN (${statuses.map(() => '?').join(',')})`);
-      if (types.length) where.push(`type IN (${types.map(() => '?').join(',')})`);
-      const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
-      stmt = this.run(() => this.db.prepare(sql));
-      this.listStatements.set(key, stmt);
-    }
-    const rows = this.run(
-      () => stmt.all(after, ...statuses, ...types, query.limit + 1) as EventRow[],
+    const statuses = query.statuses?.length ? [...new Set(query.statuses)] : null;
+    const types = query.types?.length ? [...new Set(query.types)] : null;
+    const n = query.limit + 1;
+    const rows = this.run(() =>
+      types
+        ? this.typedList(statuses ?? EVENT_STATUSES, types, after, n)
+        : (this.untypedList(statuses?.length ?? 0).all(
+            after,
+            ...(statuses ?? []),
+            n,
+          ) as EventRow[]),
     );
     const more = rows.length > query.limit;
     const page = more ? rows.slice(0, query.limit) : rows;
@@ -298,6 +319,43 @@ export class SqliteBuffer implements EventBuffer {
       events: page.map(toEvent),
       nextCursor: more && last ? encodeCursor(last.seq) : null,
     };
+  }
+
+  private untypedList(statusCount: number): Database.Statement {
+    const key = `list:${statusCount}`;
+    let stmt = this.listStatements.get(key);
+    if (!stmt) {
+      const where = ['seq > ?'];
+      if (statusCount) where.push(`status IN (${Array(statusCount).fill('?').join(',')})`);
+      const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+      stmt = this.db.prepare(sql);
+      this.listStatements.set(key, stmt);
+    }
+    return stmt;
+  }
+
+  /**
+   * A type-filtered page: the first `n` seqs of each (status, type) pair from the (status, type,
+   * seq) index, merged. It reads the events of those types only; filtering the (status, seq)
+   * index by type walked every event of the status before reaching a rare type's.
+   */
+  private typedList(
+    statuses: readonly string[],
+    types: readonly string[],
+    after: number,
+    n: number,
+  ): EventRow[] {
+    // One read transaction: the seqs and the rows come from the same snapshot.
+    return this.db.transaction(() => {
+      const runs = statuses.flatMap((status) =>
+        types.map((type) => this.typedSeqs.list.all(status, type, after, n)),
+      );
+      return this.rowsBySeq(smallest(runs, n));
+    })();
+  }
+
+  private rowsBySeq(seqs: number[]): EventRow[] {
+    return seqs.map((seq) => this.typedSeqs.row.get(seq) as EventRow);
   }
 
   async stats(): Promise<QueueStats> {
@@ -319,11 +377,15 @@ export class SqliteBuffer implements EventBuffer {
       const now = this.now();
       this.recoverExpired(now);
       const limit = options.limit ?? 1;
-      const rows = (
-        options.types
-          ? this.dueOfTypes(options.types).all(now, ...options.types, limit)
-          : this.stmt.due.all(now, limit)
-      ) as EventRow[];
+      // By type: each type's oldest due events from the (status, type, seq) index, merged.
+      const rows = options.types
+        ? this.rowsBySeq(
+            smallest(
+              [...new Set(options.types)].map((type) => this.typedSeqs.due.all(type, now, limit)),
+              limit,
+            ),
+          )
+        : (this.stmt.due.all(now, limit) as EventRow[]);
       const claimed: StoredEvent[] = [];
       for (const row of rows) {
         const event = toEvent(row);
@@ -340,20 +402,6 @@ export class SqliteBuffer implements EventBuffer {
       }
       return claimed;
     });
-  }
-
-  /** The due query filtered by type in SQL, so older events of other types never hide one. */
-  private dueOfTypes(types: readonly string[]): Database.Statement {
-    const key = `due:${types.length}`;
-    let stmt = this.listStatements.get(key);
-    if (!stmt) {
-      stmt = this.db.prepare(
-        `SELECT * FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
-           AND type IN (${types.map(() => '?').join(',')}) ORDER BY seq LIMIT ?`,
-      );
-      this.listStatements.set(key, stmt);
-    }
-    return stmt;
   }
 
   async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -582,6 +630,8 @@ export class SqliteBuffer implements EventBuffer {
       // Schema 1 also indexed (status, updated_at) for prune; every append paid for it, and prune
       // (hourly, in batches) reads finished events in arrival order through (status, seq) instead.
       this.db.exec('DROP INDEX IF EXISTS events_status_updated');
+      // Schema 4 adds the (status, type, seq) index: lists and claims filtered by type read only
+      // events of those types (before, a rare type walked every pending event).
       // Schema 3 keeps the newest `created` as events are appended; a store written before starts
       // from its events (one scan, once).
       this.db.exec(`INSERT OR IGNORE INTO meta (key, value)

@@ -3,7 +3,14 @@
  * Redis when it lands). Adapter-specific behaviour lives in each adapter's own test file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BufferOptions, EventBuffer, IncomingEvent } from '../../src/buffer/buffer.js';
+import {
+  EVENT_STATUSES,
+  type BufferOptions,
+  type EventBuffer,
+  type EventStatus,
+  type IncomingEvent,
+} from '../../src/buffer/buffer.js';
+import { MemoryBuffer } from '../../src/buffer/memory.js';
 import {
   BufferFullError,
   EventNotFoundError,
@@ -402,6 +409,70 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       clock += 10;
       expect(await buffer.prune(clock)).toBe(1);
       expect(await buffer.newestCreated()).toBe(1_786_000_200);
+    });
+
+    it('lists, filters, pages and counts exactly like the memory buffer after a random run of operations', async () => {
+      // The memory buffer is the oracle: the same operations, then every list page compared.
+      const oracle = new MemoryBuffer({ now, maxAttempts: 3 });
+      const types = ['charge.dispute.created', 'charge.refunded', 'invoice.payment_failed'];
+      let seed = 7;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      for (let i = 1; i <= 180; i++) {
+        // Mostly one type, so both sides of the list merge (by status, by type) get used.
+        const type = types[rand(10) < 8 ? 0 : 1 + rand(2)]!;
+        for (const b of [buffer, oracle]) await b.append(incoming(i, type));
+        clock += rand(3) * 100;
+        const id = incoming(1 + rand(i)).id;
+        const op = rand(8);
+        for (const b of [buffer, oracle]) {
+          try {
+            if (op === 0) await b.ack(id);
+            else if (op === 1) await b.nack(id, { reason: 'r', retryInMs: rand(2) * 1000 });
+            else if (op === 2) await b.claim({ owner: 'o', leaseMs: 500, limit: 2 });
+            else if (op === 3) await b.replay(id);
+            else if (op === 4) await b.claim({ owner: 'p', leaseMs: 800, types: [type] });
+          } catch (error) {
+            expect((error as Error).name).toBe('InvalidTransitionError');
+          }
+        }
+      }
+      expect(await buffer.stats()).toEqual(await oracle.stats());
+      const filters: { statuses?: EventStatus[]; types?: string[] }[] = [
+        {},
+        { statuses: ['pending'] },
+        { statuses: ['dead'] },
+        { statuses: ['acked', 'claimed'] },
+        { types: ['charge.refunded'] },
+        { statuses: ['pending'], types: ['charge.refunded'] },
+        { statuses: ['dead'], types: ['charge.dispute.created'] },
+        { statuses: [...EVENT_STATUSES], types: [types[0]!, types[2]!] },
+      ];
+      for (const filter of filters) {
+        for (const limit of [1, 7, 50, 500]) {
+          const pages = async (b: EventBuffer) => {
+            const ids: string[] = [];
+            let cursor: string | null = null;
+            do {
+              const page = await b.list({ ...filter, limit, cursor });
+              expect(page.events.length).toBeLessThanOrEqual(limit);
+              ids.push(...page.events.map((e) => `${e.id}:${e.status}:${e.attempts}`));
+              cursor = page.nextCursor;
+            } while (cursor);
+            return ids;
+          };
+          expect(await pages(buffer), JSON.stringify({ filter, limit })).toEqual(
+            await pages(oracle),
+          );
+        }
+      }
+      for (let i = 1; i <= 180; i += 17) {
+        const id = incoming(i).id;
+        expect(await buffer.get(id)).toEqual(await oracle.get(id));
+        expect(await buffer.history(id)).toEqual(await oracle.history(id));
+      }
     });
 
     it('refuses new events at the pending limit but still answers duplicates', async () => {
