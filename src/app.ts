@@ -20,7 +20,7 @@ import {
   type PeriodicBackfill,
 } from './ingress/backfill.js';
 import type { BackfillRunner } from './mcp/handlers.js';
-import { ParkedNotifications } from './ingress/parked.js';
+import { openParkedStore } from './buffer/parked.js';
 import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
 import { Enricher } from './catalog/enrich.js';
 
@@ -108,8 +108,9 @@ export async function startServer(
   const stripe = config.stripeSecretKey
     ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
     : null;
-  // Thin notifications that need a key wait here for the next backfill (see ingress/parked.ts).
-  const parked = new ParkedNotifications(config.dataDir);
+  // Thin notifications that need a key wait for the next backfill (buffer/parked.ts): in Redis
+  // when that is the store, so any instance's backfill finds them; else in the data dir.
+  const parked = openParkedStore(buffer, config.dataDir);
   const runBackfill: BackfillRunner | undefined = stripe
     ? ({ since, types, onProgress }) =>
         backfill({

@@ -31,6 +31,7 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { CHANGE_OF, ChangeFeed } from './changes.js';
+import type { HasParkedStore, ParkedNotification, ParkedStore } from './parked.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './redis-scripts.js';
@@ -78,7 +79,7 @@ const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000)
  * queue), `health()` reports ok:false, and the client keeps reconnecting in the background; when
  * Redis is back, work resumes without a restart.
  */
-export class RedisBuffer implements EventBuffer {
+export class RedisBuffer implements EventBuffer, HasParkedStore {
   readonly kind = 'redis';
   readonly prefix: string;
   /** Tags this instance's change notifications so it does not announce its own changes twice. */
@@ -208,6 +209,37 @@ export class RedisBuffer implements EventBuffer {
     this.recent.remember(event.id);
     this.announce(changes);
     return { status: outcome === 'queued' ? 'queued' : 'duplicate', id: event.id };
+  }
+
+  /**
+   * Thin notifications parked for want of a key, in the hash `<prefix>thin:needs_key` (snapshot
+   * event → the notification as JSON): whichever instance received one, any instance's backfill
+   * finds it. Written like the events (the AOF settings in docs/SCALING.md apply).
+   */
+  parkedNotifications(): ParkedStore {
+    const key = this.key('thin:needs_key');
+    return {
+      add: async (entry: ParkedNotification) => {
+        // NX: the first record of a snapshot event stays (Stripe re-sends the notification).
+        await this.call(() => this.client.hsetnx(key, entry.snapshot_event, JSON.stringify(entry)));
+      },
+      list: async () => {
+        const all = await this.call(() => this.client.hvals(key));
+        const entries: ParkedNotification[] = [];
+        for (const text of all) {
+          try {
+            entries.push(JSON.parse(text) as ParkedNotification);
+          } catch {
+            // Not ours: skipped, never fatal to a backfill.
+          }
+        }
+        return entries.sort((a, b) => a.received_at.localeCompare(b.received_at));
+      },
+      remove: async (snapshotEvents: readonly string[]) => {
+        if (snapshotEvents.length === 0) return;
+        await this.call(() => this.client.hdel(key, ...snapshotEvents));
+      },
+    };
   }
 
   async newestCreated(): Promise<number | null> {

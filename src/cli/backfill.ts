@@ -1,4 +1,4 @@
-import { ParkedNotifications } from '../ingress/parked.js';
+import { openParkedStore } from '../buffer/parked.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EventBuffer } from '../buffer/buffer.js';
@@ -126,7 +126,7 @@ export async function runBackfill(
       stripe,
       buffer,
       catalog,
-      parked: new ParkedNotifications(dataDir),
+      parked: openParkedStore(buffer, dataDir),
       since,
       types,
       dryRun: flags.dryRun === true,

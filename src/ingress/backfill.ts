@@ -3,7 +3,7 @@ import type Stripe from 'stripe';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { ConfigError } from '../errors.js';
-import type { ParkedNotifications } from './parked.js';
+import type { ParkedStore } from '../buffer/parked.js';
 import { toIncoming } from './webhook.js';
 import type { Logger } from '../logger.js';
 import { stripeErrorMessage } from '../stripe/client.js';
@@ -55,7 +55,7 @@ export interface BackfillOptions {
   dryRun?: boolean;
   onProgress?: (counts: Readonly<BackfillCounts>) => void;
   /** Thin notifications recorded while there was no key: their snapshot events are fetched too. */
-  parked?: ParkedNotifications;
+  parked?: ParkedStore;
   /** Rate limits (429) stripe-node did not retry: walk again from the last event, this many times. */
   rateLimitRetries?: number;
   /** First wait after a 429, doubled each time (ms). */
@@ -251,7 +251,7 @@ export interface PeriodicBackfillOptions {
   secretKey: string | null;
   /** Run again this often after the first run; null: once, on start. */
   intervalMs: number | null;
-  parked?: ParkedNotifications;
+  parked?: ParkedStore;
 }
 
 export interface PeriodicBackfill {

@@ -12,7 +12,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { verifyWebhook, type VerifiedEvent, type VerifyOptions } from '../stripe/verify.js';
-import type { ParkedNotifications } from './parked.js';
+import type { ParkedStore } from '../buffer/parked.js';
 
 export const WEBHOOK_PATH = '/stripe/webhook';
 
@@ -24,7 +24,7 @@ export interface WebhookDeps {
   metrics: Metrics;
   logger: Logger;
   /** Where thin notifications that need a key are recorded for the next backfill. */
-  parked?: ParkedNotifications;
+  parked?: ParkedStore;
   /**
    * With STRIPE_SECRET_KEY: a thin event notification (v2 event destination) is verified, and the
    * snapshot event it points at is fetched and queued like a webhook's. Without it, a verified

@@ -20,6 +20,7 @@ import {
 } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 import { incoming, runBufferContract } from './contract.js';
+import { runParkedContract } from './parked-contract.js';
 
 const available = await redisAnswers();
 // In CI the Redis tests must run (and fail loudly when Redis is missing); elsewhere they skip.
@@ -44,6 +45,22 @@ function open(prefix: string, options: BufferOptions & { recentIdsMax?: number }
 }
 
 describe.skipIf(!run)(`redis store${skipNote}`, () => {
+  // In Redis, parked thin notifications are shared: another instance sees and removes them.
+  runParkedContract('redis hash, two instances', async () => {
+    const prefix = uniquePrefix('parked');
+    const a = await open(prefix);
+    const b = await open(prefix);
+    return {
+      store: a.parkedNotifications(),
+      another: async () => b.parkedNotifications(),
+      cleanup: async () => {
+        await a.close();
+        await b.close();
+        await deleteKeys(prefix);
+      },
+    };
+  });
+
   runBufferContract('redis', async (options) => {
     const prefix = uniquePrefix('contract');
     let buffer: EventBuffer = await open(prefix, options);

@@ -3,9 +3,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { EventBuffer } from '../../src/buffer/buffer.js';
+import { ParkedFile } from '../../src/buffer/parked.js';
 import { SqliteBuffer, TYPED_SQL, type CommitMode } from '../../src/buffer/sqlite.js';
 import { tempDir } from '../helpers/tmp.js';
 import { incoming, runBufferContract } from './contract.js';
+import { runParkedContract } from './parked-contract.js';
 
 for (const commitMode of ['group', 'each'] as CommitMode[]) {
   runBufferContract(`sqlite (${commitMode} commit)`, async (options) => {
@@ -26,6 +28,16 @@ for (const commitMode of ['group', 'each'] as CommitMode[]) {
     };
   });
 }
+
+// Beside the SQLite store, parked thin notifications are a file in the data dir.
+runParkedContract('data-dir file', async () => {
+  const tmp = tempDir();
+  return {
+    store: new ParkedFile(tmp.dir),
+    another: async () => new ParkedFile(tmp.dir),
+    cleanup: async () => tmp.remove(),
+  };
+});
 
 describe('sqlite buffer', () => {
   // SQLite's own automatic checkpoint is off on the writer connection (it made the batch that

@@ -7,7 +7,11 @@ import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';
 import { backfill, parseSince } from '../../src/ingress/backfill.js';
-import { ParkedNotifications } from '../../src/ingress/parked.js';
+import { ParkedFile, PARKED_FILE } from '../../src/buffer/parked.js';
+import { openRedisBuffer } from '../../src/buffer/redis.js';
+import { deleteKeys, IN_CI, REDIS_URL, redisAnswers, uniquePrefix } from '../helpers/redis.js';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createStripeClient } from '../../src/stripe/client.js';
 
 /**
@@ -15,6 +19,8 @@ import { createStripeClient } from '../../src/stripe/client.js';
  * stripe-node's parseEventNotification; with a key, the snapshot event is fetched from a fake API.
  */
 const cleanups: (() => Promise<void> | void)[] = [];
+// The Redis case runs where Redis answers, and always in CI (failing there if it does not).
+const redisUp = (await redisAnswers()) || IN_CI;
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
@@ -26,12 +32,15 @@ interface Started {
   logs: Record<string, any>[];
 }
 
-async function start(env: Record<string, string> = {}): Promise<Started> {
+async function start(
+  env: Record<string, string> = {},
+  flags: { store?: string; redisPrefix?: string } = {},
+): Promise<Started> {
   const tmp = tempDir('sem-thin-');
   cleanups.push(tmp.remove);
   const secret = newSecret();
   const config = loadServeConfig(
-    { port: '0', dataDir: tmp.dir, backfillOnStart: false },
+    { port: '0', dataDir: tmp.dir, backfillOnStart: false, ...flags },
     { STRIPE_WEBHOOK_SECRET: secret, ...env },
   );
   const logs: Record<string, any>[] = [];
@@ -105,7 +114,7 @@ describe('thin events', () => {
     });
     expect((await send(s, thinFor(snapshot))).body.status).toBe('needs_key');
     expect((await send(s, thinFor(snapshot))).body.status).toBe('needs_key');
-    const parked = new ParkedNotifications(s.dataDir);
+    const parked = new ParkedFile(s.dataDir);
     expect((await parked.list()).map((p) => p.snapshot_event)).toEqual([snapshot.id]);
 
     // Five days old: outside a walk that starts an hour ago; only the record brings it in.
@@ -127,6 +136,23 @@ describe('thin events', () => {
     expect(await parked.list()).toEqual([]);
     expect(api.requests.some((r) => r.path === `/v1/events/${String(snapshot.id)}`)).toBe(true);
   });
+
+  it.runIf(redisUp)(
+    'without a key, on Redis: records the notification in Redis, where another instance finds it',
+    async () => {
+      const prefix = uniquePrefix('thin');
+      cleanups.push(() => void deleteKeys(prefix));
+      const s = await start({ REDIS_URL }, { store: 'redis', redisPrefix: prefix });
+      const snapshot = buildTestEvent('charge.dispute.created');
+      expect((await send(s, thinFor(snapshot))).body.status).toBe('needs_key');
+      expect(fs.existsSync(path.join(s.dataDir, PARKED_FILE))).toBe(false);
+      const other = await openRedisBuffer({ url: REDIS_URL, prefix });
+      cleanups.push(() => other.close());
+      expect((await other.parkedNotifications().list()).map((p) => p.snapshot_event)).toEqual([
+        snapshot.id,
+      ]);
+    },
+  );
 
   it('refuses a thin event with a wrong signature (400) and fetches nothing', async () => {
     const snapshot = buildTestEvent('charge.dispute.created');

@@ -3,9 +3,8 @@ import path from 'node:path';
 
 /**
  * Thin notifications that arrived while no STRIPE_SECRET_KEY was set: their snapshot events could
- * not be fetched. Each is recorded durably (appended and fsynced before the `200 needs_key`), and
- * the next backfill with a key fetches and queues them — even ones older than its own window.
- * Kept in the data dir beside the store, one JSON object per line.
+ * not be fetched. Each is recorded durably before the `200 needs_key`, and the next backfill with
+ * a key fetches and queues them — even ones older than its own window.
  */
 export interface ParkedNotification {
   /** The thin notification's id. */
@@ -15,9 +14,36 @@ export interface ParkedNotification {
   received_at: string;
 }
 
+/** Where they are recorded: beside the events, so that any instance's backfill finds them. */
+export interface ParkedStore {
+  /** Resolves once the record is durable. */
+  add(entry: ParkedNotification): Promise<void>;
+  /** Every parked notification, once per snapshot event, oldest first. */
+  list(): Promise<ParkedNotification[]>;
+  /** Forgets the given snapshot events (done, or gone from the API). */
+  remove(snapshotEvents: readonly string[]): Promise<void>;
+}
+
+/** A store that keeps parked notifications itself (Redis: shared by every instance). */
+export interface HasParkedStore {
+  parkedNotifications(): ParkedStore;
+}
+
+/**
+ * The store's own record when it has one (Redis), else a file in the data dir beside the SQLite
+ * store (one instance writes there).
+ */
+export function openParkedStore(buffer: object | null, dataDir: string): ParkedStore {
+  const own = buffer as Partial<HasParkedStore> | null;
+  return typeof own?.parkedNotifications === 'function'
+    ? own.parkedNotifications()
+    : new ParkedFile(dataDir);
+}
+
 export const PARKED_FILE = 'thin-needs-key.jsonl';
 
-export class ParkedNotifications {
+/** One JSON object per line, appended and fsynced; removals rewrite the file atomically. */
+export class ParkedFile implements ParkedStore {
   readonly file: string;
   /** Writes one at a time, so a rewrite never races an append. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -38,7 +64,6 @@ export class ParkedNotifications {
     });
   }
 
-  /** Every parked notification, once per snapshot event, oldest first. */
   async list(): Promise<ParkedNotification[]> {
     let text: string;
     try {
@@ -63,7 +88,6 @@ export class ParkedNotifications {
     return entries;
   }
 
-  /** Forgets the given snapshot events (done, or gone from the API); atomic rewrite. */
   remove(snapshotEvents: readonly string[]): Promise<void> {
     if (snapshotEvents.length === 0) return Promise.resolve();
     const done = new Set(snapshotEvents);
