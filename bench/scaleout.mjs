@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import {
   getJson,
   parseFlags,
+  spawnUntil,
   percentile,
   processCpuSeconds,
   stop,
@@ -188,46 +189,8 @@ function freePort() {
   });
 }
 
-/** Spawns `command args` and resolves once a line of `stream` satisfies `ready`. */
-function spawnUntil(command, args, { env, stream, ready, timeoutMs = 30_000 }) {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const tail = [];
-  const exited = new Promise((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (error, value) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (error) {
-        child.kill('SIGKILL');
-        reject(new Error(`${error.message}: ${command} ${args.join(' ')}\n${tail.join('\n')}`));
-      } else resolve({ child, pid: child.pid, value, exited });
-    };
-    const timer = setTimeout(() => finish(new Error(`not ready after ${timeoutMs} ms`)), timeoutMs);
-    for (const name of ['stdout', 'stderr']) {
-      readline.createInterface({ input: child[name] }).on('line', (line) => {
-        tail.push(line);
-        if (tail.length > 50) tail.shift();
-        if (!done && name === stream) {
-          const value = ready(line);
-          if (value !== undefined) finish(null, value);
-        }
-      });
-    }
-    exited.then(({ code, signal }) => finish(new Error(`exited (${code ?? signal}) before ready`)));
-  });
-}
-
 function startServer({ dataDir, extraArgs = [], env = {} }) {
   return spawnUntil(
-    process.execPath,
     [
       CLI,
       'serve',
@@ -257,7 +220,6 @@ function startServer({ dataDir, extraArgs = [], env = {} }) {
 async function startRedis(fsync, dir) {
   const port = await freePort();
   const proc = await spawnUntil(
-    'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes'].concat([
       '--appendfsync',
       fsync,
@@ -267,6 +229,7 @@ async function startRedis(fsync, dir) {
       'noeviction',
     ]),
     {
+      command: 'redis-server',
       stream: 'stdout',
       ready: (line) => (/Ready to accept connections/.test(line) ? true : undefined),
     },

@@ -167,13 +167,16 @@ export async function waitQuiet(maxSeconds, threshold = 0.1) {
 }
 
 /**
- * Spawns `node <args>` and resolves once a line on `stream` satisfies `ready` (which returns
- * the value to resolve with, or undefined). Lines after that are kept in `lines` (bounded) so
- * the pipe never fills and blocks the child.
+ * Spawns `node <args>` (or `command <args>`, e.g. redis-server) and resolves once a line on
+ * `stream` satisfies `ready` (which returns the value to resolve with, or undefined). Lines after
+ * that are kept in `lines` (bounded) so the pipe never fills and blocks the child.
  */
-export function spawnUntil(args, { env, stream = 'stderr', ready, timeoutMs = 30_000 }) {
+export function spawnUntil(
+  args,
+  { command = process.execPath, env, stream = 'stderr', ready, timeoutMs = 30_000 },
+) {
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -192,7 +195,8 @@ export function spawnUntil(args, { env, stream = 'stderr', ready, timeoutMs = 30
       if (error) {
         child.kill('SIGKILL');
         const tail = [...lines.stdout, ...lines.stderr].slice(-20).join('\n');
-        reject(new Error(`${error.message}: node ${args.join(' ')}\n${tail}`));
+        const shown = command === process.execPath ? 'node' : command;
+        reject(new Error(`${error.message}: ${shown} ${args.join(' ')}\n${tail}`));
       } else {
         resolve({ child, pid: child.pid, readyMs: performance.now() - t0, value, lines, exited });
       }
