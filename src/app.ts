@@ -11,7 +11,7 @@ import type { Logger } from './logger.js';
 import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
 import { createSink, type Sink } from './agent/dispatch.js';
-import { startAgent } from './agent/start.js';
+import type { AgentLoop } from './agent/loop.js';
 import type { AgentSettings } from './config/agent.js';
 import {
   backfill,
@@ -231,19 +231,22 @@ export async function startServer(
           },
         )
       : null;
-  const agent = options.agent
-    ? await startAgent({
-        enrich: enricher ? (type, facts) => enricher.enrich(type, facts) : undefined,
-        buffer,
-        catalog,
-        settings: options.agent,
-        sink,
-        approval: config.approval,
-        redact: config.redact,
-        logger,
-        registry: metrics.registry,
-      })
-    : null;
+  // Loaded only when the loop runs: the Anthropic SDK is the largest module a start would load.
+  let agent: AgentLoop | null = null;
+  if (options.agent) {
+    const { startAgent } = await import('./agent/start.js');
+    agent = await startAgent({
+      enrich: enricher ? (type, facts) => enricher.enrich(type, facts) : undefined,
+      buffer,
+      catalog,
+      settings: options.agent,
+      sink,
+      approval: config.approval,
+      redact: config.redact,
+      logger,
+      registry: metrics.registry,
+    });
+  }
 
   // Events missed while this server was down: pulled through the same dedup as webhooks. A
   // failure (bad key, Stripe unreachable) is a warning; webhooks keep flowing.

@@ -1,16 +1,11 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { startServer } from './app.js';
-import { runBackfill } from './cli/backfill.js';
-import { printCatalog } from './cli/catalog.js';
-import { eventsAck, eventsList, eventsReplay, eventsShow } from './cli/events.js';
-import { DEFAULT_TRIGGER_URL, runTrigger } from './cli/trigger.js';
+import type { EventsOptions, ListOptions } from './cli/events.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
-import { loadServeConfig, type ServeFlags } from './config/config.js';
+import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { AppError, ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
-import { keepStdoutForJsonRpc, runStdio } from './mcp/stdio.js';
 
 /** Exit codes: 0 ok, 1 runtime failure (e.g. a non-2xx answer), 2 bad configuration or usage. */
 const EXIT_CONFIG = 2;
@@ -63,6 +58,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   // Checked before anything starts, so a missing key is one clear message and exit code 2.
   const agent = flags.agent ? loadAgentConfig(flags) : undefined;
   const logger = createLogger({ level: config.logLevel });
+  const { startServer } = await import('./app.js');
   const server = await startServer(config, { logger, command: selfCommand(), agent });
   const stop = (signal: string) => {
     logger.info('shutting down', { signal });
@@ -79,10 +75,12 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
 }
 
 async function stdio(flags: ServeFlags): Promise<void> {
-  // stdout carries JSON-RPC only, from the first byte on.
+  const { keepStdoutForJsonRpc, runStdio } = await import('./mcp/stdio.js');
+  // stdout carries JSON-RPC only, from the first byte on (importing writes nothing).
   keepStdoutForJsonRpc();
   const config = loadServeConfig(flags);
   const logger = createLogger({ level: config.logLevel });
+  const { startServer } = await import('./app.js');
   const session = await runStdio(config, { start: startServer, logger, command: selfCommand() });
   const stop = (signal: string) => {
     logger.info('shutting down', { signal });
@@ -197,13 +195,14 @@ export function buildProgram(): Command {
       'override a field, e.g. --set data.object.amount=5000 (repeatable)',
       collect,
     )
-    .option('--url <url>', `webhook URL (default ${DEFAULT_TRIGGER_URL})`)
+    .option('--url <url>', `webhook URL (default ${DEFAULT_WEBHOOK_URL})`)
     .option(
       '--secret <whsec>',
       'secret to sign with (default: STRIPE_WEBHOOK_SECRET, else the dev secret of --data-dir)',
     )
     .addOption(dataDirOption())
     .action(async (type: string, options) => {
+      const { runTrigger } = await import('./cli/trigger.js');
       process.exitCode = await runTrigger(type, options);
     });
 
@@ -214,7 +213,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--since <when>',
-      'a duration (30m, 24h, 7d), an ISO date-time, or an event id (evt_…) to walk forward from (default: the newest stored event, else 24h)',
+      'a duration (30m, 24h, 7d), an ISO date-time, or an event id (evt_…) to walk forward from (default: the newest queued event less an hour, else 24h)',
     )
     .option('--types <a,b>', 'only these event types (default: every type the catalog maps)')
     .option('--dry-run', 'fetch and count, store nothing')
@@ -227,6 +226,7 @@ export function buildProgram(): Command {
       '\nNeeds STRIPE_SECRET_KEY (sk_… or a restricted rk_… key that can read Events); STRIPE_API_BASE points it at another API origin.',
     )
     .action(async (options) => {
+      const { runBackfill } = await import('./cli/backfill.js');
       process.exitCode = await runBackfill(options);
     });
 
@@ -235,7 +235,7 @@ export function buildProgram(): Command {
     .description("print the active catalog's tool definitions, ready to hand to an agent")
     .option('--format <format>', 'anthropic, openai or json (default json)')
     .option('--config <file.json>', 'apply catalog overrides from this config file')
-    .action(printCatalog);
+    .action(async (options) => (await import('./cli/catalog.js')).printCatalog(options));
 
   const events = program.command('events').description('operator access to the stored events');
   events
@@ -251,7 +251,7 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
-    .action(eventsList);
+    .action(async (options: ListOptions) => (await import('./cli/events.js')).eventsList(options));
   events
     .command('show <id>')
     .description('one event as received, with its tool call, state and history (JSON)')
@@ -259,7 +259,9 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
-    .action(eventsShow);
+    .action(async (id: string, options: EventsOptions) =>
+      (await import('./cli/events.js')).eventsShow(id, options),
+    );
   events
     .command('ack <id>')
     .description('mark an event done')
@@ -268,7 +270,9 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
-    .action(eventsAck);
+    .action(async (id: string, options: EventsOptions) =>
+      (await import('./cli/events.js')).eventsAck(id, options),
+    );
   events
     .command('replay <id>')
     .description('put a stored event back to pending, attempts reset')
@@ -276,7 +280,9 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
-    .action(eventsReplay);
+    .action(async (id: string, options: EventsOptions) =>
+      (await import('./cli/events.js')).eventsReplay(id, options),
+    );
 
   return program;
 }

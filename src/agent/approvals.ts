@@ -1,8 +1,7 @@
 import type { EventBuffer, HistoryEntry } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import { AppError, EventNotFoundError } from '../errors.js';
-import type { Sink } from './dispatch.js';
-import { dispatchAndAck } from './loop.js';
+import { dispatchAndAck, type Sink } from './dispatch.js';
 
 /**
  * Decided calls that wait for a person (`approval` in the config, or the model asked for one).

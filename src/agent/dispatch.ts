@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import type { ConfigFile } from '../config/file.js';
 import { AppError } from '../errors.js';
@@ -174,4 +175,30 @@ export async function createSink(
     case 'module':
       return moduleSink(config.path, baseDir);
   }
+}
+
+/** Dispatches a decided call and acknowledges the event once the handler has it. */
+export async function dispatchAndAck(
+  buffer: EventBuffer,
+  sink: Sink,
+  event: StoredEvent,
+  call: ToolCall,
+  signal?: AbortSignal,
+  note = 'dispatched',
+  record: readonly HistoryInput[] = [],
+): Promise<void> {
+  const result = await sink.dispatch(
+    {
+      event_id: event.id,
+      event_type: event.type,
+      tool_call: call,
+      idempotency_key: idempotencyKey(event.id, call.name),
+      event: JSON.parse(event.payload) as unknown,
+    },
+    signal,
+  );
+  await buffer.ack(event.id, note, [
+    ...record,
+    { kind: 'dispatch', tool_call: call, outcome: result.outcome, note: result.note },
+  ]);
 }

@@ -6,7 +6,7 @@ import type { RedactKind } from '../catalog/untrusted.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
 import { decide } from './decide.js';
-import { DispatchError, idempotencyKey, type Sink } from './dispatch.js';
+import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
 import type { AgentMetrics } from './metrics.js';
 import { userMessage } from './prompt.js';
 
@@ -343,30 +343,4 @@ function notTheEventsFault(error: InstanceType<typeof Anthropic.APIError>): bool
     status === 429 ||
     status >= 500
   );
-}
-
-/** Dispatches a decided call and acknowledges the event once the handler has it. */
-export async function dispatchAndAck(
-  buffer: EventBuffer,
-  sink: Sink,
-  event: StoredEvent,
-  call: ToolCall,
-  signal?: AbortSignal,
-  note = 'dispatched',
-  record: readonly HistoryInput[] = [],
-): Promise<void> {
-  const result = await sink.dispatch(
-    {
-      event_id: event.id,
-      event_type: event.type,
-      tool_call: call,
-      idempotency_key: idempotencyKey(event.id, call.name),
-      event: JSON.parse(event.payload) as unknown,
-    },
-    signal,
-  );
-  await buffer.ack(event.id, note, [
-    ...record,
-    { kind: 'dispatch', tool_call: call, outcome: result.outcome, note: result.note },
-  ]);
 }

@@ -1,11 +1,9 @@
 import Stripe from 'stripe';
-import { parseSecrets } from '../config/config.js';
+import { DEFAULT_WEBHOOK_URL, parseSecrets } from '../config/config.js';
 import { defaultDataDir, readDevSecret } from '../config/data-dir.js';
 import { AppError, ConfigError } from '../errors.js';
 import { buildTestEvent, FIXTURE_TYPES, parseSetValue, setPath } from '../stripe/fixtures.js';
 import { out } from './output.js';
-
-export const DEFAULT_TRIGGER_URL = 'http://127.0.0.1:8000/stripe/webhook';
 
 export interface TriggerOptions {
   set?: string[];
@@ -74,7 +72,7 @@ export async function runTrigger(
 ): Promise<number> {
   const payload = buildTriggerPayload(type, options.set);
   const secret = triggerSecret(options, env);
-  const url = options.url ?? DEFAULT_TRIGGER_URL;
+  const url = options.url ?? DEFAULT_WEBHOOK_URL;
   const header = Stripe.webhooks.generateTestHeaderString({ payload, secret });
   let response: Response;
   try {

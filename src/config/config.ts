@@ -87,6 +87,9 @@ export const DEFAULTS = {
   mcpSessionIdleMs: 30 * 60 * 1000,
 } as const;
 
+/** Where `trigger` sends by default: the webhook route of a `serve` on the default address. */
+export const DEFAULT_WEBHOOK_URL = `http://${DEFAULTS.host}:${DEFAULTS.port}/stripe/webhook`;
+
 function pick(flag: string | undefined, env: string | undefined): string | undefined {
   return flag ?? (env === '' ? undefined : env);
 }
