@@ -115,7 +115,10 @@ CREATE TRIGGER IF NOT EXISTS events_count_update AFTER UPDATE OF status ON event
 END;
 `;
 
-/** Seqs in arrival order for one status (or pending and due) and one type. Exported for the test of their plans. */
+/**
+ * Seqs in arrival order for one status and one type (`due`: pending and due now), read from the
+ * (status, type, seq) index. Exported for the test that holds their query plans.
+ */
 export const TYPED_SQL = {
   list: 'SELECT seq FROM events WHERE status = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?',
   due: `SELECT seq FROM events WHERE status = 'pending' AND type = ?
@@ -630,10 +633,9 @@ export class SqliteBuffer implements EventBuffer {
       // Schema 1 also indexed (status, updated_at) for prune; every append paid for it, and prune
       // (hourly, in batches) reads finished events in arrival order through (status, seq) instead.
       this.db.exec('DROP INDEX IF EXISTS events_status_updated');
-      // Schema 4 adds the (status, type, seq) index: lists and claims filtered by type read only
-      // events of those types (before, a rare type walked every pending event).
       // Schema 3 keeps the newest `created` as events are appended; a store written before starts
-      // from its events (one scan, once).
+      // from its events (one scan, once). Schema 4 adds the (status, type, seq) index (SCHEMA):
+      // lists and claims filtered by type read only events of those types.
       this.db.exec(`INSERT OR IGNORE INTO meta (key, value)
         SELECT 'newest_created', max(created) FROM events HAVING max(created) IS NOT NULL`);
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
