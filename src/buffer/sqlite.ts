@@ -181,6 +181,11 @@ export class SqliteBuffer implements EventBuffer {
     this.commitMode = options.commitMode ?? 'group';
     this.recent = new RecentIds(options.recentIdsMax);
     try {
+      // Payloads hold customers' names, emails and messages: a new store is created readable by
+      // this user only (SQLite gives its -wal and -shm files the same mode).
+      if (!options.readonly && !fs.existsSync(options.file)) {
+        fs.closeSync(fs.openSync(options.file, 'a', 0o600));
+      }
       this.db = new Database(options.file, {
         readonly: options.readonly ?? false,
         fileMustExist: options.readonly ?? false,
@@ -721,7 +726,7 @@ export function openSqliteBuffer(
   dataDir: string,
   options: Omit<SqliteBufferOptions, 'file'> = {},
 ): SqliteBuffer {
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return new SqliteBuffer({ ...options, file: path.join(dataDir, DATABASE_FILE) });
 }
 

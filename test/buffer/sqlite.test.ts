@@ -101,6 +101,21 @@ describe('sqlite buffer', () => {
     }
   });
 
+  it('creates the store readable by its owner only, its WAL too', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    const buffer = new SqliteBuffer({ file });
+    try {
+      await buffer.append(incoming(1));
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+        expect(fs.statSync(f).mode & 0o777, f).toBe(0o600);
+      }
+    } finally {
+      await buffer.close();
+      tmp.remove();
+    }
+  });
+
   it('migrates a schema 2 store: the newest created comes from its events, once', async () => {
     const tmp = tempDir();
     const file = path.join(tmp.dir, 'e.db');
