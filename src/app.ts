@@ -22,7 +22,7 @@ import {
 import type { BackfillRunner } from './mcp/handlers.js';
 import { openParkedStore } from './buffer/parked.js';
 import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
-import { Enricher } from './catalog/enrich.js';
+import { Enricher, type Enrich } from './catalog/enrich.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -39,6 +39,8 @@ export interface RunningServer {
   sink: Sink;
   /** backfill_events' runner; undefined without STRIPE_SECRET_KEY. */
   runBackfill?: BackfillRunner;
+  /** --enrich lookups (with STRIPE_SECRET_KEY); undefined when off. */
+  enrich?: Enrich;
   /** The start-up (and periodic) backfill from the Events API; null when off. */
   backfill: PeriodicBackfill | null;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
@@ -123,10 +125,33 @@ export async function startServer(
           onProgress,
         })
     : undefined;
+  // --enrich: facts the events lack, looked up for the agent's decisions and the MCP event views.
+  const enricher =
+    config.enrich && stripe
+      ? new Enricher(
+          {
+            charge: async (id) =>
+              (await stripe.charges.retrieve(id)) as unknown as Record<string, unknown>,
+            customer: async (id) =>
+              (await stripe.customers.retrieve(id)) as unknown as Record<string, unknown>,
+          },
+          {
+            onError: (error, what) =>
+              logger.warn('enrichment lookup failed; going on without it', {
+                what,
+                reason: stripeErrorMessage(error, config.stripeSecretKey ?? ''),
+              }),
+          },
+        )
+      : null;
+  const enrich: Enrich | undefined = enricher
+    ? (type, facts) => enricher.enrich(type, facts)
+    : undefined;
   const mcp = createMcpHttpHandler({
     buffer,
     catalog,
     sink,
+    enrich,
     backfill: runBackfill,
     redact: config.redact,
     logger,
@@ -213,30 +238,12 @@ export async function startServer(
     verifyingWith: `${secrets.length} signing secret(s)`,
   });
 
-  const enricher =
-    config.enrich && stripe
-      ? new Enricher(
-          {
-            charge: async (id) =>
-              (await stripe.charges.retrieve(id)) as unknown as Record<string, unknown>,
-            customer: async (id) =>
-              (await stripe.customers.retrieve(id)) as unknown as Record<string, unknown>,
-          },
-          {
-            onError: (error, what) =>
-              logger.warn('enrichment lookup failed; deciding without it', {
-                what,
-                reason: stripeErrorMessage(error, config.stripeSecretKey ?? ''),
-              }),
-          },
-        )
-      : null;
   // Loaded only when the loop runs: the Anthropic SDK is the largest module a start would load.
   let agent: AgentLoop | null = null;
   if (options.agent) {
     const { startAgent } = await import('./agent/start.js');
     agent = await startAgent({
-      enrich: enricher ? (type, facts) => enricher.enrich(type, facts) : undefined,
+      enrich,
       buffer,
       catalog,
       settings: options.agent,
@@ -284,5 +291,5 @@ export async function startServer(
       logger.info('stopped');
     })());
 
-  return { url, port, buffer, catalog, mcp, sink, runBackfill, backfill: periodic, close };
+  return { url, port, buffer, catalog, mcp, sink, runBackfill, enrich, backfill: periodic, close };
 }

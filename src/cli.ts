@@ -105,10 +105,6 @@ function agentOptions(command: Command): Command {
     .option('--max-tokens <n>', 'output tokens per request (default 1024)')
     .option('--lease-seconds <n>', 'how long a claim lasts, renewed while working (default 120)')
     .option('--dry-run', 'decide and record, dispatch nothing')
-    .option(
-      '--enrich',
-      "look up facts events lack (a dispute's customer, a failed invoice's email) in the Stripe API before deciding; needs STRIPE_SECRET_KEY",
-    )
     .addHelpText(
       'after',
       '\nThe loop needs ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL points the SDK at another endpoint.',
@@ -130,12 +126,16 @@ function serveOptions(command: Command): Command {
     .addOption(redisPrefixOption())
     .addOption(
       new Option('--commit-mode <mode>', 'SQLite commit batching')
-        .choices(['group', 'group-sync', 'each'])
+        .choices(['group', 'each'])
         .hideHelp(),
     )
     .option('--log-level <level>', 'debug, info, warn, error or silent (env LOG_LEVEL)')
     .option('--config <file.json>', 'catalog overrides, dispatch and approval settings')
     .option('--redact <kinds>', 'personal data to hide from models: email,phone,address,name')
+    .option(
+      '--enrich',
+      "look up facts events lack (a dispute's customer, a failed invoice's email) in the Stripe API for the agent's decisions and get_event; needs STRIPE_SECRET_KEY",
+    )
     .option(
       '--mcp-idle-timeout <seconds>',
       'close an MCP HTTP session idle this long (default 1800)',

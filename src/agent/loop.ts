@@ -2,6 +2,7 @@ import os from 'node:os';
 import Anthropic from '@anthropic-ai/sdk';
 import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
+import type { Enrich } from '../catalog/enrich.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
@@ -25,7 +26,7 @@ export interface AgentLoopOptions {
   approval?: NonNullable<ConfigFile['approval']>;
   redact?: readonly RedactKind[];
   /** Adds facts the event lacks (Stripe API lookups, `--enrich`); its result is what is dispatched. */
-  enrich?: (type: string, facts: Record<string, unknown>) => Promise<Record<string, unknown>>;
+  enrich?: Enrich;
   /** How long a claim lasts; renewed every third of it while the event is worked on. */
   leaseMs?: number;
   /** First retry delay after a failed attempt; doubles per attempt, capped at an hour. */

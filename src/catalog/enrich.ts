@@ -19,6 +19,9 @@ export interface EnrichOptions {
 
 type Facts = Record<string, unknown>;
 
+/** The lookup as its users see it: a copy of a tool call's facts with what the API adds. */
+export type Enrich = (type: string, facts: Facts) => Promise<Facts>;
+
 const DISPUTES = new Set(['charge.dispute.created', 'charge.dispute.closed']);
 const INVOICES = new Set(['invoice.payment_failed', 'invoice.payment_action_required']);
 

@@ -193,7 +193,7 @@ export function loadServeConfig(
   if (!(COMMIT_MODES as readonly string[]).includes(commitMode)) {
     throw new ConfigError(
       '--commit-mode',
-      `${JSON.stringify(commitMode)} is not a commit mode. Fix: use group (default), group-sync or each.`,
+      `${JSON.stringify(commitMode)} is not a commit mode. Fix: use group (default) or each.`,
     );
   }
   const logLevel = pick(flags.logLevel, env.LOG_LEVEL) ?? 'info';

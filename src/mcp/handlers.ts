@@ -6,6 +6,7 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
+import type { Enrich } from '../catalog/enrich.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import {
   AppError,
@@ -36,6 +37,8 @@ export interface McpContext {
   sink?: Sink;
   /** Pulls missed events from Stripe's Events API; absent without STRIPE_SECRET_KEY. */
   backfill?: BackfillRunner;
+  /** --enrich: adds facts the event lacks to the tool call get_event and the event resource show. */
+  enrich?: Enrich;
 }
 
 export interface BackfillProgress {
@@ -143,7 +146,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       if (!event) throw new EventNotFoundError(id);
       const history = await buffer.history(id);
       const view = newView(redact);
-      const shown = detailForModel(event, history, catalog, view);
+      const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
       const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
       const text = [
         `${id}  ${event.type}  ${event.status} (attempts ${event.attempts})${tool}; received ${shown.received_at}.`,

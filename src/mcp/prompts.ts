@@ -55,9 +55,16 @@ export function registerPrompts(server: McpServer, ctx: McpContext): void {
           );
         }
         const view = newView(ctx.redact);
+        // With --enrich, the facts the agent loop would decide on (one event: one cached lookup).
+        const base = ctx.enrich ? catalog.toolCall(event.type, event.payload) : null;
+        const call =
+          base && ctx.enrich
+            ? { ...base, input: await ctx.enrich(event.type, base.input) }
+            : undefined;
         const rendered = renderEventForPrompt(catalog, event, {
           nonce: view.nonce,
           redact: view.redact,
+          call,
         });
         const def = catalog.lookup(event.type);
         const lines = ['Triage this Stripe event and decide what to do about it.', ''];

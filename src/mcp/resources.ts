@@ -116,7 +116,8 @@ export function registerResources(server: McpServer, ctx: McpContext): void {
           );
         }
         const view = newView(ctx.redact);
-        const shown = detailForModel(event, await buffer.history(id), catalog, view);
+        const history = await buffer.history(id);
+        const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
         return json(uri.href, { notice: view.notice, ...shown });
       } catch (error) {
         throw readError(error, ctx);

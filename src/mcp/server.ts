@@ -52,6 +52,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     logger: options.logger,
     sink: options.sink,
     backfill: options.backfill,
+    enrich: options.enrich,
   };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'Stripe events', version: packageVersion() },

@@ -4,6 +4,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { EventBuffer } from '../buffer/buffer.js';
 import { openBuffer } from '../buffer/open.js';
 import { createCatalog, type Catalog } from '../catalog/catalog.js';
+import type { Enrich } from '../catalog/enrich.js';
 import type { ServeConfig } from '../config/config.js';
 import { ensureWritableDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
@@ -19,6 +20,7 @@ export interface WebhookServer {
   catalog: Catalog;
   sink?: Sink;
   runBackfill?: BackfillRunner;
+  enrich?: Enrich;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,7 @@ export async function runStdio(config: ServeConfig, options: StdioOptions): Prom
     logger,
     sink,
     backfill: running?.runBackfill,
+    enrich: running?.enrich,
   });
   const transport = new StdioServerTransport(stdin, stdout);
 

@@ -1,6 +1,7 @@
 import type { HistoryEntry, StoredEvent } from '../buffer/buffer.js';
 import { detail, summarize, type EventDetail, type EventSummary } from '../buffer/summary.js';
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
+import type { Enrich } from '../catalog/enrich.js';
 import { eventForModel, toolCallForModel } from '../catalog/render.js';
 import { fenceNotice, newNonce, type RedactKind } from '../catalog/untrusted.js';
 
@@ -47,14 +48,21 @@ export interface EventDetailView extends EventDetail {
   type: string;
 }
 
-/** One event in full, as get_event and the event resource show it: the event as received, fenced. */
-export function detailForModel(
+/**
+ * One event in full, as get_event and the event resource show it: the event as received, fenced,
+ * and its tool call with the facts `enrich` (--enrich) adds, as the agent loop would dispatch it.
+ */
+export async function detailForModel(
   event: StoredEvent,
   history: HistoryEntry[],
   catalog: Catalog,
   view: ModelView,
-): EventDetailView {
+  enrich?: Enrich,
+): Promise<EventDetailView> {
   const full = detail(event, history, catalog);
+  if (full.tool_call && enrich) {
+    full.tool_call = { ...full.tool_call, input: await enrich(event.type, full.tool_call.input) };
+  }
   return {
     id: event.id,
     type: event.type,

@@ -5,6 +5,8 @@ import { startServer, type RunningServer } from '../../src/app.js';
 import { loadServeConfig, type ServeFlags } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
+import { startFakeStripe } from '../helpers/fake-stripe.js';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { killLeftovers, runCli, waitFor } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
@@ -351,6 +353,40 @@ describe('MCP over Streamable HTTP at /mcp (real server on port 0)', () => {
     expect(s.server.mcp.sessionCount).toBe(1);
     await s.server.close();
     expect(s.server.mcp.sessionCount).toBe(0);
+  });
+
+  it('with --enrich, get_event, the event resource and triage_event show the looked-up facts', async () => {
+    const dispute = buildTestEvent('charge.dispute.created');
+    const charge = (dispute.data as { object: { charge: string } }).object.charge;
+    const api = await startFakeStripe({
+      objects: { [charge]: { id: charge, object: 'charge', customer: 'cus_from_the_charge' } },
+    });
+    cleanups.push(() => api.close());
+    const s = await start(
+      { STRIPE_SECRET_KEY: api.key, STRIPE_API_BASE: api.url },
+      { enrich: true, backfillOnStart: false },
+    );
+    const { id } = await sendEvent(s, JSON.stringify(dispute));
+    const { client } = await connectHttp(s);
+    const shown = await call(client, 'get_event', { id });
+    expect(shown.tool_call.input.customer).toBe('cus_from_the_charge');
+    const resource = await client.readResource({ uri: `stripe-events://events/${id}` });
+    const text = (resource.contents[0] as { text: string }).text;
+    expect(JSON.parse(text).tool_call.input.customer).toBe('cus_from_the_charge');
+    const prompt = await client.getPrompt({ name: 'triage_event', arguments: { event_id: id } });
+    expect((prompt.messages[0]!.content as { text: string }).text).toContain(
+      'customer: cus_from_the_charge',
+    );
+    // One lookup, cached for all three.
+    expect(api.requests.filter((r) => r.path === `/v1/charges/${charge}`)).toHaveLength(1);
+
+    // Without --enrich the dispute's tool call names no customer (a dispute carries none).
+    const plain = await start({}, {});
+    const again = await sendEvent(plain, JSON.stringify(dispute));
+    const other = await connectHttp(plain);
+    expect((await call(other.client, 'get_event', { id: again.id })).tool_call.input.customer).toBe(
+      null,
+    );
   });
 
   it('keeps the webhook route on raw bytes (no JSON parser before the signature check)', async () => {
