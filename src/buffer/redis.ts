@@ -35,7 +35,7 @@ import type { HasParkedStore, ParkedNotification, ParkedStore } from './parked.j
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './redis-scripts.js';
-import { redactRedisUrl } from './redis-url.js';
+import { parseRedisTarget, redactRedisUrl } from './redis-url.js';
 import {
   assertAwaitingApproval,
   assertHeldBy,
@@ -105,7 +105,22 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.recent = new RecentIds(options.recentIdsMax);
-    this.client = new Redis(options.url, this.clientOptions());
+    const target = parseRedisTarget(options.url);
+    if (!target) throw new StoreUnavailableError(`REDIS_URL ${this.safeUrl} is not a Redis URL`);
+    this.client =
+      target.kind === 'url'
+        ? new Redis(target.url, this.clientOptions())
+        : new Redis({
+            ...this.clientOptions(),
+            sentinels: target.sentinels,
+            name: target.name,
+            username: target.username,
+            password: target.password,
+            db: target.db,
+            // Moves to the new primary when a Sentinel announces +switch-master, not only when
+            // the old one drops the connection (it may accept writes for seconds after).
+            failoverDetector: true,
+          });
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }

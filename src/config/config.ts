@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { COMMIT_MODES, type CommitMode } from '../buffer/sqlite.js';
+import { parseRedisTarget } from '../buffer/redis-url.js';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { EventOverrides } from '../catalog/catalog.js';
@@ -311,20 +312,13 @@ export function loadStoreSettings(
 }
 
 function checkRedisUrl(raw: string): void {
-  let url: URL | null = null;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = null;
-  }
-  if (url && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') {
-    return;
-  }
-  // The value may carry a password: show only its scheme and host, never the whole text.
-  const shown = url ? `a URL with the scheme ${url.protocol}` : 'not a URL';
+  if (parseRedisTarget(raw)) return;
+  // The value may carry a password: show only its scheme, never the whole text.
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(raw)?.[1];
+  const shown = scheme ? `a URL with the scheme ${scheme}:` : 'not a URL';
   throw new ConfigError(
     'REDIS_URL',
-    `is ${shown}, not a Redis URL. Fix: set it like redis://127.0.0.1:6379 or rediss://user:password@host:6380/0.`,
+    `is ${shown}, not a Redis URL. Fix: set it like redis://127.0.0.1:6379, rediss://user:password@host:6380/0, or for Sentinel redis+sentinel://:password@sentinel1:26379,sentinel2:26379/mymaster.`,
   );
 }
 

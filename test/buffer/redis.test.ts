@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEDUP_WINDOW_MS,
@@ -289,6 +291,87 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
         expect(stats.counts).toMatchObject({ pending: 20, claimed: 1 });
         // The watcher heard that it may have missed something, then hears changes again.
         await waitUntil(() => seen.some((c) => c.kind === 'external'));
+      },
+    );
+
+    it.runIf(hasRedisServer || IN_CI)(
+      'finds the primary through Sentinel and follows a failover, keeping what was replicated',
+      async () => {
+        const tmp = tempDir('sem-sentinel-');
+        cleanups.push(tmp.remove);
+        const dirs = ['primary', 'replica', 'sentinel'].map((name) => {
+          const dir = path.join(tmp.dir, name);
+          fs.mkdirSync(dir);
+          return dir;
+        });
+        const primary = await privateRedis(dirs[0]!);
+        cleanups.push(() => primary.kill());
+        const replica = await privateRedis(dirs[1]!, {
+          args: ['--replicaof', '127.0.0.1', String(primary.port)],
+        });
+        cleanups.push(() => replica.kill());
+        const config = path.join(dirs[2]!, 'sentinel.conf');
+        fs.writeFileSync(
+          config,
+          [
+            `sentinel monitor mymaster 127.0.0.1 ${primary.port} 1`,
+            'sentinel down-after-milliseconds mymaster 1000',
+            'sentinel failover-timeout mymaster 5000',
+            '',
+          ].join('\n'),
+        );
+        const sentinel = await privateRedis(dirs[2]!, { config, args: ['--sentinel'] });
+        cleanups.push(() => sentinel.kill());
+        const admin = plainClient(sentinel.url);
+        admin.on('error', () => {});
+        await admin.connect();
+        cleanups.push(() => void admin.disconnect());
+        // Sentinel learns of the replica from the primary.
+        await waitUntil(
+          async () =>
+            ((await admin.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length > 0,
+        );
+
+        const prefix = uniquePrefix('sentinel');
+        const url = `redis+sentinel://127.0.0.1:${sentinel.port}/mymaster`;
+        const buffer = await openRedisBuffer({ url, prefix });
+        cleanups.push(() => buffer.close());
+        expect((await buffer.append(incoming(1))).status).toBe('queued');
+        const onPrimary = plainClient(primary.url);
+        onPrimary.on('error', () => {});
+        await onPrimary.connect();
+        cleanups.push(() => void onPrimary.disconnect());
+        // Replication is asynchronous: only what reached the replica survives its promotion.
+        expect(await onPrimary.call('WAIT', '1', '5000')).toBe(1);
+
+        await admin.call('SENTINEL', 'FAILOVER', 'mymaster');
+        await waitUntil(
+          async () =>
+            (
+              (await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[]
+            )[1] === String(replica.port),
+        );
+        // The buffer's connection (named stripe-events-mcp) is on the new primary.
+        const onReplica = plainClient(replica.url);
+        onReplica.on('error', () => {});
+        await onReplica.connect();
+        cleanups.push(() => void onReplica.disconnect());
+        await waitUntil(async () =>
+          String(await onReplica.call('CLIENT', 'LIST')).includes('name=stripe-events-mcp'),
+        );
+        await waitUntil(async () => (await buffer.health()).ok);
+        await waitUntil(async () => {
+          try {
+            return (await buffer.append(incoming(2))).status === 'queued';
+          } catch {
+            return false;
+          }
+        });
+        // Both events are on the new primary, read there directly.
+        const onNew = await openRedisBuffer({ url: replica.url, prefix });
+        cleanups.push(() => onNew.close());
+        expect(await onNew.get(incoming(1).id)).toMatchObject({ status: 'pending' });
+        expect(await onNew.get(incoming(2).id)).toMatchObject({ status: 'pending' });
       },
     );
   });

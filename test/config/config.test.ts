@@ -8,6 +8,7 @@ import {
   loadOrCreateDevSecret,
 } from '../../src/config/data-dir.js';
 import { ConfigError } from '../../src/errors.js';
+import { parseRedisTarget, redactRedisUrl } from '../../src/buffer/redis-url.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function configError(fn: () => unknown): ConfigError {
@@ -107,6 +108,35 @@ describe('serve configuration', () => {
     expect(configError(() => loadServeConfig({ logLevel: 'loud' }, {})).setting).toBe(
       '--log-level / LOG_LEVEL',
     );
+  });
+
+  it('reads a Sentinel REDIS_URL, refusing a malformed one without echoing its password', () => {
+    const url = 'redis+sentinel://app:hunter2@s1:26379,s2,[::1]:26380/mymaster/3';
+    expect(loadServeConfig({ store: 'redis' }, { REDIS_URL: url }).redisUrl).toBe(url);
+    expect(parseRedisTarget(url)).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'mymaster',
+      username: 'app',
+      password: 'hunter2',
+      db: 3,
+    });
+    expect(redactRedisUrl(url)).toBe('redis+sentinel://app:***@s1:26379,s2,[::1]:26380/mymaster/3');
+    expect(parseRedisTarget('redis://h:6379')).toEqual({ kind: 'url', url: 'redis://h:6379' });
+    for (const bad of [
+      'redis+sentinel://:hunter2@s1:26379',
+      'redis+sentinel://:hunter2@s1:99999/mymaster',
+      'redis+sentinel://:hunter2@/mymaster',
+    ]) {
+      const error = configError(() => loadServeConfig({ store: 'redis' }, { REDIS_URL: bad }));
+      expect(error.setting, bad).toBe('REDIS_URL');
+      expect(error.message, bad).not.toContain('hunter2');
+      expect(error.message, bad).toContain('redis+sentinel://');
+    }
   });
 
   it('needs STRIPE_SECRET_KEY for --enrich', () => {

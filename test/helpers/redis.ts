@@ -88,8 +88,11 @@ export interface PrivateRedis {
  * A redis-server of the test's own on a random free port, with an append-only file fsynced on
  * every write, in `dir`: killing and restarting it never touches the machine's shared Redis.
  */
-export async function privateRedis(dir: string): Promise<PrivateRedis> {
-  const port = await freePort();
+export async function privateRedis(
+  dir: string,
+  options: { args?: string[]; port?: number; config?: string } = {},
+): Promise<PrivateRedis> {
+  const port = options.port ?? (await freePort());
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let exited: Promise<void> | undefined;
@@ -99,6 +102,8 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
     child = spawn(
       'redis-server',
       [
+        // A config file first when given (Sentinel needs one it can rewrite).
+        ...(options.config ? [options.config] : []),
         '--port',
         String(port),
         '--bind',
@@ -111,6 +116,7 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
         'always',
         '--dir',
         dir,
+        ...(options.args ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
