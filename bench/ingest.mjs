@@ -3,8 +3,12 @@
 // separate process; every request is a distinct signed event.
 //
 //   npm run build && node bench/ingest.mjs [--duration 10] [--connections 32] [--warmup 2]
-//       [--targets baseline,group,each] [--wait-idle <s>] [--retries <n>] [--cpu-prof <dir>]
-//       [--json <file>]
+//       [--targets baseline,group,each] [--rounds <n>] [--wait-idle <s>] [--retries <n>]
+//       [--cpu-prof <dir>] [--json <file>]
+//
+// --rounds runs every target that many times in turn (baseline, ours, baseline, ours, …), prints
+// each round's table with its own baseline, then each target's ratios over the rounds and their
+// median.
 //
 // For a shared machine: --wait-idle waits up to <s> seconds before each phase for other processes
 // to go quiet (< 0.1 cores); --retries re-runs a phase disturbed by them (≥ 0.1 cores during the
@@ -44,6 +48,7 @@ const flags = parseFlags(process.argv.slice(2), {
   'wait-idle': 'string',
   retries: 'string',
   json: 'string',
+  rounds: 'string',
 });
 const duration = Number(flags.duration ?? 10);
 const connections = Number(flags.connections ?? 32);
@@ -51,6 +56,7 @@ const warmup = Number(flags.warmup ?? 2);
 const wanted = (flags.targets ?? 'baseline,group,each').split(',');
 const waitIdle = Number(flags['wait-idle'] ?? 0);
 const retries = Number(flags.retries ?? 0);
+const rounds = Math.max(1, Number(flags.rounds ?? 1));
 const cpuProfDir = flags['cpu-prof'] ? path.resolve(flags['cpu-prof']) : null;
 // Cores used by other processes above which a phase counts as disturbed.
 const NOISY = 0.1;
@@ -229,64 +235,101 @@ console.log(
 if (idle > NOISY)
   console.log('WARNING: the machine is not idle; results will be skewed (see the "others" column)');
 
-const results = [];
 let anyCheckFailed = false;
-for (const target of TARGETS) {
-  let best = null;
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    if (waitIdle > 0) {
-      const load = await waitQuiet(waitIdle);
-      if (load >= NOISY)
+const allRounds = [];
+for (let round = 1; round <= rounds; round++) {
+  const results = [];
+  for (const target of TARGETS) {
+    let best = null;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      if (waitIdle > 0) {
+        const load = await waitQuiet(waitIdle);
+        if (load >= NOISY)
+          console.log(
+            `\n[${target.name}] still ${fmt(load, 2)} cores busy elsewhere after waiting ${waitIdle} s; going ahead`,
+          );
+      }
+      const run = await runTarget(target, attempt);
+      if (run.check && !run.check.ok) anyCheckFailed = true;
+      if (!best || run.load.cpuCores.others < best.load.cpuCores.others) best = run;
+      if (run.load.cpuCores.others < NOISY) break;
+      if (attempt < retries)
         console.log(
-          `\n[${target.name}] still ${fmt(load, 2)} cores busy elsewhere after waiting ${waitIdle} s; going ahead`,
+          `[${target.name}] other processes used ${fmt(run.load.cpuCores.others, 2)} cores: running it again`,
         );
     }
-    const run = await runTarget(target, attempt);
-    if (run.check && !run.check.ok) anyCheckFailed = true;
-    if (!best || run.load.cpuCores.others < best.load.cpuCores.others) best = run;
-    if (run.load.cpuCores.others < NOISY) break;
-    if (attempt < retries)
-      console.log(
-        `[${target.name}] other processes used ${fmt(run.load.cpuCores.others, 2)} cores: running it again`,
-      );
+    results.push(best);
   }
-  results.push(best);
-}
 
-const base = results.find((r) => r.target.name === 'baseline')?.load;
-const rows = [
-  [
-    'target',
-    'events/s',
-    'p50 ms',
-    'p97.5 ms',
-    'p99 ms',
-    'peak RSS MB',
-    'non-2xx+err',
-    'tput vs base',
-    'p99 vs base',
-    'check',
-    'server CPU',
-    'others CPU',
-  ],
-];
-for (const { target, load, check } of results) {
-  rows.push([
-    target.label,
-    fmt(load.eventsPerSec, 0),
-    fmt(load.latencyMs.p50, 2),
-    fmt(load.latencyMs.p97_5, 2),
-    fmt(load.latencyMs.p99, 2),
-    fmt(load.peakRssMB, 0),
-    load.non2xx + load.errors + load.timeouts,
-    base ? fmt(load.eventsPerSec / base.eventsPerSec, 2) + 'x' : 'n/a',
-    base ? fmt(load.latencyMs.p99 / base.latencyMs.p99, 2) + 'x' : 'n/a',
-    check ? (check.ok ? 'PASS' : 'FAIL') : '-',
-    fmt(load.cpuCores.server, 2),
-    fmt(load.cpuCores.others, 2),
-  ]);
+  const base = results.find((r) => r.target.name === 'baseline')?.load;
+  const rows = [
+    [
+      'target',
+      'events/s',
+      'p50 ms',
+      'p97.5 ms',
+      'p99 ms',
+      'peak RSS MB',
+      'non-2xx+err',
+      'tput vs base',
+      'p99 vs base',
+      'check',
+      'server CPU',
+      'others CPU',
+    ],
+  ];
+  for (const { target, load, check } of results) {
+    rows.push([
+      target.label,
+      fmt(load.eventsPerSec, 0),
+      fmt(load.latencyMs.p50, 2),
+      fmt(load.latencyMs.p97_5, 2),
+      fmt(load.latencyMs.p99, 2),
+      fmt(load.peakRssMB, 0),
+      load.non2xx + load.errors + load.timeouts,
+      base ? fmt(load.eventsPerSec / base.eventsPerSec, 2) + 'x' : 'n/a',
+      base ? fmt(load.latencyMs.p99 / base.latencyMs.p99, 2) + 'x' : 'n/a',
+      check ? (check.ok ? 'PASS' : 'FAIL') : '-',
+      fmt(load.cpuCores.server, 2),
+      fmt(load.cpuCores.others, 2),
+    ]);
+  }
+  console.log('\n' + (rounds > 1 ? `round ${round}\n` : '') + table(rows));
+  allRounds.push(results);
 }
-console.log('\n' + table(rows));
+const results = allRounds.at(-1);
+
+if (rounds > 1) {
+  // Each round's ratios are against that round's own baseline.
+  const median = (xs) => {
+    const sorted = [...xs].sort((x, y) => x - y);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  const summary = [
+    ['target', 'tput vs base, per round', 'median', 'p99 vs base, per round', 'median'],
+  ];
+  for (const target of TARGETS.filter((t) => t.name !== 'baseline')) {
+    const pairs = allRounds.map((rs) => {
+      const base = rs.find((r) => r.target.name === 'baseline')?.load;
+      const ours = rs.find((r) => r.target.name === target.name)?.load;
+      return base && ours
+        ? [ours.eventsPerSec / base.eventsPerSec, ours.latencyMs.p99 / base.latencyMs.p99]
+        : null;
+    });
+    if (pairs.some((p) => p === null)) continue;
+    const tput = pairs.map((p) => p[0]);
+    const p99 = pairs.map((p) => p[1]);
+    summary.push([
+      target.label,
+      tput.map((x) => fmt(x, 2) + 'x').join(' '),
+      fmt(median(tput), 2) + 'x',
+      p99.map((x) => fmt(x, 2) + 'x').join(' '),
+      fmt(median(p99), 2) + 'x',
+    ]);
+  }
+  console.log(`\nover ${rounds} rounds\n` + table(summary));
+}
 if (cpuProfDir) console.log(`\nCPU profiles of the servers in ${cpuProfDir}`);
 if (flags.json) {
   fs.writeFileSync(
@@ -298,6 +341,9 @@ if (flags.json) {
         duration,
         warmup,
         results: results.map(({ target, load, check }) => ({ target: target.name, load, check })),
+        rounds: allRounds.map((rs) =>
+          rs.map(({ target, load, check }) => ({ target: target.name, load, check })),
+        ),
       },
       null,
       2,
