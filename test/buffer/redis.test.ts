@@ -304,7 +304,8 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
           fs.mkdirSync(dir);
           return dir;
         });
-        const primary = await privateRedis(dirs[0]!);
+        // No 5 s wait for more replicas before the first sync (Redis 7's default).
+        const primary = await privateRedis(dirs[0]!, { args: ['--repl-diskless-sync-delay', '0'] });
         cleanups.push(() => primary.kill());
         const replica = await privateRedis(dirs[1]!, {
           args: ['--replicaof', '127.0.0.1', String(primary.port)],
@@ -326,11 +327,15 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
         admin.on('error', () => {});
         await admin.connect();
         cleanups.push(() => void admin.disconnect());
-        // Sentinel learns of the replica from the primary.
-        await waitUntil(
-          async () =>
-            ((await admin.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length > 0,
-        );
+        // Sentinel has seen the replica in sync (else it refuses to promote it: NOGOODSLAVE).
+        await waitUntil(async () => {
+          const replicas = (await admin.call('SENTINEL', 'REPLICAS', 'mymaster')) as string[][];
+          return replicas.some((flat) => {
+            const info = new Map<string, string>();
+            for (let i = 0; i + 1 < flat.length; i += 2) info.set(flat[i]!, flat[i + 1]!);
+            return info.get('flags') === 'slave' && info.get('master-link-status') === 'ok';
+          });
+        });
 
         const prefix = uniquePrefix('sentinel');
         const url = `redis+sentinel://127.0.0.1:${sentinel.port}/mymaster`;
@@ -344,21 +349,34 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
         // Replication is asynchronous: only what reached the replica survives its promotion.
         expect(await onPrimary.call('WAIT', '1', '5000')).toBe(1);
 
-        await admin.call('SENTINEL', 'FAILOVER', 'mymaster');
+        // Sentinel may still judge the replica too fresh to promote: ask again until it agrees.
+        await waitUntil(async () => {
+          try {
+            return (await admin.call('SENTINEL', 'FAILOVER', 'mymaster')) === 'OK';
+          } catch {
+            return false;
+          }
+        });
         await waitUntil(
           async () =>
             (
               (await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[]
             )[1] === String(replica.port),
         );
-        // The buffer's connection (named stripe-events-mcp) is on the new primary.
-        const onReplica = plainClient(replica.url);
-        onReplica.on('error', () => {});
-        await onReplica.connect();
-        cleanups.push(() => void onReplica.disconnect());
-        await waitUntil(async () =>
-          String(await onReplica.call('CLIENT', 'LIST')).includes('name=stripe-events-mcp'),
-        );
+        // The buffer's connection (named stripe-events-mcp) is on the new primary. (A fresh
+        // client: Sentinel disconnects the clients of the replica it promotes.)
+        const onNewPrimary = plainClient(replica.url);
+        onNewPrimary.on('error', () => {});
+        await onNewPrimary.connect();
+        cleanups.push(() => void onNewPrimary.disconnect());
+        await waitUntil(async () => {
+          try {
+            const clients = String(await onNewPrimary.call('CLIENT', 'LIST'));
+            return clients.includes('name=stripe-events-mcp');
+          } catch {
+            return false;
+          }
+        });
         await waitUntil(async () => (await buffer.health()).ok);
         await waitUntil(async () => {
           try {
