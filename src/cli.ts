@@ -270,7 +270,7 @@ export function buildProgram(): Command {
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
-    .action(async (id: string, options: EventsOptions) =>
+    .action(async (id: string, options: EventsOptions & { note?: string }) =>
       (await import('./cli/events.js')).eventsAck(id, options),
     );
   events
