@@ -4,19 +4,11 @@
  * The outage test runs a private redis-server of its own; the machine's shared Redis is never
  * stopped.
  */
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBuffer } from '../src/buffer/buffer.js';
 import { openRedisBuffer } from '../src/buffer/redis.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
-import {
-  deleteKeys,
-  IN_CI,
-  privateRedis,
-  REDIS_URL,
-  redisAnswers,
-  uniquePrefix,
-} from './helpers/redis.js';
+import { deleteKeys, privateRedis, REDIS_URL, redisGate, uniquePrefix } from './helpers/redis.js';
 import { newSecret, signatureHeader } from './helpers/sign.js';
 import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from './helpers/spawn.js';
 import { tempDir } from './helpers/tmp.js';
@@ -29,12 +21,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startFakeAnthropic } from './helpers/fake-anthropic.js';
 
-const available = await redisAnswers();
-const run = available || IN_CI;
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-const skipNote = run
-  ? ''
-  : ` (skipped: nothing answers at ${REDIS_URL}; start Redis or set REDIS_URL)`;
+const { run, canSpawn, skipNote } = await redisGate();
 if (!run) console.warn(`test/scaleout.e2e.test.ts: scale-out${skipNote}`);
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -300,7 +287,7 @@ describe.skipIf(!run)(`scale-out on Redis${skipNote}`, () => {
     expect(ids).toEqual(expect.arrayContaining(queued));
   });
 
-  it.runIf(hasRedisServer || IN_CI)(
+  it.runIf(canSpawn)(
     'answers 503 while Redis is down, recovers when it is back, and loses nothing it queued',
     async () => {
       const tmp = tempDir('sem-scaleout-redis-');

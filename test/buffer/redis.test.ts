@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,20 +16,14 @@ import {
   plainClient,
   privateRedis,
   REDIS_URL,
-  redisAnswers,
+  redisGate,
   uniquePrefix,
 } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
 import { incoming, runBufferContract } from './contract.js';
 import { runParkedContract } from './parked-contract.js';
 
-const available = await redisAnswers();
-// In CI the Redis tests must run (and fail loudly when Redis is missing); elsewhere they skip.
-const run = available || IN_CI;
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-const skipNote = run
-  ? ''
-  : ` (skipped: nothing answers at ${REDIS_URL}; start Redis or set REDIS_URL)`;
+const { available, run, canSpawn, skipNote } = await redisGate();
 
 it.runIf(IN_CI)(`Redis answers at ${redactRedisUrl(REDIS_URL)} (required in CI)`, () => {
   expect(available, `no Redis at ${REDIS_URL}: .ci/run should have started one`).toBe(true);
@@ -253,7 +246,7 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       await expect(buffer.get(incoming(1).id)).rejects.toBeInstanceOf(StoreUnavailableError);
     });
 
-    it.runIf(hasRedisServer || IN_CI)(
+    it.runIf(canSpawn)(
       'fails fast while Redis is down and resumes when it is back, losing nothing',
       async () => {
         const tmp = tempDir('sem-redis-');
@@ -294,7 +287,7 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       },
     );
 
-    it.runIf(hasRedisServer || IN_CI)(
+    it.runIf(canSpawn)(
       'finds the primary through Sentinel and follows a failover, keeping what was replicated',
       async () => {
         const tmp = tempDir('sem-sentinel-');

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Redis } from 'ioredis';
@@ -146,4 +146,29 @@ export async function privateRedis(
   };
   await start();
   return { url, port, start, kill };
+}
+
+export interface RedisGate {
+  /** Something answers at REDIS_URL. */
+  available: boolean;
+  /** Run the Redis tests: Redis answers, or this is CI (where they must run, and fail loudly). */
+  run: boolean;
+  /** Tests that start their own redis-server can: the binary is here, or this is CI. */
+  canSpawn: boolean;
+  /** Appended to a skipped suite's title, saying why it skipped. */
+  skipNote: string;
+}
+
+/** Whether (and which) Redis tests run here; every Redis test file asks the same way. */
+export async function redisGate(): Promise<RedisGate> {
+  const available = await redisAnswers();
+  const run = available || IN_CI;
+  return {
+    available,
+    run,
+    canSpawn: spawnSync('redis-server', ['--version']).status === 0 || IN_CI,
+    skipNote: run
+      ? ''
+      : ` (skipped: nothing answers at ${REDIS_URL}; start Redis or set REDIS_URL)`,
+  };
 }

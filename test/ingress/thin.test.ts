@@ -9,7 +9,7 @@ import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';
 import { backfill, parseSince } from '../../src/ingress/backfill.js';
 import { ParkedFile, PARKED_FILE } from '../../src/buffer/parked.js';
 import { openRedisBuffer } from '../../src/buffer/redis.js';
-import { deleteKeys, IN_CI, REDIS_URL, redisAnswers, uniquePrefix } from '../helpers/redis.js';
+import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createStripeClient } from '../../src/stripe/client.js';
@@ -20,7 +20,7 @@ import { createStripeClient } from '../../src/stripe/client.js';
  */
 const cleanups: (() => Promise<void> | void)[] = [];
 // The Redis case runs where Redis answers, and always in CI (failing there if it does not).
-const redisUp = (await redisAnswers()) || IN_CI;
+const redisUp = (await redisGate()).run;
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
