@@ -60,3 +60,41 @@ export class InvalidTransitionError extends AppError {
     super('invalid_transition', `event ${id} is ${from}; it cannot be ${action}`);
   }
 }
+
+/**
+ * A worker's change refused because its claim token no longer holds the event: the lease expired,
+ * another worker claimed it, or a person acked it. Nothing was changed; the worker must abandon
+ * the event (its late outcome is neither dispatched nor recorded as done).
+ */
+export class LeaseLostError extends InvalidTransitionError {
+  override readonly code = 'lease_lost';
+  constructor(id: string, now: string, op: string) {
+    super(id, now, `changed (${op}) by a worker that no longer holds its claim`);
+    this.message = `event ${id} is ${now}: this worker's claim on it is lost, so it cannot ${op} it`;
+  }
+}
+
+/**
+ * A person's replay (or nack) of an event a worker is handling or that waits for approval: it
+ * would have the event handled twice. The same words from every door (MCP, CLI, console).
+ */
+export class BeingHandledError extends InvalidTransitionError {
+  override readonly code = 'being_handled';
+  constructor(id: string, now: string, action: string) {
+    super(id, now, action);
+    const what =
+      now === 'awaiting_approval'
+        ? 'it waits for approval: approve or reject it, or ack it to mark it done'
+        : `it is being handled now (${now}): wait until it is acked, nacked or its lease expires, or ack it to mark it done`;
+    this.message = `event ${id} cannot be ${action}: ${what}`;
+  }
+}
+
+/** approve/reject of a call that no longer waits (someone approved or rejected it first). */
+export class NotAwaitingApprovalError extends InvalidTransitionError {
+  override readonly code = 'not_awaiting_approval';
+  constructor(id: string, now: string) {
+    super(id, now, 'approved or rejected');
+    this.message = `event ${id} is ${now}, not awaiting approval (someone else approved or rejected it, or it was acked): nothing was changed`;
+  }
+}

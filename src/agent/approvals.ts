@@ -1,7 +1,6 @@
 import type { EventBuffer, HistoryEntry } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
-import { AppError, EventNotFoundError } from '../errors.js';
-import { dispatchAndAck, type Sink } from './dispatch.js';
+import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
 
 /**
  * Decided calls that wait for a person (`approval` in the config, or the model asked for one).
@@ -43,18 +42,6 @@ export async function listApprovals(buffer: EventBuffer, limit = 100): Promise<P
   );
 }
 
-async function awaiting(buffer: EventBuffer, id: string) {
-  const event = await buffer.get(id);
-  if (!event) throw new EventNotFoundError(id);
-  if (event.status !== 'awaiting_approval') {
-    throw new AppError(
-      'not_awaiting_approval',
-      `event ${id} is ${event.status}, not awaiting approval`,
-    );
-  }
-  return event;
-}
-
 export interface ApprovalResult {
   id: string;
   type: string;
@@ -69,24 +56,26 @@ export async function approveAction(
   id: string,
   approver = `approver:${process.pid}`,
 ): Promise<ApprovalResult> {
-  await awaiting(buffer, id);
-  // resume() is the one winner when two people approve at once; the other gets a clear error.
-  const event = await buffer.resume(id, approver, APPROVAL_LEASE_MS);
+  // One guarded transition: of two people approving (or one approving, one rejecting) at once,
+  // exactly one gets the event; the other is refused with NotAwaitingApprovalError.
+  const event = await buffer.approve(id, approver, APPROVAL_LEASE_MS);
+  const token = event.leaseOwner!;
   const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
   if (!call) {
-    await buffer.ack(id, 'a person looked and approved');
+    await buffer.ack(id, { token, by: approver, note: 'a person looked and approved' });
     return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
   }
   try {
-    await dispatchAndAck(buffer, sink, event, call, undefined, 'approved and dispatched');
+    await dispatchAndAck(buffer, sink, event, call, token, { note: 'approved and dispatched' });
   } catch (error) {
+    if (!(error instanceof DispatchError)) throw error;
     // Keep the approved call waiting: the person can approve again once the handler works.
-    await buffer.hold(id, approver, `approved, but dispatch failed: ${(error as Error).message}`);
+    await buffer.hold(id, token, `approved, but dispatch failed: ${error.message}`);
     return {
       id,
       type: event.type,
       status: 'awaiting_approval',
-      outcome: `dispatch failed: ${(error as Error).message}`,
+      outcome: `dispatch failed: ${error.message}`,
       tool_call: call,
     };
   }
@@ -103,11 +92,11 @@ export async function rejectAction(
   buffer: EventBuffer,
   id: string,
   reason: string,
+  by = `approver:${process.pid}`,
 ): Promise<ApprovalResult> {
-  const event = await awaiting(buffer, id);
-  const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
-  await buffer.ack(id, `rejected: ${reason}`, [
-    { kind: 'decision', outcome: 'rejected', note: reason },
-  ]);
+  const history = await buffer.history(id);
+  // The guarded transition decides: refused unless the call still waits for approval.
+  const event = await buffer.reject(id, by, reason);
+  const call = lastDecision(history)?.tool_call ?? null;
   return { id, type: event.type, status: 'acked', outcome: 'rejected', tool_call: call };
 }

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import type { ConfigFile } from '../config/file.js';
-import { AppError } from '../errors.js';
+import { AppError, LeaseLostError } from '../errors.js';
 
 /** What the user's handlers receive for each decided tool call. */
 export interface DispatchRequest {
@@ -177,15 +177,19 @@ export async function createSink(
   }
 }
 
-/** Dispatches a decided call and acknowledges the event once the handler has it. */
+/**
+ * Dispatches a decided call and acknowledges the event once the handler has it, as the holder of
+ * the claim `token`. When the claim was lost while the handler ran (a person acked the event, the
+ * lease expired and another worker took it), the ack is refused: the dispatch is still recorded in
+ * the history, and LeaseLostError goes to the caller.
+ */
 export async function dispatchAndAck(
   buffer: EventBuffer,
   sink: Sink,
   event: StoredEvent,
   call: ToolCall,
-  signal?: AbortSignal,
-  note = 'dispatched',
-  record: readonly HistoryInput[] = [],
+  token: string,
+  options: { signal?: AbortSignal; note?: string; record?: readonly HistoryInput[] } = {},
 ): Promise<void> {
   const result = await sink.dispatch(
     {
@@ -195,10 +199,29 @@ export async function dispatchAndAck(
       idempotency_key: idempotencyKey(event.id, call.name),
       event: JSON.parse(event.payload) as unknown,
     },
-    signal,
+    options.signal,
   );
-  await buffer.ack(event.id, note, [
-    ...record,
-    { kind: 'dispatch', tool_call: call, outcome: result.outcome, note: result.note },
-  ]);
+  const dispatched: HistoryInput = {
+    kind: 'dispatch',
+    tool_call: call,
+    outcome: result.outcome,
+    note: result.note,
+  };
+  try {
+    await buffer.ack(event.id, {
+      token,
+      note: options.note ?? 'dispatched',
+      record: [...(options.record ?? []), dispatched],
+    });
+  } catch (error) {
+    if (error instanceof LeaseLostError) {
+      await buffer
+        .addHistory(event.id, {
+          ...dispatched,
+          note: `${result.note ?? result.outcome}; the claim was lost while the handler ran`,
+        })
+        .catch(() => {});
+    }
+    throw error;
+  }
 }

@@ -8,6 +8,8 @@ import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
 import { decide } from './decide.js';
 import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
+import { LeaseLostError } from '../errors.js';
+import { DEFAULT_POLICY } from '../buffer/transitions.js';
 import type { AgentMetrics } from './metrics.js';
 import { userMessage } from './prompt.js';
 
@@ -29,7 +31,10 @@ export interface AgentLoopOptions {
   enrich?: Enrich;
   /** How long a claim lasts; renewed every third of it while the event is worked on. */
   leaseMs?: number;
-  /** First retry delay after a failed attempt; doubles per attempt, capped at an hour. */
+  /**
+   * First retry delay after a failed attempt; doubles per attempt, capped at an hour. Default: the
+   * store's policy (QueuePolicy.retryBaseMs), which every process on the store follows.
+   */
   retryBaseMs?: number;
   /** How often idle workers look for due events when no change wakes them. */
   pollMs?: number;
@@ -45,9 +50,9 @@ const HOUR = 3_600_000;
  */
 export class AgentLoop {
   private readonly o: Required<
-    Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich'>
+    Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs'>
   > &
-    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich'>;
+    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs'>;
   private stopping = false;
   private workers: Promise<void>[] = [];
   private readonly inFlight = new Map<string, AbortController>();
@@ -56,12 +61,13 @@ export class AgentLoop {
   /** Set while the model API is failing: workers wait until then before claiming again. */
   private pausedUntil = 0;
   private apiFailures = 0;
+  /** The store's retry base, read when the loop starts (see retryBaseMs). */
+  private retryBaseMs = DEFAULT_POLICY.retryBaseMs;
 
   constructor(options: AgentLoopOptions) {
     this.o = {
       dryRun: false,
       leaseMs: 120_000,
-      retryBaseMs: 30_000,
       pollMs: 1_000,
       owner: `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
       ...options,
@@ -69,6 +75,13 @@ export class AgentLoop {
   }
 
   start(): void {
+    if (this.o.retryBaseMs !== undefined) this.retryBaseMs = this.o.retryBaseMs;
+    else {
+      this.o.buffer.policy().then(
+        (policy) => (this.retryBaseMs = policy.retryBaseMs),
+        () => {},
+      );
+    }
     this.unwatch = this.o.buffer.watch((change) => {
       if (change.kind !== 'claimed' && change.kind !== 'acked') this.wakeAll();
     });
@@ -139,24 +152,26 @@ export class AgentLoop {
 
   private async handle(event: StoredEvent, owner: string): Promise<void> {
     const { buffer, logger } = this.o;
+    // The claim's token: every change this worker makes to the event carries it, and the store
+    // refuses it (LeaseLostError) once the claim is lost.
+    const claim: Claim = { token: event.leaseOwner ?? owner, lost: false };
     const controller = new AbortController();
     this.inFlight.set(event.id, controller);
+    const log = logger.child({ event: event.id, type: event.type });
     const renew = setInterval(
       () => {
-        buffer.renew(event.id, owner, this.o.leaseMs).then(
-          (held) => {
-            if (!held) controller.abort(new Error('lease lost'));
-          },
-          () => {},
-        );
+        buffer.renew(event.id, claim.token, this.o.leaseMs).catch((error: unknown) => {
+          if (!(error instanceof LeaseLostError)) return; // the store is down: try again next time
+          claim.lost = true;
+          controller.abort(error);
+        });
       },
       Math.max(1000, Math.floor(this.o.leaseMs / 3)),
     );
-    const log = logger.child({ event: event.id, type: event.type });
     try {
-      await this.process(event, owner, controller.signal, log);
+      await this.process(event, claim, controller.signal, log);
     } catch (error) {
-      await this.fail(event, owner, error, controller.signal, log);
+      await this.fail(event, claim, error, controller.signal, log);
     } finally {
       clearInterval(renew);
       this.inFlight.delete(event.id);
@@ -165,15 +180,16 @@ export class AgentLoop {
 
   private async process(
     event: StoredEvent,
-    owner: string,
+    claim: Claim,
     signal: AbortSignal,
     log: Logger,
   ): Promise<void> {
     const { buffer, catalog, metrics } = this.o;
+    const token = claim.token;
     const def = catalog.lookup(event.type);
     const facts = catalog.toolCall(event.type, event.payload);
     if (!def || !facts) {
-      await buffer.ack(event.id, 'its type is no longer in the catalog');
+      await buffer.ack(event.id, { token, note: 'its type is no longer in the catalog' });
       return;
     }
     const factsInput = this.o.enrich ? await this.o.enrich(event.type, facts.input) : facts.input;
@@ -195,10 +211,12 @@ export class AgentLoop {
     const base = { model: this.o.model, usage: result.usage, latency_ms };
     const decision = result.decision;
     // Each outcome is one commit: the decision, what became of it, and the new state together.
+    // Each carries the claim's token, so a worker that lost the event records nothing as done.
 
     if (!decision) {
       metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
       const after = await buffer.nack(event.id, {
+        token,
         reason: result.failure ?? 'no decision',
         retryInMs: this.backoff(event),
         record: [{ kind: 'decision', ...base, outcome: 'invalid', note: result.failure }],
@@ -208,15 +226,17 @@ export class AgentLoop {
     }
     if (decision.kind === 'no_action') {
       metrics?.decisions.inc({ tool: def.tool, action: 'no_action' });
-      await buffer.ack(event.id, 'no action needed', [
-        { kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale },
-      ]);
+      await buffer.ack(event.id, {
+        token,
+        note: 'no action needed',
+        record: [{ kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale }],
+      });
       log.info('decided: no action');
       return;
     }
     if (decision.kind === 'ask_a_person') {
       metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
-      await buffer.hold(event.id, owner, `a person must look: ${decision.reason}`, [
+      await buffer.hold(event.id, token, `a person must look: ${decision.reason}`, [
         { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
       ]);
       log.info('decided: ask a person');
@@ -236,25 +256,35 @@ export class AgentLoop {
 
     const gate = this.approvalReason(call);
     if (gate) {
-      await buffer.hold(event.id, owner, gate, [decided]);
+      await buffer.hold(event.id, token, gate, [decided]);
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
       log.info('waiting for approval', { tool: call.name, reason: gate });
       return;
     }
     if (this.o.dryRun) {
-      await buffer.ack(event.id, 'dry run: decided, not dispatched', [
-        decided,
-        { kind: 'dispatch', tool_call: call, outcome: 'dry_run' },
-      ]);
+      await buffer.ack(event.id, {
+        token,
+        note: 'dry run: decided, not dispatched',
+        record: [decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
+      });
       metrics?.dispatches.inc({ outcome: 'dry_run' });
       return;
     }
+    // The check right before the handler is called: a claim lost while the model decided (a
+    // person acked the event, or this process stalled past its lease and another worker took
+    // over) throws LeaseLostError here, and nothing is dispatched.
+    await buffer.renew(event.id, token, this.o.leaseMs);
     try {
-      await dispatchAndAck(buffer, this.o.sink, event, call, signal, 'dispatched', [decided]);
+      await dispatchAndAck(buffer, this.o.sink, event, call, token, {
+        signal,
+        note: 'dispatched',
+        record: [decided],
+      });
     } catch (error) {
       if (!(error instanceof DispatchError) || signal.aborted) throw error;
       metrics?.failures.inc({ reason: 'dispatch' });
       const after = await buffer.nack(event.id, {
+        token,
         reason: error.message,
         retryInMs: this.backoff(event),
         record: [
@@ -289,22 +319,32 @@ export class AgentLoop {
   }
 
   private backoff(event: StoredEvent): number {
-    const base = this.o.retryBaseMs * 2 ** event.attempts;
+    const base = this.retryBaseMs * 2 ** event.attempts;
     return Math.min(HOUR, Math.round(base * (0.75 + Math.random() * 0.5)));
   }
 
   private async fail(
     event: StoredEvent,
-    owner: string,
+    claim: Claim,
     error: unknown,
     signal: AbortSignal,
     log: Logger,
   ): Promise<void> {
     const { buffer, metrics } = this.o;
+    const token = claim.token;
+    if (claim.lost || error instanceof LeaseLostError) {
+      // Someone else has the event now (a person acked it, or another worker took it over after
+      // this one stalled): abandon it, record nothing as done, and leave its state alone.
+      metrics?.failures.inc({ reason: 'lease_lost' });
+      log.warn('claim lost: abandoning the event', {
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
     try {
       if (signal.aborted) {
-        // Shutting down, or the lease was lost: the event is someone else's (or pending) again.
-        await buffer.release(event.id, owner);
+        // Shutting down: the event goes back to pending for the next worker.
+        await buffer.release(event.id, token);
         return;
       }
       if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {
@@ -313,7 +353,7 @@ export class AgentLoop {
         this.apiFailures += 1;
         const pause = Math.min(5 * 60_000, 2_000 * 2 ** Math.min(this.apiFailures, 8));
         this.pausedUntil = Date.now() + pause * (0.75 + Math.random() * 0.5);
-        await buffer.release(event.id, owner);
+        await buffer.release(event.id, token);
         log.warn('model API unavailable after retries: pausing the loop', {
           status: error.status ?? null,
           pauseMs: pause,
@@ -322,13 +362,23 @@ export class AgentLoop {
       }
       metrics?.failures.inc({ reason: 'error' });
       const reason = error instanceof Error ? error.message : String(error);
-      const after = await buffer.nack(event.id, { reason, retryInMs: this.backoff(event) });
+      const after = await buffer.nack(event.id, { token, reason, retryInMs: this.backoff(event) });
       log.error('event failed', { error, status: after.status });
     } catch (inner) {
+      if (inner instanceof LeaseLostError) {
+        log.warn('claim lost: abandoning the event', { reason: inner.message });
+        return;
+      }
       // The store failed too: the lease will expire and the event will be pending again.
       log.error('could not record the failure; the lease will expire', { error: inner });
     }
   }
+}
+
+/** A worker's hold on one event: its token, and whether the store has said it is lost. */
+interface Claim {
+  token: string;
+  lost: boolean;
 }
 
 /** Errors of the API or its key, not of the event: they must not use up its attempts. */

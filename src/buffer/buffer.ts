@@ -1,3 +1,7 @@
+import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
+
+export type { Command, QueuePolicy };
+
 /**
  * The buffer port: the one interface every store adapter (memory, SQLite, Redis) implements and
  * every consumer (ingress, MCP surface, agent loop, CLI) depends on. It is async and lease-based so
@@ -8,7 +12,7 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 
 /** Seven days: how long an id is remembered for dedup and how long finished events are kept. */
 export const DEDUP_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
-export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_MAX_ATTEMPTS = DEFAULT_POLICY.maxAttempts;
 
 /** A verified event as the ingress hands it over. `payload` is the body exactly as received. */
 export interface IncomingEvent {
@@ -57,6 +61,8 @@ export interface HistoryEntry {
   /** Model tokens spent on a decision. */
   usage?: { input_tokens: number; output_tokens: number };
   latency_ms?: number;
+  /** The person who made the change (MCP session, CLI user, console), when one did. */
+  by?: string;
 }
 
 /** A history entry to record; the store stamps the time. */
@@ -95,11 +101,22 @@ export interface ClaimOptions {
   types?: readonly string[];
 }
 
+/** A nack: by the worker holding the claim (`token`), or by a person (`by`) on an unclaimed event. */
 export interface NackOptions {
   reason: string;
   retryInMs?: number;
-  owner?: string;
+  token?: string;
+  by?: string;
   /** Entries recorded in the same commit as the state change (e.g. the failed dispatch). */
+  record?: readonly HistoryInput[];
+}
+
+/** An ack: by the worker holding the claim (`token`), or by a person (`by`), who wins over a claim. */
+export interface AckOptions {
+  token?: string;
+  by?: string;
+  note?: string;
+  /** Entries recorded in the same commit (the decision, the dispatch): one fsync, not three. */
   record?: readonly HistoryInput[];
 }
 
@@ -144,37 +161,39 @@ export interface EventBuffer {
    * an automatic backfill resumes from it.
    */
   newestCreated(): Promise<number | null>;
-  /** Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. */
-  claim(options: ClaimOptions): Promise<StoredEvent[]>;
-  /** Extends a lease still held by `owner`; false when it was lost (expired and reclaimed). */
-  renew(id: string, owner: string, leaseMs: number): Promise<boolean>;
-  /** Gives a claimed event back to pending without counting an attempt (clean shutdown). */
-  release(id: string, owner: string): Promise<void>;
   /**
-   * Parks an event `owner` has claimed as `awaiting_approval` (no lease: it waits for a person,
-   * across restarts). Rejects with InvalidTransitionError unless `owner` holds the claim.
+   * Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. Each returned
+   * event's `leaseOwner` is its claim token (`<owner>~<nonce>`, new for every claim): every later
+   * change the worker makes carries it, and is refused (LeaseLostError) once the claim is lost.
    */
+  claim(options: ClaimOptions): Promise<StoredEvent[]>;
+  /**
+   * Applies one command to one event by the rules in transitions.ts, atomically (the check and
+   * the write cannot be separated by another process's change), and resolves once it is durable.
+   * Rejects with EventNotFoundError, or the rules' typed refusal with nothing changed.
+   */
+  apply(id: string, command: Command): Promise<StoredEvent>;
+  /** `apply` renew: throws LeaseLostError when `token` no longer holds the claim. */
+  renew(id: string, token: string, leaseMs: number): Promise<StoredEvent>;
+  release(id: string, token: string): Promise<StoredEvent>;
+  /** Parks the event `token` holds as `awaiting_approval` (no lease: it waits for a person). */
   hold(
     id: string,
-    owner: string,
+    token: string,
     note?: string,
     record?: readonly HistoryInput[],
   ): Promise<StoredEvent>;
-  /**
-   * Takes an `awaiting_approval` event back as claimed by `owner` (an approval being carried out).
-   * Rejects with InvalidTransitionError when it is not awaiting approval (e.g. already approved).
-   */
-  resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent>;
-  /**
-   * Marks the event done. Idempotent; rejects with EventNotFoundError for an unknown id. `record`
-   * adds history entries (the decision, the dispatch) in the same commit: one fsync, not three.
-   */
-  ack(id: string, note?: string, record?: readonly HistoryInput[]): Promise<StoredEvent>;
-  /** Counts a failed attempt: back to pending after `retryInMs`, or dead past the attempt limit. */
+  ack(id: string, options?: AckOptions): Promise<StoredEvent>;
   nack(id: string, options: NackOptions): Promise<StoredEvent>;
-  /** Puts a stored event back to pending with its attempts reset. */
-  replay(id: string, note?: string): Promise<StoredEvent>;
+  /** A held call approved by `by`: claimed under a new token (returned as `leaseOwner`). */
+  approve(id: string, by: string, leaseMs: number): Promise<StoredEvent>;
+  reject(id: string, by: string, reason: string): Promise<StoredEvent>;
+  replay(id: string, options?: { by?: string; note?: string }): Promise<StoredEvent>;
   addHistory(id: string, entry: HistoryInput): Promise<void>;
+  /** The queue's policy as stored (every process that opens the store follows it). */
+  policy(): Promise<QueuePolicy>;
+  /** Stores the given parts of the policy (serve/agent flags); returns the whole policy. */
+  setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy>;
   /** Returns expired leases to pending (counting the attempt). Returns how many. */
   recoverExpiredLeases(): Promise<number>;
   /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */
@@ -192,7 +211,9 @@ export interface EventBuffer {
 export interface BufferOptions {
   /** append rejects new events once this many are pending. */
   maxPending?: number;
+  /** When given, stored as the queue's policy on open (else the stored policy, or the default). */
   maxAttempts?: number;
+  retryBaseMs?: number;
   /** Injectable clock (ms since epoch) so tests can expire leases without sleeping. */
   now?: () => number;
 }

@@ -1,6 +1,5 @@
 import { BufferFullError, EventNotFoundError, StoreUnavailableError } from '../errors.js';
 import {
-  DEFAULT_MAX_ATTEMPTS,
   emptyCounts,
   type AppendResult,
   type BufferHealth,
@@ -9,22 +8,23 @@ import {
   type ClaimOptions,
   type EventBuffer,
   type HistoryEntry,
-  type HistoryInput,
   type IncomingEvent,
   type ListPage,
   type ListQuery,
-  type NackOptions,
   type QueueStats,
   type StoredEvent,
 } from './buffer.js';
-import { CHANGE_OF, ChangeFeed } from './changes.js';
+import { ChangeFeed } from './changes.js';
+import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import {
-  afterFailure,
-  assertAwaitingApproval,
-  assertHeldBy,
-  assertNackable,
-  LEASE_EXPIRY_RETRY_MS,
+  claimed,
+  expired,
+  touches,
+  transition,
+  type Command,
+  type QueuePolicy,
+  type Transition,
 } from './transitions.js';
 
 interface Row {
@@ -34,7 +34,7 @@ interface Row {
 }
 
 /** Keeps everything in process memory: for tests and as the executable reading of the port. */
-export class MemoryBuffer implements EventBuffer {
+export class MemoryBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'memory';
   private readonly rows = new Map<string, Row>();
   private seq = 0;
@@ -43,12 +43,16 @@ export class MemoryBuffer implements EventBuffer {
   private readonly feed = new ChangeFeed();
   private readonly now: () => number;
   private readonly maxPending: number;
-  private readonly maxAttempts: number;
+  private currentPolicy: QueuePolicy;
 
   constructor(options: BufferOptions = {}) {
+    super();
     this.now = options.now ?? Date.now;
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
-    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.currentPolicy = policyFrom({
+      maxAttempts: options.maxAttempts,
+      retryBaseMs: options.retryBaseMs,
+    });
   }
 
   async append(incoming: IncomingEvent): Promise<AppendResult> {
@@ -133,136 +137,35 @@ export class MemoryBuffer implements EventBuffer {
     await this.recoverExpiredLeases();
     const now = this.now();
     const limit = options.limit ?? 1;
-    const claimed: StoredEvent[] = [];
+    const token = claimToken(options.owner);
+    const out: StoredEvent[] = [];
     for (const row of this.rows.values()) {
-      if (claimed.length >= limit) break;
+      if (out.length >= limit) break;
       const e = row.event;
       if (e.status !== 'pending' || (e.retryAt !== null && e.retryAt > now)) continue;
       if (options.types && !options.types.includes(e.type)) continue;
-      Object.assign(e, {
-        status: 'claimed',
-        leaseOwner: options.owner,
-        leaseExpiresAt: now + options.leaseMs,
-        updatedAt: now,
-      });
-      this.record(row, { at: iso(now), kind: 'claimed', note: options.owner });
-      claimed.push({ ...e });
+      this.commit(row, claimed(e, token, options.leaseMs, now), now);
+      out.push({ ...e });
     }
-    return claimed;
+    return out;
   }
 
-  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
-    const e = this.row(id).event;
-    const now = this.now();
-    if (e.status !== 'claimed' || e.leaseOwner !== owner || (e.leaseExpiresAt ?? 0) <= now) {
-      return false;
-    }
-    e.leaseExpiresAt = now + leaseMs;
-    return true;
-  }
-
-  async release(id: string, owner: string): Promise<void> {
-    const row = this.row(id);
-    const e = row.event;
-    if (e.status !== 'claimed' || e.leaseOwner !== owner) return;
-    const now = this.now();
-    Object.assign(e, { status: 'pending', leaseOwner: null, leaseExpiresAt: null, updatedAt: now });
-    this.record(row, { at: iso(now), kind: 'released', note: owner });
-  }
-
-  async hold(
-    id: string,
-    owner: string,
-    note?: string,
-    record: readonly HistoryInput[] = [],
-  ): Promise<StoredEvent> {
-    const row = this.row(id);
-    const e = row.event;
-    assertHeldBy(id, e.status, e.leaseOwner, owner);
-    const now = this.now();
-    for (const entry of record) this.record(row, { at: iso(now), ...entry });
-    Object.assign(e, {
-      status: 'awaiting_approval',
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      updatedAt: now,
-    });
-    this.record(row, withNote({ at: iso(now), kind: 'held' }, note));
-    return { ...e };
-  }
-
-  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
-    const row = this.row(id);
-    const e = row.event;
-    assertAwaitingApproval(id, e.status);
-    const now = this.now();
-    Object.assign(e, {
-      status: 'claimed',
-      leaseOwner: owner,
-      leaseExpiresAt: now + leaseMs,
-      updatedAt: now,
-    });
-    this.record(row, { at: iso(now), kind: 'resumed', note: owner });
-    return { ...e };
-  }
-
-  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
-    const row = this.row(id);
-    const e = row.event;
-    if (e.status === 'acked') return { ...e };
-    const now = this.now();
-    for (const entry of record) this.record(row, { at: iso(now), ...entry });
-    Object.assign(e, {
-      status: 'acked',
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      retryAt: null,
-      updatedAt: now,
-    });
-    this.record(row, withNote({ at: iso(now), kind: 'acked' }, note));
-    return { ...e };
-  }
-
-  async nack(id: string, options: NackOptions): Promise<StoredEvent> {
-    const row = this.row(id);
-    const e = row.event;
-    assertNackable(id, e.status);
-    const now = this.now();
-    for (const entry of options.record ?? []) this.record(row, { at: iso(now), ...entry });
-    const next = afterFailure(e.attempts, this.maxAttempts, now, options.retryInMs ?? 0);
-    Object.assign(e, {
-      ...next,
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      lastError: options.reason,
-      updatedAt: now,
-    });
-    this.record(row, {
-      at: iso(now),
-      kind: next.status === 'dead' ? 'dead' : 'nacked',
-      note: options.reason,
-    });
-    return { ...e };
-  }
-
-  async replay(id: string, note?: string): Promise<StoredEvent> {
+  async apply(id: string, command: Command): Promise<StoredEvent> {
     const row = this.row(id);
     const now = this.now();
-    Object.assign(row.event, {
-      status: 'pending',
-      attempts: 0,
-      retryAt: null,
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      lastError: null,
-      updatedAt: now,
-    });
-    this.record(row, withNote({ at: iso(now), kind: 'replayed' }, note));
+    this.commit(row, transition(row.event, command, this.currentPolicy, now), now);
     return { ...row.event };
   }
 
-  async addHistory(id: string, entry: HistoryInput): Promise<void> {
-    this.row(id).history.push({ at: iso(this.now()), ...entry });
+  async policy(): Promise<QueuePolicy> {
+    this.assertOpen();
+    return { ...this.currentPolicy };
+  }
+
+  async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
+    this.assertOpen();
+    this.currentPolicy = policyFrom({ ...this.currentPolicy, ...policy });
+    return { ...this.currentPolicy };
   }
 
   async recoverExpiredLeases(): Promise<number> {
@@ -270,17 +173,9 @@ export class MemoryBuffer implements EventBuffer {
     const now = this.now();
     let n = 0;
     for (const row of this.rows.values()) {
-      const e = row.event;
-      if (e.status !== 'claimed' || (e.leaseExpiresAt ?? 0) > now) continue;
-      const next = afterFailure(e.attempts, this.maxAttempts, now, LEASE_EXPIRY_RETRY_MS);
-      Object.assign(e, {
-        ...next,
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        lastError: 'lease expired',
-        updatedAt: now,
-      });
-      this.record(row, { at: iso(now), kind: next.status === 'dead' ? 'dead' : 'lease_expired' });
+      const t = expired(row.event, this.currentPolicy, now);
+      if (!t) continue;
+      this.commit(row, t, now);
       n += 1;
     }
     return n;
@@ -313,10 +208,15 @@ export class MemoryBuffer implements EventBuffer {
     this.closed = true;
   }
 
-  private record(row: Row, entry: HistoryEntry): void {
-    row.history.push(entry);
-    const change = CHANGE_OF[entry.kind];
-    if (change) this.feed.emit({ kind: change, id: row.event.id });
+  /** Writes a transition's state and history, then announces its change. */
+  private commit(row: Row, t: Transition, now: number): void {
+    if (t.noop) return;
+    const at = iso(now);
+    for (const entry of t.entries) row.history.push({ ...entry, at });
+    // A renewed lease or a note is not a change of state: updatedAt (what prune ages) stays.
+    const touched = touches(row.event, t.state);
+    Object.assign(row.event, t.state, touched ? { updatedAt: now } : {});
+    if (t.change) this.feed.emit({ kind: t.change, id: row.event.id, type: row.event.type });
   }
 
   private countStatus(status: StoredEvent['status']): number {
@@ -339,8 +239,4 @@ export class MemoryBuffer implements EventBuffer {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function withNote(entry: HistoryEntry, note: string | undefined): HistoryEntry {
-  return note === undefined ? entry : { ...entry, note };
 }

@@ -3,12 +3,35 @@ import { Worker } from 'node:worker_threads';
 import type { IncomingEvent } from './buffer.js';
 
 /**
- * Appends run on a worker thread with its own SQLite connection (`synchronous=FULL`): the
+ * Every write runs on a worker thread with its own SQLite connection (`synchronous=FULL`): the
  * transaction, its fsync and the WAL checkpoints happen there, so the main thread keeps reading and
- * verifying requests while the disk works. Appends that arrive while one commit runs form the next
- * transaction (group commit); with `batch: false` each is its own commit.
+ * verifying requests — and the agent loop keeps deciding — while the disk works. Writes that arrive
+ * while one commit runs form the next transaction (group commit); with `batch: false` each is its
+ * own commit.
+ *
+ * Two kinds of write: appends (ingest), and state changes. A state change was computed on the main
+ * thread by the rules in transitions.ts from the row as read at revision `rev`; here it is applied
+ * only if the row is still at that revision (compare-and-set), so no other process's change can
+ * slip between the check and the write. A `conflict` sends the main thread back to re-read and
+ * re-apply the rules to the new state.
  */
 export type AppendOutcome = 'queued' | 'duplicate' | 'full';
+export type ChangeOutcome = 'ok' | 'conflict' | 'missing';
+
+/** A state change to write if the row is still at `rev` (columns as in the events table). */
+export interface StateWrite {
+  id: string;
+  rev: number;
+  status: string;
+  attempts: number;
+  retry_at: number | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error: string | null;
+  updated_at: number;
+  /** History rows written in the same transaction, in order. */
+  history: { at: number; kind: string; data: string | null }[];
+}
 
 export const APPEND_SQL = {
   insert: `INSERT INTO events (id, type, created, livemode, object_id, payload, status, received_at, updated_at)
@@ -19,6 +42,11 @@ export const APPEND_SQL = {
   // Once per transaction, with the newest `created` among the events it queued.
   newest: `INSERT INTO meta (key, value) VALUES ('newest_created', ?)
     ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)`,
+  change: `UPDATE events SET status = @status, attempts = @attempts, retry_at = @retry_at,
+    lease_owner = @lease_owner, lease_expires_at = @lease_expires_at, last_error = @last_error,
+    updated_at = @updated_at, rev = rev + 1
+    WHERE id = @id AND rev = @rev`,
+  history: 'INSERT INTO history (event_id, at, kind, data) VALUES (?, ?, ?, ?)',
 };
 
 // Plain JavaScript, run with `eval: true`: the same code whether the project runs from src/ (tests)
@@ -40,10 +68,26 @@ const insert = db.prepare(workerData.sql.insert);
 const exists = db.prepare(workerData.sql.exists).pluck();
 const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
 const newest = db.prepare(workerData.sql.newest);
+const change = db.prepare(workerData.sql.change);
+const history = db.prepare(workerData.sql.history);
+// Compare-and-set: the state the main thread computed from revision rev, or a conflict.
+function applyChange(w) {
+  const info = change.run(w);
+  if (info.changes === 0) return exists.get(w.id) ? 'conflict' : 'missing';
+  for (const h of w.history) history.run(w.id, h.at, h.kind, h.data);
+  return 'ok';
+}
 const appendAll = db.transaction((items) => {
   let pending = pendingCount.get();
   let newestQueued = null;
-  const outcomes = items.map(({ event, now }) => {
+  const outcomes = items.map((item) => {
+    if (item.change) {
+      // A claim or a nack changes the pending count the limit is checked against.
+      const outcome = applyChange(item.change);
+      if (outcome === 'ok') pending = pendingCount.get();
+      return outcome;
+    }
+    const { event, now } = item;
     if (pending >= workerData.maxPending) return exists.get(event.id) ? 'duplicate' : 'full';
     const info = insert.run({ ...event, livemode: event.livemode ? 1 : 0, now });
     if (info.changes === 0) return 'duplicate';
@@ -106,12 +150,16 @@ parentPort.on('message', (message) => {
 });
 `;
 
+type Outcome = AppendOutcome | ChangeOutcome;
+
 interface Waiter {
-  resolve: (outcome: AppendOutcome) => void;
+  resolve: (outcome: Outcome) => void;
   reject: (error: Error) => void;
 }
 
-type Reply = { ns: number[]; outcomes: AppendOutcome[] } | { ns: number[]; error: string };
+type Reply = { ns: number[]; outcomes: Outcome[] } | { ns: number[]; error: string };
+
+type Item = { n: number; now: number; event: IncomingEvent } | { n: number; change: StateWrite };
 
 export interface SqliteWriterOptions {
   file: string;
@@ -126,7 +174,7 @@ export class SqliteWriter {
   private readonly waiting = new Map<number, Waiter>();
   private n = 0;
   /** Appends not yet posted: one message per event-loop turn, not one per request. */
-  private outbox: { n: number; now: number; event: IncomingEvent }[] = [];
+  private outbox: Item[] = [];
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
 
@@ -155,13 +203,22 @@ export class SqliteWriter {
   }
 
   append(event: IncomingEvent, now: number): Promise<AppendOutcome> {
+    return this.send((n) => ({ n, now, event })) as Promise<AppendOutcome>;
+  }
+
+  /** Writes a state change if its row is still at `change.rev`; committed with the next batch. */
+  change(change: StateWrite): Promise<ChangeOutcome> {
+    return this.send((n) => ({ n, change })) as Promise<ChangeOutcome>;
+  }
+
+  private send(item: (n: number) => Item): Promise<Outcome> {
     if (this.failure) return Promise.reject(this.failure);
     const n = ++this.n;
     return new Promise((resolve, reject) => {
       this.waiting.set(n, { resolve, reject });
       this.worker.ref();
       if (this.outbox.length === 0) setImmediate(() => this.post());
-      this.outbox.push({ n, now, event });
+      this.outbox.push(item(n));
     });
   }
 

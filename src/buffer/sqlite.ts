@@ -24,16 +24,19 @@ import {
   type QueueStats,
   type StoredEvent,
 } from './buffer.js';
-import { CHANGE_OF, ChangeFeed } from './changes.js';
+import { ChangeFeed } from './changes.js';
+import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { SqliteWriter } from './sqlite-writer.js';
 import {
-  afterFailure,
-  assertAwaitingApproval,
-  assertHeldBy,
-  assertNackable,
-  LEASE_EXPIRY_RETRY_MS,
+  claimed,
+  expired,
+  touches,
+  transition,
+  type Command,
+  type QueuePolicy,
+  type Transition,
 } from './transitions.js';
 
 /**
@@ -55,7 +58,7 @@ export interface SqliteBufferOptions extends BufferOptions {
 
 export const DATABASE_FILE = 'events.db';
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** How often a watched store checks for other processes' commits (SQLite's data_version). */
 const EXTERNAL_POLL_MS = 100;
@@ -78,7 +81,8 @@ CREATE TABLE IF NOT EXISTS events (
   retry_at INTEGER,
   lease_owner TEXT,
   lease_expires_at INTEGER,
-  last_error TEXT
+  last_error TEXT,
+  rev INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_status_seq ON events(status, seq);
 CREATE INDEX IF NOT EXISTS events_status_type_seq ON events(status, type, seq);
@@ -149,23 +153,27 @@ interface EventRow {
   lease_owner: string | null;
   lease_expires_at: number | null;
   last_error: string | null;
+  /** Bumped by every state change: what a compare-and-set write checks (sqlite-writer.ts). */
+  rev: number;
 }
 
+/** How many times a state change re-reads and re-applies the rules after losing a race. */
+const CHANGE_ROUNDS = 20;
+
 /** The embedded, durable default: one SQLite file in WAL mode with `synchronous=FULL`. */
-export class SqliteBuffer implements EventBuffer {
+export class SqliteBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'sqlite';
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly maxPending: number;
-  private readonly maxAttempts: number;
   private readonly commitMode: CommitMode;
+  /** Ids this process is claiming right now: its other claims skip them (no herd on one row). */
+  private readonly claiming = new Set<string>();
   private readonly recent: RecentIds;
   private writerThread: SqliteWriter | undefined;
   private closed = false;
   private readonly feed = new ChangeFeed();
-  /** Changes made inside the running transaction, announced once it commits. */
-  private uncommitted: BufferChange[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private dataVersion = 0;
   private readonly stmt;
@@ -174,10 +182,10 @@ export class SqliteBuffer implements EventBuffer {
   private readonly listStatements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteBufferOptions) {
+    super();
     this.file = options.file;
     this.now = options.now ?? Date.now;
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
-    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.commitMode = options.commitMode ?? 'group';
     this.recent = new RecentIds(options.recentIdsMax);
     try {
@@ -196,6 +204,7 @@ export class SqliteBuffer implements EventBuffer {
         // FULL: a commit is on disk (fsync of the WAL) before append resolves and the 200 goes out.
         this.db.pragma('synchronous = FULL');
         this.migrate();
+        this.writePolicy({ maxAttempts: options.maxAttempts, retryBaseMs: options.retryBaseMs });
       }
     } catch (error) {
       throw asStoreError(error, `cannot open the event store at ${options.file}`);
@@ -216,16 +225,12 @@ export class SqliteBuffer implements EventBuffer {
       expired: db.prepare(
         "SELECT * FROM events WHERE status = 'claimed' AND lease_expires_at <= ?",
       ),
-      update: db.prepare(
-        `UPDATE events SET status = @status, attempts = @attempts, retry_at = @retryAt,
-           lease_owner = @leaseOwner, lease_expires_at = @leaseExpiresAt, last_error = @lastError,
-           updated_at = @now
-         WHERE id = @id`,
-      ),
-      renew: db.prepare(
-        `UPDATE events SET lease_expires_at = ? WHERE id = ? AND status = 'claimed'
-           AND lease_owner = ? AND lease_expires_at > ?`,
-      ),
+      dueExists: db
+        .prepare(
+          `SELECT 1 FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
+           LIMIT 1`,
+        )
+        .pluck(),
       pruneEvents: db.prepare(
         `DELETE FROM events WHERE seq IN (SELECT seq FROM events
            WHERE status IN ('acked', 'dead') AND updated_at < ? LIMIT 1000) RETURNING id`,
@@ -380,169 +385,155 @@ export class SqliteBuffer implements EventBuffer {
     });
   }
 
+  /**
+   * Picks due events on this thread (oldest first, skipping those this process is claiming
+   * already) and applies the claim rule to each; the writer thread commits the claims together
+   * with whatever else it is writing, each only if its row did not change meanwhile. A row another
+   * process changed first is skipped, and another round looks further.
+   */
   async claim(options: ClaimOptions): Promise<StoredEvent[]> {
-    return this.tx(() => {
+    await this.recoverExpiredLeases();
+    const limit = options.limit ?? 1;
+    const types = options.types ? [...new Set(options.types)] : null;
+    if (types && types.length === 0) return [];
+    const token = claimToken(options.owner);
+    const out: StoredEvent[] = [];
+    for (let round = 0; round < CHANGE_ROUNDS && out.length < limit; round++) {
       const now = this.now();
-      this.recoverExpired(now);
-      const limit = options.limit ?? 1;
-      // By type: each type's oldest due events from the (status, type, seq) index, merged.
-      const rows = options.types
-        ? this.rowsBySeq(
-            smallest(
-              [...new Set(options.types)].map((type) => this.typedSeqs.due.all(type, now, limit)),
-              limit,
-            ),
-          )
-        : (this.stmt.due.all(now, limit) as EventRow[]);
-      const claimed: StoredEvent[] = [];
-      for (const row of rows) {
-        const event = toEvent(row);
-        const next: StoredEvent = {
-          ...event,
-          status: 'claimed',
-          leaseOwner: options.owner,
-          leaseExpiresAt: now + options.leaseMs,
-          updatedAt: now,
-        };
-        this.write(next, now);
-        this.log(row.id, now, { kind: 'claimed', note: options.owner });
-        claimed.push(next);
+      const want = limit - out.length;
+      const rows = this.run(() => this.dueRows(types, now, want + this.claiming.size)).filter(
+        (row) => !this.claiming.has(row.id),
+      );
+      const picked = rows.slice(0, want);
+      if (picked.length === 0) break;
+      for (const row of picked) this.claiming.add(row.id);
+      let conflicts = 0;
+      try {
+        const results = await Promise.all(
+          picked.map((row) =>
+            this.write(row, claimed(toEvent(row), token, options.leaseMs, now), now),
+          ),
+        );
+        for (const result of results) {
+          if (result) out.push(result);
+          else conflicts += 1;
+        }
+      } finally {
+        for (const row of picked) this.claiming.delete(row.id);
       }
-      return claimed;
-    });
+      if (conflicts === 0) break;
+    }
+    return out;
   }
 
-  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
-    const now = this.now();
-    const info = this.run(() => this.stmt.renew.run(now + leaseMs, id, owner, now));
-    return info.changes === 1;
+  private dueRows(types: readonly string[] | null, now: number, n: number): EventRow[] {
+    if (!types) return this.stmt.due.all(now, n) as EventRow[];
+    return this.db.transaction(() =>
+      this.rowsBySeq(
+        smallest(
+          types.map((type) => this.typedSeqs.due.all(type, now, n)),
+          n,
+        ),
+      ),
+    )();
   }
 
-  async release(id: string, owner: string): Promise<void> {
-    this.tx(() => {
-      const event = this.mustGet(id);
-      if (event.status !== 'claimed' || event.leaseOwner !== owner) return;
+  /**
+   * One command to one event: read the row, apply the rules, and have the writer commit the
+   * result if the row is still as read; else read again and re-apply (the rules may now refuse).
+   */
+  async apply(id: string, command: Command): Promise<StoredEvent> {
+    for (let round = 0; round < CHANGE_ROUNDS; round++) {
+      const row = this.run(() => this.stmt.get.get(id) as EventRow | undefined);
+      if (!row) throw new EventNotFoundError(id);
       const now = this.now();
-      this.write({ ...event, status: 'pending', leaseOwner: null, leaseExpiresAt: null }, now);
-      this.log(id, now, { kind: 'released', note: owner });
-    });
+      const event = toEvent(row);
+      const t = transition(event, command, this.readPolicy(), now);
+      if (t.noop) return event;
+      const written = await this.write(row, t, now);
+      if (written) return written;
+    }
+    throw new StoreUnavailableError(
+      `event ${id} kept changing under this process (${CHANGE_ROUNDS} tries); try again`,
+    );
   }
 
-  async hold(
-    id: string,
-    owner: string,
-    note?: string,
-    record: readonly HistoryInput[] = [],
-  ): Promise<StoredEvent> {
-    return this.tx(() => {
-      const event = this.mustGet(id);
-      assertHeldBy(id, event.status, event.leaseOwner, owner);
-      const now = this.now();
-      for (const entry of record) this.log(id, now, entry);
-      const next: StoredEvent = {
-        ...event,
-        status: 'awaiting_approval',
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        updatedAt: now,
-      };
-      this.write(next, now);
-      this.log(id, now, withNote({ kind: 'held' }, note));
-      return next;
-    });
-  }
-
-  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
-    return this.tx(() => {
-      const event = this.mustGet(id);
-      assertAwaitingApproval(id, event.status);
-      const now = this.now();
-      const next: StoredEvent = {
-        ...event,
-        status: 'claimed',
-        leaseOwner: owner,
-        leaseExpiresAt: now + leaseMs,
-        updatedAt: now,
-      };
-      this.write(next, now);
-      this.log(id, now, { kind: 'resumed', note: owner });
-      return next;
-    });
-  }
-
-  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
-    return this.tx(() => {
-      const event = this.mustGet(id);
-      if (event.status === 'acked') return event;
-      const now = this.now();
-      for (const entry of record) this.log(id, now, entry);
-      const next: StoredEvent = {
-        ...event,
-        status: 'acked',
-        retryAt: null,
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        updatedAt: now,
-      };
-      this.write(next, now);
-      this.log(id, now, withNote({ kind: 'acked' }, note));
-      return next;
-    });
-  }
-
-  async nack(id: string, options: NackOptions): Promise<StoredEvent> {
-    return this.tx(() => {
-      const event = this.mustGet(id);
-      assertNackable(id, event.status);
-      const now = this.now();
-      for (const entry of options.record ?? []) this.log(id, now, entry);
-      const outcome = afterFailure(event.attempts, this.maxAttempts, now, options.retryInMs ?? 0);
-      const next: StoredEvent = {
-        ...event,
-        ...outcome,
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        lastError: options.reason,
-        updatedAt: now,
-      };
-      this.write(next, now);
-      this.log(id, now, {
-        kind: outcome.status === 'dead' ? 'dead' : 'nacked',
-        note: options.reason,
-      });
-      return next;
-    });
-  }
-
-  async replay(id: string, note?: string): Promise<StoredEvent> {
-    return this.tx(() => {
-      const event = this.mustGet(id);
-      const now = this.now();
-      const next: StoredEvent = {
-        ...event,
-        status: 'pending',
-        attempts: 0,
-        retryAt: null,
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        lastError: null,
-        updatedAt: now,
-      };
-      this.write(next, now);
-      this.log(id, now, withNote({ kind: 'replayed' }, note));
-      return next;
-    });
-  }
-
-  async addHistory(id: string, entry: HistoryInput): Promise<void> {
-    this.tx(() => {
-      this.mustGet(id);
-      this.log(id, this.now(), entry);
-    });
-  }
-
+  /** Expired leases back to pending (or dead), each by the expiry rule. */
   async recoverExpiredLeases(): Promise<number> {
-    return this.tx(() => this.recoverExpired(this.now()));
+    const now = this.now();
+    const rows = this.run(() => this.stmt.expired.all(now) as EventRow[]);
+    if (rows.length === 0) return 0;
+    const policy = this.readPolicy();
+    const results = await Promise.all(
+      rows.map((row) => {
+        const t = expired(toEvent(row), policy, now);
+        return t ? this.write(row, t, now) : Promise.resolve(null);
+      }),
+    );
+    return results.filter(Boolean).length;
+  }
+
+  async policy(): Promise<QueuePolicy> {
+    return this.readPolicy();
+  }
+
+  async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
+    this.run(() => this.writePolicy(policy));
+    return this.readPolicy();
+  }
+
+  private readPolicy(): QueuePolicy {
+    return this.run(() => {
+      const rows = this.db
+        .prepare("SELECT key, value FROM meta WHERE key IN ('max_attempts', 'retry_base_ms')")
+        .all() as { key: string; value: number }[];
+      const get = (key: string) => rows.find((r) => r.key === key)?.value ?? null;
+      return policyFrom({ maxAttempts: get('max_attempts'), retryBaseMs: get('retry_base_ms') });
+    });
+  }
+
+  /** Stores the given policy parts (at open, from serve/agent flags); others keep their value. */
+  private writePolicy(policy: Partial<QueuePolicy>): void {
+    const set = this.db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
+    const valid = policyFrom(policy);
+    if (policy.maxAttempts !== undefined) set.run('max_attempts', valid.maxAttempts);
+    if (policy.retryBaseMs !== undefined) set.run('retry_base_ms', valid.retryBaseMs);
+  }
+
+  /**
+   * Has the writer commit `t` if the row is still at the revision read; the committed event, or
+   * null when another change got there first.
+   */
+  private async write(row: EventRow, t: Transition, now: number): Promise<StoredEvent | null> {
+    if (this.closed) throw closedError();
+    const before = toEvent(row);
+    const updatedAt = touches(before, t.state) ? now : before.updatedAt;
+    let outcome;
+    try {
+      outcome = await this.writer().change({
+        id: row.id,
+        rev: row.rev,
+        status: t.state.status,
+        attempts: t.state.attempts,
+        retry_at: t.state.retryAt,
+        lease_owner: t.state.leaseOwner,
+        lease_expires_at: t.state.leaseExpiresAt,
+        last_error: t.state.lastError,
+        updated_at: updatedAt,
+        history: t.entries.map((entry) => {
+          const { kind, ...data } = entry;
+          return { at: now, kind, data: Object.keys(data).length ? JSON.stringify(data) : null };
+        }),
+      });
+    } catch (error) {
+      throw asStoreError(error, 'could not commit the change to the store');
+    }
+    if (outcome === 'missing') throw new EventNotFoundError(row.id);
+    if (outcome === 'conflict') return null;
+    if (t.change) this.feed.emit({ kind: t.change, id: row.id, type: row.type });
+    return { ...before, ...t.state, updatedAt };
   }
 
   async prune(before: number): Promise<number> {
@@ -635,6 +626,15 @@ export class SqliteBuffer implements EventBuffer {
     }
     if (version < SCHEMA_VERSION) {
       this.db.exec(SCHEMA);
+      // Schema 5: every state change bumps `rev`, and is written only if the row is still at the
+      // revision its rules were applied to (compare-and-set on the writer thread).
+      const columns = this.db
+        .prepare('SELECT name FROM pragma_table_info(?)')
+        .pluck()
+        .all('events');
+      if (!columns.includes('rev')) {
+        this.db.exec('ALTER TABLE events ADD COLUMN rev INTEGER NOT NULL DEFAULT 0');
+      }
       // Schema 1 also indexed (status, updated_at) for prune; every append paid for it, and prune
       // (hourly, in batches) reads finished events in arrival order through (status, seq) instead.
       this.db.exec('DROP INDEX IF EXISTS events_status_updated');
@@ -647,67 +647,9 @@ export class SqliteBuffer implements EventBuffer {
     }
   }
 
-  private recoverExpired(now: number): number {
-    const rows = this.stmt.expired.all(now) as EventRow[];
-    for (const row of rows) {
-      const event = toEvent(row);
-      const outcome = afterFailure(event.attempts, this.maxAttempts, now, LEASE_EXPIRY_RETRY_MS);
-      this.write(
-        {
-          ...event,
-          ...outcome,
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          lastError: 'lease expired',
-        },
-        now,
-      );
-      this.log(row.id, now, { kind: outcome.status === 'dead' ? 'dead' : 'lease_expired' });
-    }
-    return rows.length;
-  }
-
-  private write(event: StoredEvent, now: number): void {
-    this.stmt.update.run({
-      id: event.id,
-      status: event.status,
-      attempts: event.attempts,
-      retryAt: event.retryAt,
-      leaseOwner: event.leaseOwner,
-      leaseExpiresAt: event.leaseExpiresAt,
-      lastError: event.lastError,
-      now,
-    });
-  }
-
-  private log(id: string, at: number, entry: HistoryInput): void {
-    const change = CHANGE_OF[entry.kind];
-    if (change) this.uncommitted.push({ kind: change, id });
-    const { kind, ...data } = entry;
-    const json = Object.keys(data).length ? JSON.stringify(data) : null;
-    this.stmt.addHistory.run(id, at, kind, json);
-  }
-
-  private mustGet(id: string): StoredEvent {
-    const row = this.stmt.get.get(id) as EventRow | undefined;
-    if (!row) throw new EventNotFoundError(id);
-    return toEvent(row);
-  }
-
   /** Runs `fn` in an IMMEDIATE transaction (the write lock up front: no upgrade deadlocks). */
   private tx<T>(fn: () => T): T {
-    this.uncommitted = [];
-    let result: T;
-    try {
-      result = this.run(() => this.db.transaction(fn).immediate());
-    } catch (error) {
-      this.uncommitted = [];
-      throw error;
-    }
-    const changes = this.uncommitted;
-    this.uncommitted = [];
-    for (const change of changes) this.feed.emit(change);
-    return result;
+    return this.run(() => this.db.transaction(fn).immediate());
   }
 
   private run<T>(fn: () => T): T {
@@ -751,10 +693,6 @@ function toEvent(row: EventRow): StoredEvent {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function withNote<T extends object>(entry: T, note: string | undefined): T & { note?: string } {
-  return note === undefined ? entry : { ...entry, note };
 }
 
 function closedError(): StoreUnavailableError {

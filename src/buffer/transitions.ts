@@ -1,51 +1,303 @@
-import { InvalidTransitionError } from '../errors.js';
-import type { EventStatus } from './buffer.js';
+import {
+  BeingHandledError,
+  InvalidTransitionError,
+  LeaseLostError,
+  NotAwaitingApprovalError,
+} from '../errors.js';
+import type { BufferChange, EventStatus, HistoryInput, StoredEvent } from './buffer.js';
 
-/** Pure state rules shared by every adapter, so they cannot drift apart. */
+/**
+ * The queue's state machine, once, as pure rules: given the stored event, a command and who asks,
+ * the new state, the history entries to record and the change to announce — or a typed refusal.
+ * The memory and SQLite stores apply these functions; the Redis scripts (redis-scripts.ts) restate
+ * them in Lua because they must run inside Redis, and the contract suite (test/buffer/contract.ts)
+ * holds all three to the same answers, refusals included. The table is in docs/ARCHITECTURE.md.
+ *
+ * Who asks:
+ * - a **worker** holds a claim and proves it with the claim's token (`leaseOwner` of the claimed
+ *   event). Every change a worker makes carries it; a token that no longer holds the claim (the lease
+ *   expired, another worker took over, a person acked) is refused with LeaseLostError and changes
+ *   nothing — the fence that keeps a paused worker from acting on an event it lost.
+ * - a **person** (MCP client, CLI, console) acts without a token and is named in the history. A
+ *   person's ack wins over a worker's claim; a replay never pulls an event out from under one.
+ */
 
-export interface FailureOutcome {
-  status: 'pending' | 'dead';
-  attempts: number;
-  retryAt: number | null;
+/** What the store keeps per queue and every process that opens it follows. */
+export interface QueuePolicy {
+  /** Failed attempts after which an event is dead. */
+  maxAttempts: number;
+  /** First retry delay after a failed attempt (doubles per attempt, capped at an hour). */
+  retryBaseMs: number;
 }
 
-/** A failed attempt (nack or an expired lease): retry later, or dead once attempts run out. */
+export const DEFAULT_POLICY: QueuePolicy = { maxAttempts: 5, retryBaseMs: 30_000 };
+
+/** Backoff for an expired lease: the holder died or stalled, so the next try need not wait. */
+export const LEASE_EXPIRY_RETRY_MS = 0;
+
+export type Command =
+  /** Extends the lease of the claim `token` still holds. */
+  | { op: 'renew'; token: string; leaseMs: number }
+  /** Gives a claim back to pending without counting an attempt (shutdown, model API down). */
+  | { op: 'release'; token: string }
+  /** Parks a claimed event for a person (`awaiting_approval`, no lease). */
+  | { op: 'hold'; token: string; note?: string; record?: readonly HistoryInput[] }
+  /** Done. With `token`: the worker's outcome; without: a person's, allowed while a worker holds it. */
+  | { op: 'ack'; token?: string; by?: string; note?: string; record?: readonly HistoryInput[] }
+  /** A failed attempt: back to pending (retry later) or dead at the policy's limit. */
+  | {
+      op: 'nack';
+      token?: string;
+      by?: string;
+      reason: string;
+      retryInMs?: number;
+      record?: readonly HistoryInput[];
+    }
+  /** A person approves a held call: it becomes claimed under `token` while it is dispatched. */
+  | { op: 'approve'; by: string; token: string; leaseMs: number }
+  /** A person rejects a held call: acked, the reason recorded, nothing dispatched. */
+  | { op: 'reject'; by: string; reason: string }
+  /** Back to pending with attempts reset: for finished (acked, dead) or pending events only. */
+  | { op: 'replay'; by?: string; note?: string }
+  /** A history entry that changes no state (e.g. a dispatch recorded after the claim was lost). */
+  | { op: 'note'; entry: HistoryInput };
+
+export type CommandOp = Command['op'];
+
+/** The fields a transition may change. */
+export type EventState = Pick<
+  StoredEvent,
+  'status' | 'attempts' | 'retryAt' | 'leaseOwner' | 'leaseExpiresAt' | 'lastError'
+>;
+
+export interface Transition {
+  /** The new state; equal to the old one for a no-op (an ack of an acked event, a note). */
+  state: EventState;
+  /** Recorded in order, in the same commit as the state. */
+  entries: HistoryInput[];
+  /** Announced once committed; null when nothing others watch for changed. */
+  change: BufferChange['kind'] | null;
+  /** True when nothing at all is written (idempotent repeats). */
+  noop?: boolean;
+}
+
+export function stateOf(event: StoredEvent): EventState {
+  return {
+    status: event.status,
+    attempts: event.attempts,
+    retryAt: event.retryAt,
+    leaseOwner: event.leaseOwner,
+    leaseExpiresAt: event.leaseExpiresAt,
+    lastError: event.lastError,
+  };
+}
+
+const UNLEASED = { leaseOwner: null, leaseExpiresAt: null } as const;
+
+/** A failed attempt (nack or expired lease): retry later, or dead once attempts run out. */
 export function afterFailure(
   attempts: number,
   maxAttempts: number,
   now: number,
   retryInMs: number,
-): FailureOutcome {
+): Pick<EventState, 'status' | 'attempts' | 'retryAt'> {
   const next = attempts + 1;
   if (next >= maxAttempts) return { status: 'dead', attempts: next, retryAt: null };
   return { status: 'pending', attempts: next, retryAt: retryInMs > 0 ? now + retryInMs : null };
 }
 
-const NACKABLE: readonly EventStatus[] = ['pending', 'claimed', 'awaiting_approval'];
-
-export function assertNackable(id: string, status: EventStatus): void {
-  if (!NACKABLE.includes(status)) throw new InvalidTransitionError(id, status, 'nacked');
+/** Does `token` hold `event`'s claim at `now`? */
+export function holds(event: StoredEvent, token: string, now: number): boolean {
+  return (
+    event.status === 'claimed' && event.leaseOwner === token && (event.leaseExpiresAt ?? 0) > now
+  );
 }
 
-/** Backoff for an expired lease: the holder died, so the next try should not wait long. */
-export const LEASE_EXPIRY_RETRY_MS = 0;
+function assertHolds(event: StoredEvent, token: string, now: number, op: CommandOp): void {
+  if (!holds(event, token, now)) throw new LeaseLostError(event.id, describe(event, now), op);
+}
 
-export function assertHeldBy(
-  id: string,
-  status: EventStatus,
-  holder: string | null,
-  owner: string,
-): void {
-  if (status !== 'claimed' || holder !== owner) {
-    throw new InvalidTransitionError(
-      id,
-      status === 'claimed' ? `claimed by ${holder ?? 'nobody'}` : status,
-      `held for approval by ${owner}`,
-    );
+/** How an event stands, in words, for refusals. */
+function describe(event: StoredEvent, now: number): string {
+  if (event.status !== 'claimed') return event.status;
+  if ((event.leaseExpiresAt ?? 0) <= now) return 'claimed under an expired lease';
+  return `claimed by ${ownerOf(event.leaseOwner)}`;
+}
+
+/** The worker part of a claim token (`<owner>~<nonce>`), for people to read. */
+export function ownerOf(token: string | null): string {
+  if (token === null) return 'nobody';
+  const cut = token.lastIndexOf('~');
+  return cut > 0 ? token.slice(0, cut) : token;
+}
+
+function withNote<T extends HistoryInput>(entry: T, note: string | undefined): T {
+  return note === undefined ? entry : { ...entry, note };
+}
+
+function withBy<T extends HistoryInput>(entry: T, by: string | undefined): T {
+  return by === undefined ? entry : { ...entry, by };
+}
+
+/** The claim rule, for one due pending event. Stores pick the due events (oldest first). */
+export function claimed(
+  event: StoredEvent,
+  token: string,
+  leaseMs: number,
+  now: number,
+): Transition {
+  if (event.status !== 'pending' || (event.retryAt !== null && event.retryAt > now)) {
+    throw new InvalidTransitionError(event.id, event.status, 'claimed');
+  }
+  return {
+    state: {
+      ...stateOf(event),
+      status: 'claimed',
+      leaseOwner: token,
+      leaseExpiresAt: now + leaseMs,
+    },
+    entries: [{ kind: 'claimed', note: token }],
+    change: 'claimed',
+  };
+}
+
+/** The expiry rule: a claim whose lease ran out counts as a failed attempt. */
+export function expired(event: StoredEvent, policy: QueuePolicy, now: number): Transition | null {
+  if (event.status !== 'claimed' || (event.leaseExpiresAt ?? 0) > now) return null;
+  const failure = afterFailure(event.attempts, policy.maxAttempts, now, LEASE_EXPIRY_RETRY_MS);
+  const dead = failure.status === 'dead';
+  return {
+    state: { ...stateOf(event), ...failure, ...UNLEASED, lastError: 'lease expired' },
+    entries: [{ kind: dead ? 'dead' : 'lease_expired' }],
+    change: dead ? 'dead' : 'released',
+  };
+}
+
+/**
+ * Every single-event command. Throws LeaseLostError (a token that does not hold the claim),
+ * BeingHandledError (a person's replay or nack of an event a worker or an approval holds),
+ * NotAwaitingApprovalError (approve/reject of a call no longer held) or InvalidTransitionError.
+ */
+export function transition(
+  event: StoredEvent,
+  command: Command,
+  policy: QueuePolicy,
+  now: number,
+): Transition {
+  const s = stateOf(event);
+  switch (command.op) {
+    case 'renew':
+      assertHolds(event, command.token, now, 'renew');
+      return { state: { ...s, leaseExpiresAt: now + command.leaseMs }, entries: [], change: null };
+
+    case 'release':
+      assertHolds(event, command.token, now, 'release');
+      return {
+        state: { ...s, status: 'pending', ...UNLEASED },
+        entries: [{ kind: 'released', note: ownerOf(command.token) }],
+        change: 'released',
+      };
+
+    case 'hold':
+      assertHolds(event, command.token, now, 'hold');
+      return {
+        state: { ...s, status: 'awaiting_approval', ...UNLEASED },
+        entries: [...(command.record ?? []), withNote({ kind: 'held' }, command.note)],
+        change: 'held',
+      };
+
+    case 'ack': {
+      if (command.token !== undefined) assertHolds(event, command.token, now, 'ack');
+      else if (event.status === 'acked') return { state: s, entries: [], change: null, noop: true };
+      return {
+        state: { ...s, status: 'acked', retryAt: null, ...UNLEASED },
+        entries: [
+          ...(command.record ?? []),
+          withBy(withNote({ kind: 'acked' }, command.note), command.by),
+        ],
+        change: 'acked',
+      };
+    }
+
+    case 'nack': {
+      if (command.token !== undefined) assertHolds(event, command.token, now, 'nack');
+      else if (event.status === 'claimed')
+        throw new BeingHandledError(event.id, describe(event, now), 'nacked');
+      else if (event.status !== 'pending' && event.status !== 'awaiting_approval') {
+        throw new InvalidTransitionError(event.id, event.status, 'nacked');
+      }
+      const failure = afterFailure(event.attempts, policy.maxAttempts, now, command.retryInMs ?? 0);
+      const dead = failure.status === 'dead';
+      return {
+        state: { ...s, ...failure, ...UNLEASED, lastError: command.reason },
+        entries: [
+          ...(command.record ?? []),
+          withBy({ kind: dead ? 'dead' : 'nacked', note: command.reason }, command.by),
+        ],
+        change: dead ? 'dead' : 'nacked',
+      };
+    }
+
+    case 'approve':
+      if (event.status !== 'awaiting_approval')
+        throw new NotAwaitingApprovalError(event.id, event.status);
+      return {
+        state: {
+          ...s,
+          status: 'claimed',
+          leaseOwner: command.token,
+          leaseExpiresAt: now + command.leaseMs,
+        },
+        entries: [{ kind: 'resumed', note: `approved by ${command.by}`, by: command.by }],
+        change: 'claimed',
+      };
+
+    case 'reject':
+      if (event.status !== 'awaiting_approval')
+        throw new NotAwaitingApprovalError(event.id, event.status);
+      return {
+        state: { ...s, status: 'acked', retryAt: null, ...UNLEASED },
+        entries: [
+          { kind: 'decision', outcome: 'rejected', note: command.reason, by: command.by },
+          { kind: 'acked', note: `rejected: ${command.reason}`, by: command.by },
+        ],
+        change: 'acked',
+      };
+
+    case 'replay':
+      if (event.status === 'claimed' || event.status === 'awaiting_approval') {
+        throw new BeingHandledError(event.id, describe(event, now), 'replayed');
+      }
+      return {
+        state: {
+          status: 'pending',
+          attempts: 0,
+          retryAt: null,
+          ...UNLEASED,
+          lastError: null,
+        },
+        entries: [withBy(withNote({ kind: 'replayed' }, command.note), command.by)],
+        change: 'replayed',
+      };
+
+    case 'note':
+      return { state: s, entries: [command.entry], change: null };
   }
 }
 
-export function assertAwaitingApproval(id: string, status: EventStatus): void {
-  if (status !== 'awaiting_approval')
-    throw new InvalidTransitionError(id, status, 'resumed from approval');
+/** Statuses a person may ack from (everything but acked, which is a no-op). */
+export const ACKABLE: readonly EventStatus[] = ['pending', 'claimed', 'awaiting_approval', 'dead'];
+
+/**
+ * Whether a transition moves `updatedAt` (what prune ages finished events by): any change but a
+ * renewed lease's expiry. A note or a renew leaves it.
+ */
+export function touches(before: EventState, after: EventState): boolean {
+  return (
+    before.status !== after.status ||
+    before.attempts !== after.attempts ||
+    before.retryAt !== after.retryAt ||
+    before.leaseOwner !== after.leaseOwner ||
+    before.lastError !== after.lastError
+  );
 }

@@ -128,7 +128,10 @@ export async function eventsAck(
   await withStore(options, async (buffer) => {
     if (!(await buffer.get(id)))
       throw new ConfigError('<id>', `no event ${JSON.stringify(id)} in this store.`);
-    const event = await buffer.ack(id, options.note ?? 'acked from the command line');
+    const event = await buffer.ack(id, {
+      by: `cli:${process.env.USER ?? process.pid}`,
+      note: options.note ?? 'acked from the command line',
+    });
     if (options.json) outJson({ id, status: event.status });
     else out(`${id} acked`);
   });
@@ -138,7 +141,10 @@ export async function eventsReplay(id: string, options: EventsOptions): Promise<
   await withStore(options, async (buffer) => {
     if (!(await buffer.get(id)))
       throw new ConfigError('<id>', `no event ${JSON.stringify(id)} in this store.`);
-    const event = await buffer.replay(id, 'replayed from the command line');
+    const event = await buffer.replay(id, {
+      by: `cli:${process.env.USER ?? process.pid}`,
+      note: 'replayed from the command line',
+    });
     if (options.json) outJson({ id, status: event.status });
     else out(`${id} is pending again`);
   });

@@ -159,7 +159,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
     },
 
     async ack_event({ id, note }) {
-      const event = await buffer.ack(id, note);
+      const event = await buffer.ack(id, { by: `mcp:${process.pid}`, note });
       return result<'ack_event'>(
         { id: event.id, status: 'acked' },
         `Acked ${event.id} (${event.type}); it is no longer pending.`,
@@ -190,7 +190,10 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
             : 'it waits for approval; use approve_action or reject_action';
         throw new AppError('invalid_transition', `event ${id} cannot be replayed: ${what}`);
       }
-      const event = await buffer.replay(id, note ?? 'replayed with replay_event');
+      const event = await buffer.replay(id, {
+        by: `mcp:${process.pid}`,
+        note: note ?? 'replayed with replay_event',
+      });
       return result<'replay_event'>(
         {
           id: event.id,

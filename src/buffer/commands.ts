@@ -1,0 +1,73 @@
+import crypto from 'node:crypto';
+import type { AckOptions, HistoryInput, NackOptions, StoredEvent } from './buffer.js';
+import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
+
+/**
+ * The named state changes of the port, each one `apply` command: every adapter extends this, so
+ * they differ only in how `apply` (and `claim`) reach their storage, never in what a change means.
+ */
+export abstract class CommandMethods {
+  abstract apply(id: string, command: Command): Promise<StoredEvent>;
+
+  renew(id: string, token: string, leaseMs: number): Promise<StoredEvent> {
+    return this.apply(id, { op: 'renew', token, leaseMs });
+  }
+
+  release(id: string, token: string): Promise<StoredEvent> {
+    return this.apply(id, { op: 'release', token });
+  }
+
+  hold(
+    id: string,
+    token: string,
+    note?: string,
+    record?: readonly HistoryInput[],
+  ): Promise<StoredEvent> {
+    return this.apply(id, { op: 'hold', token, note, record });
+  }
+
+  ack(id: string, options: AckOptions = {}): Promise<StoredEvent> {
+    return this.apply(id, { op: 'ack', ...options });
+  }
+
+  nack(id: string, options: NackOptions): Promise<StoredEvent> {
+    return this.apply(id, { op: 'nack', ...options });
+  }
+
+  approve(id: string, by: string, leaseMs: number): Promise<StoredEvent> {
+    return this.apply(id, { op: 'approve', by, token: claimToken(`approver:${by}`), leaseMs });
+  }
+
+  reject(id: string, by: string, reason: string): Promise<StoredEvent> {
+    return this.apply(id, { op: 'reject', by, reason });
+  }
+
+  replay(id: string, options: { by?: string; note?: string } = {}): Promise<StoredEvent> {
+    return this.apply(id, { op: 'replay', ...options });
+  }
+
+  async addHistory(id: string, entry: HistoryInput): Promise<void> {
+    await this.apply(id, { op: 'note', entry });
+  }
+}
+
+/** A claim token: the worker's name for people to read, and a nonce new for every claim. */
+export function claimToken(owner: string): string {
+  return `${owner}~${crypto.randomBytes(6).toString('base64url')}`;
+}
+
+/** The stored policy parts merged over the default; invalid stored values fall back. */
+export function policyFrom(stored: {
+  maxAttempts?: number | null;
+  retryBaseMs?: number | null;
+}): QueuePolicy {
+  const ok = (n: number | null | undefined) =>
+    typeof n === 'number' && Number.isInteger(n) && n >= 0;
+  return {
+    maxAttempts:
+      ok(stored.maxAttempts) && stored.maxAttempts! >= 1
+        ? stored.maxAttempts!
+        : DEFAULT_POLICY.maxAttempts,
+    retryBaseMs: ok(stored.retryBaseMs) ? stored.retryBaseMs! : DEFAULT_POLICY.retryBaseMs,
+  };
+}
