@@ -9,9 +9,13 @@
  * Keys are built from the prefix inside the scripts, so this needs a single Redis primary (with
  * replicas or Sentinel if you like), not Redis Cluster. The layout is in docs/SCALING.md.
  *
- * The failure rule (attempts + 1, dead at the limit, else pending with an optional retry time)
- * is the one in transitions.ts (`afterFailure`), restated here because it must run inside the
- * script; the contract suite holds both to the same behaviour.
+ * Single-event changes (ack, nack, hold, renew, release, approve, reject, replay, notes) are decided
+ * in TypeScript by the rules in transitions.ts, like the other stores, and written by one script,
+ * `sem_change`: a compare-and-set on the event's `rev`, so no other instance's change can slip
+ * between the rules' check and the write. Two rules run here because they touch many events at
+ * once: the claim (`claimed` in transitions.ts: due pending → claimed under the caller's token) and
+ * lease expiry (`expired`: attempts + 1, dead at the policy's limit, else pending). They are
+ * restated in Lua; the contract suite holds all three stores to the same answers.
  */
 
 /** Bumped when the key layout changes incompatibly; kept at `<prefix>schema`. */
@@ -112,9 +116,11 @@ local function index(e)
   end
 end
 
--- Applies \`patch\` (false = null) to the event and moves it between the indexes.
+-- Applies \`patch\` (false = null) to the event and moves it between the indexes. Every write
+-- bumps the event's rev, which sem_change compares.
 local function write(e, patch)
   unindex(e)
+  patch.rev = int((tonumber(e.rev or '0') or 0) + 1)
   local sets, dels = {}, {}
   for k, v in pairs(patch) do
     if v == false then
@@ -148,8 +154,16 @@ local function after_failure(e, max_attempts, retry_in_ms, reason)
   return write(e, patch)
 end
 
+-- The stored policy's attempt limit (transitions.ts QueuePolicy), else the caller's default.
+local function max_attempts_of(default)
+  local stored = tonumber(redis.call('HGET', P .. 'policy', 'max_attempts') or '')
+  if stored and stored >= 1 then return stored end
+  return default
+end
+
 -- Expired leases go back to pending (or dead), counting the attempt. Returns how many.
 local function recover(max_attempts, lease_expiry_retry_ms)
+  max_attempts = max_attempts_of(max_attempts)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', NOW)
   for _, id in ipairs(ids) do
     local e = load(id)
@@ -214,7 +228,10 @@ change('queued', e)
 return { 'queued', finish() }
 `,
 
-  /** ARGV[4..]: maxAttempts, leaseExpiryRetryMs, owner, leaseMs, limit, nTypes, types... */
+  /**
+   * ARGV[4..]: maxAttempts (default), leaseExpiryRetryMs, token, leaseMs, limit, nTypes, types...
+   * The claim rule of transitions.ts (`claimed`): lease owner = the token, history "claimed".
+   */
   sem_claim: `
 local max_attempts = tonumber(ARGV[4])
 recover(max_attempts, tonumber(ARGV[5]))
@@ -259,122 +276,34 @@ out[1] = finish()
 return out
 `,
 
-  /** ARGV[4..]: id, owner, leaseMs. Returns 1 when renewed. */
-  sem_renew: `
-local id, owner = ARGV[4], ARGV[5]
-local e = load(id)
-if not e or e.status ~= 'claimed' or e.lease_owner ~= owner then return 0 end
-if tonumber(e.lease_expires_at) <= NOWN then return 0 end
-local expires = int(NOWN + tonumber(ARGV[6]))
-redis.call('HSET', ekey(id), 'lease_expires_at', expires)
-redis.call('ZADD', P .. 'leases', expires, id)
-return 1
-`,
-
-  /** ARGV[4..]: id, owner. Returns {outcome, changes}; outcome ok | notfound. */
-  sem_release: `
-local id, owner = ARGV[4], ARGV[5]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-if e.status ~= 'claimed' or e.lease_owner ~= owner then return { 'ok', '' } end
-write(e, { status = 'pending', lease_owner = false, lease_expires_at = false, updated_at = NOW })
-log(id, 'released', note(owner))
-change('released', e)
-return { 'ok', finish() }
-`,
-
   /**
-   * ARGV[4..]: id, owner, note JSON or '', records. Returns {outcome, changes, event | status,
-   * owner}.
+   * A state change decided by transitions.ts, written only if the event is still at revision
+   * ARGV[5]. ARGV[4..]: id, rev, the new state as JSON ({status, attempts, retry_at, lease_owner,
+   * lease_expires_at, last_error, updated_at}, null for none), the change to announce ('' for
+   * none), the history entries as JSON ([[kind, data JSON or ''], …]).
+   * Returns {'ok', changes, event} | {'conflict'} | {'notfound'}.
    */
-  sem_hold: `
-local id, owner = ARGV[4], ARGV[5]
+  sem_change: `
+local id = ARGV[4]
 local e = load(id)
-if not e then return { 'notfound', '' } end
-if e.status ~= 'claimed' or e.lease_owner ~= owner then
-  return { 'invalid', '', e.status, e.lease_owner or '' }
+if not e then return { 'notfound' } end
+if (e.rev or '0') ~= ARGV[5] then return { 'conflict' } end
+local state = cjson.decode(ARGV[6])
+local patch = {}
+for _, k in ipairs({ 'status', 'attempts', 'retry_at', 'lease_owner', 'lease_expires_at', 'last_error', 'updated_at' }) do
+  local v = state[k]
+  if v == nil or v == cjson.null then
+    patch[k] = false
+  elseif type(v) == 'number' then
+    patch[k] = int(v)
+  else
+    patch[k] = v
+  end
 end
-log_records(7, e)
-write(e, { status = 'awaiting_approval', lease_owner = false, lease_expires_at = false, updated_at = NOW })
-log(id, 'held', ARGV[6])
-change('held', e)
-return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
-`,
-
-  /** ARGV[4..]: id, owner, leaseMs. Returns {outcome, changes, event | status}. */
-  sem_resume: `
-local id, owner = ARGV[4], ARGV[5]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-if e.status ~= 'awaiting_approval' then return { 'invalid', '', e.status } end
-write(e, {
-  status = 'claimed', lease_owner = owner, lease_expires_at = int(NOWN + tonumber(ARGV[6])),
-  updated_at = NOW
-})
-log(id, 'resumed', note(owner))
-change('claimed', e)
-return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
-`,
-
-  /** ARGV[4..]: id, note JSON or '', records. Returns {outcome, changes, event...}. */
-  sem_ack: `
-local id = ARGV[4]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-if e.status ~= 'acked' then
-  log_records(6, e)
-  write(e, {
-    status = 'acked', retry_at = false, lease_owner = false, lease_expires_at = false,
-    updated_at = NOW
-  })
-  log(id, 'acked', ARGV[5])
-  change('acked', e)
-end
-return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
-`,
-
-  /**
-   * ARGV[4..]: id, maxAttempts, retryInMs, reason, records. Returns {outcome, changes,
-   * event | status}.
-   */
-  sem_nack: `
-local id = ARGV[4]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-local s = e.status
-if s ~= 'pending' and s ~= 'claimed' and s ~= 'awaiting_approval' then
-  return { 'invalid', '', s }
-end
-log_records(8, e)
-after_failure(e, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
-local kind = e.status == 'dead' and 'dead' or 'nacked'
-log(id, kind, note(ARGV[7]))
-change(kind, e)
-return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
-`,
-
-  /** ARGV[4..]: id, note JSON or ''. Returns {outcome, changes, event...}. */
-  sem_replay: `
-local id = ARGV[4]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-write(e, {
-  status = 'pending', attempts = '0', retry_at = false, lease_owner = false,
-  lease_expires_at = false, last_error = false, updated_at = NOW
-})
-log(id, 'replayed', ARGV[5])
-change('replayed', e)
-return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
-`,
-
-  /** ARGV[4..]: id, kind, data JSON or '', change kind or ''. Returns {outcome, changes}. */
-  sem_add_history: `
-local id = ARGV[4]
-local e = load(id)
-if not e then return { 'notfound', '' } end
-log(id, ARGV[5], ARGV[6])
+for _, entry in ipairs(cjson.decode(ARGV[8])) do log(id, entry[1], entry[2]) end
+write(e, patch)
 if ARGV[7] ~= '' then change(ARGV[7], e) end
-return { 'ok', finish() }
+return { 'ok', finish(), redis.call('HGETALL', ekey(id)) }
 `,
 
   /** ARGV[4..]: maxAttempts, leaseExpiryRetryMs. Returns {count, changes}. */

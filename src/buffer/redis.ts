@@ -37,11 +37,14 @@ import { RecentIds } from './recent-ids.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { parseRedisTarget, redactRedisUrl } from './redis-url.js';
 import {
-  assertAwaitingApproval,
-  assertHeldBy,
-  assertNackable,
+  DEFAULT_POLICY,
   LEASE_EXPIRY_RETRY_MS,
+  touches,
+  transition,
+  type Command,
+  type QueuePolicy,
 } from './transitions.js';
+import { claimToken, CommandMethods, policyFrom } from './commands.js';
 
 export { redactRedisUrl };
 
@@ -63,6 +66,8 @@ export interface RedisBufferOptions extends BufferOptions {
   onConnectionChange?: (state: 'lost' | 'restored', detail: string) => void;
 }
 
+/** How many times a state change re-reads and re-applies the rules after losing a race. */
+const CHANGE_ROUNDS = 20;
 /** Acked and dead events are deleted this many at a time, each batch its own short script. */
 const PRUNE_BATCH = 1000;
 /** Between reconnection attempts: quick at first, then once a second, forever. */
@@ -79,7 +84,7 @@ const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000)
  * queue), `health()` reports ok:false, and the client keeps reconnecting in the background; when
  * Redis is back, work resumes without a restart.
  */
-export class RedisBuffer implements EventBuffer, HasParkedStore {
+export class RedisBuffer extends CommandMethods implements EventBuffer, HasParkedStore {
   readonly kind = 'redis';
   readonly prefix: string;
   /** Tags this instance's change notifications so it does not announce its own changes twice. */
@@ -89,7 +94,8 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
   private readonly options: RedisBufferOptions;
   private readonly now: () => number;
   private readonly maxPending: number;
-  private readonly maxAttempts: number;
+  /** The policy when the store has none stored (DEFAULT_POLICY). */
+  private readonly defaultPolicy = DEFAULT_POLICY;
   private readonly recent: RecentIds;
   private readonly feed = new ChangeFeed();
   private subscriber: Redis | undefined;
@@ -98,12 +104,12 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
   private connected = false;
 
   private constructor(options: RedisBufferOptions) {
+    super();
     this.options = options;
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.safeUrl = redactRedisUrl(options.url);
     this.now = options.now ?? Date.now;
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
-    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.recent = new RecentIds(options.recentIdsMax);
     const target = parseRedisTarget(options.url);
     if (!target) throw new StoreUnavailableError(`REDIS_URL ${this.safeUrl} is not a Redis URL`);
@@ -157,6 +163,11 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
           `the keys under ${JSON.stringify(buffer.prefix)} in Redis at ${buffer.safeUrl} use layout ${version}, which this stripe-events-mcp does not know (it writes ${REDIS_SCHEMA_VERSION}); upgrade it or use another --redis-prefix`,
         );
       }
+      // Flags given to this process (serve/agent) become the queue's policy for every process.
+      await buffer.setPolicy({
+        ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+        ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+      });
     } catch (error) {
       buffer.closed = true;
       buffer.client.disconnect();
@@ -342,9 +353,9 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
     const types = [...new Set(options.types ?? [])];
     if (options.types && types.length === 0) return [];
     const [changes, ...flats] = await this.script<[string, ...string[][]]>('sem_claim', [
-      String(this.maxAttempts),
+      String(this.defaultPolicy.maxAttempts),
       String(LEASE_EXPIRY_RETRY_MS),
-      options.owner,
+      claimToken(options.owner),
       String(options.leaseMs),
       String(options.limit ?? 1),
       String(types.length),
@@ -354,71 +365,80 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
     return flats.map((flat) => toEvent(pairs(flat)));
   }
 
-  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
-    const renewed = await this.script<number>('sem_renew', [id, owner, String(leaseMs)]);
-    return renewed === 1;
-  }
-
-  async release(id: string, owner: string): Promise<void> {
-    const [outcome, changes] = await this.script<[string, string]>('sem_release', [id, owner]);
-    if (outcome === 'notfound') throw new EventNotFoundError(id);
-    this.announce(changes);
-  }
-
-  async hold(
-    id: string,
-    owner: string,
-    note?: string,
-    record: readonly HistoryInput[] = [],
-  ): Promise<StoredEvent> {
-    return this.change(
-      'sem_hold',
-      id,
-      [owner, noteJson(note), ...recordArgs(record)],
-      (status, holder) => assertHeldBy(id, status, holder || null, owner),
+  /**
+   * Reads the event and the policy, applies the rules (transitions.ts), and writes the result with
+   * `sem_change` if the event is still at the revision read; else reads again (the rules may then
+   * refuse).
+   */
+  async apply(id: string, command: Command): Promise<StoredEvent> {
+    for (let round = 0; round < CHANGE_ROUNDS; round++) {
+      const results = await this.call(() =>
+        this.client.multi().hgetall(this.key('ev:', id)).hgetall(this.key('policy')).exec(),
+      );
+      const [flat, stored] = (results ?? []).map(([error, value]) => {
+        if (error) throw storeError(error, this.safeUrl);
+        return value;
+      }) as [Record<string, string>, Record<string, string>];
+      if (!flat || Object.keys(flat).length === 0) throw new EventNotFoundError(id);
+      const event = toEvent(flat);
+      const now = this.now();
+      const t = transition(event, command, this.policyOf(stored), now);
+      if (t.noop) return event;
+      const updatedAt = touches(event, t.state) ? now : event.updatedAt;
+      const reply = await this.script<[string, string?, string[]?]>('sem_change', [
+        id,
+        flat.rev ?? '0',
+        JSON.stringify({
+          status: t.state.status,
+          attempts: t.state.attempts,
+          retry_at: t.state.retryAt,
+          lease_owner: t.state.leaseOwner,
+          lease_expires_at: t.state.leaseExpiresAt,
+          last_error: t.state.lastError,
+          updated_at: updatedAt,
+        }),
+        t.change ?? '',
+        JSON.stringify(
+          t.entries.map((entry) => {
+            const { kind, ...data } = entry;
+            return [kind, Object.keys(data).length ? JSON.stringify(data) : ''];
+          }),
+        ),
+      ]);
+      if (reply[0] === 'notfound') throw new EventNotFoundError(id);
+      if (reply[0] === 'conflict') continue;
+      this.announce(reply[1] ?? '');
+      return toEvent(pairs(reply[2] ?? []));
+    }
+    throw new StoreUnavailableError(
+      `event ${id} kept changing under this instance (${CHANGE_ROUNDS} tries); try again`,
     );
   }
 
-  async resume(id: string, owner: string, leaseMs: number): Promise<StoredEvent> {
-    return this.change('sem_resume', id, [owner, String(leaseMs)], (status) =>
-      assertAwaitingApproval(id, status),
-    );
+  async policy(): Promise<QueuePolicy> {
+    return this.policyOf(await this.call(() => this.client.hgetall(this.key('policy'))));
   }
 
-  async ack(id: string, note?: string, record: readonly HistoryInput[] = []): Promise<StoredEvent> {
-    return this.change('sem_ack', id, [noteJson(note), ...recordArgs(record)]);
+  async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
+    const valid = policyFrom(policy);
+    const fields: string[] = [];
+    if (policy.maxAttempts !== undefined) fields.push('max_attempts', String(valid.maxAttempts));
+    if (policy.retryBaseMs !== undefined) fields.push('retry_base_ms', String(valid.retryBaseMs));
+    if (fields.length > 0) await this.call(() => this.client.hset(this.key('policy'), ...fields));
+    return this.policy();
   }
 
-  async nack(id: string, options: NackOptions): Promise<StoredEvent> {
-    return this.change(
-      'sem_nack',
-      id,
-      [
-        String(this.maxAttempts),
-        String(options.retryInMs ?? 0),
-        options.reason,
-        ...recordArgs(options.record ?? []),
-      ],
-      (status) => assertNackable(id, status),
-    );
-  }
-
-  async replay(id: string, note?: string): Promise<StoredEvent> {
-    return this.change('sem_replay', id, [noteJson(note)]);
-  }
-
-  async addHistory(id: string, entry: HistoryInput): Promise<void> {
-    const [outcome, changes] = await this.script<[string, string]>('sem_add_history', [
-      id,
-      ...recordArgs([entry]).slice(1),
-    ]);
-    if (outcome === 'notfound') throw new EventNotFoundError(id);
-    this.announce(changes);
+  private policyOf(stored: Record<string, string> | null): QueuePolicy {
+    const num = (v: string | undefined) => (v === undefined ? null : Number(v));
+    return policyFrom({
+      maxAttempts: num(stored?.max_attempts) ?? this.defaultPolicy.maxAttempts,
+      retryBaseMs: num(stored?.retry_base_ms) ?? this.defaultPolicy.retryBaseMs,
+    });
   }
 
   async recoverExpiredLeases(): Promise<number> {
     const [n, changes] = await this.script<[number, string]>('sem_recover', [
-      String(this.maxAttempts),
+      String(this.defaultPolicy.maxAttempts),
       String(LEASE_EXPIRY_RETRY_MS),
     ]);
     this.announce(changes);
@@ -519,30 +539,6 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
     this.client.disconnect();
   }
 
-  /**
-   * hold, resume, ack, nack and replay: one script that answers {ok, changes, event}, or
-   * {notfound}, or {invalid, _, status, holder} for a transition the state does not allow; the
-   * same assertion as in the other adapters then throws the same error.
-   */
-  private async change(
-    name: ScriptName,
-    id: string,
-    args: string[],
-    refuse?: (status: EventStatus, holder: string) => void,
-  ): Promise<StoredEvent> {
-    const [outcome, changes, third, fourth] = await this.script<
-      [string, string, string[] | string, string?]
-    >(name, [id, ...args]);
-    if (outcome === 'notfound') throw new EventNotFoundError(id);
-    if (outcome === 'invalid') {
-      const status = String(third);
-      refuse?.(isEventStatus(status) ? status : 'pending', fourth ?? '');
-      throw new InvalidTransitionError(id, status, name.replace(/^sem_/, ''));
-    }
-    this.announce(changes);
-    return toEvent(pairs(third as string[]));
-  }
-
   /** Emits this instance's own committed changes (the message the script also published). */
   private announce(message: string): void {
     if (message === '' || this.feed.size === 0) return;
@@ -634,20 +630,6 @@ function parseHistory(row: string): HistoryEntry {
   const json = row.slice(second + 1);
   const data = json ? (JSON.parse(json) as Partial<HistoryEntry>) : {};
   return { ...data, at: iso(at), kind };
-}
-
-/** History entries for a script: how many, then kind, data JSON ('' for none), change kind. */
-function recordArgs(record: readonly HistoryInput[]): string[] {
-  const args = [String(record.length)];
-  for (const entry of record) {
-    const { kind, ...data } = entry;
-    args.push(kind, Object.keys(data).length ? JSON.stringify(data) : '', CHANGE_OF[kind] ?? '');
-  }
-  return args;
-}
-
-function noteJson(note: string | undefined): string {
-  return note === undefined ? '' : JSON.stringify({ note });
 }
 
 function iso(ms: number): string {

@@ -194,8 +194,12 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       await buffer.append(incoming(1));
       await buffer.append(incoming(2, 'charge.refunded'));
       await buffer.append(incoming(3));
-      await buffer.claim({ owner: 'a', leaseMs: 1000 });
-      await buffer.nack(incoming(1).id, { reason: 'later', retryInMs: 5000 });
+      const [a] = await buffer.claim({ owner: 'a', leaseMs: 1000 });
+      await buffer.nack(incoming(1).id, {
+        token: a!.leaseOwner!,
+        reason: 'later',
+        retryInMs: 5000,
+      });
       expect((await buffer.claim({ owner: 'a', leaseMs: 1000 }))[0]?.id).toBe(incoming(2).id);
       clock += 5000;
       const types = ['charge.dispute.created'];

@@ -165,7 +165,7 @@ describe('sqlite buffer', () => {
     try {
       await server.append(incoming(1));
       await server.append(incoming(2));
-      await cli.ack(incoming(1).id, 'from the cli');
+      await cli.ack(incoming(1).id, { note: 'from the cli' });
       expect(await server.get(incoming(1).id)).toMatchObject({ status: 'acked' });
       expect((await server.stats()).counts).toMatchObject({ pending: 1, acked: 1 });
       // The server's cache never saw id 3 get stored by the CLI connection; the key still holds.

@@ -18,7 +18,7 @@ describe('replay_event (MCP tool)', () => {
 
     const acked = incoming('charge.refunded');
     await store.buffer.append(acked);
-    await store.buffer.ack(acked.id, 'done');
+    await store.buffer.ack(acked.id, { note: 'done' });
     const replayed = await call(client, 'replay_event', {
       id: acked.id,
       note: 'redo the refund log',
