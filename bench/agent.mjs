@@ -1,9 +1,12 @@
 // Agent loop throughput against a fake Messages API that answers after a fixed 200 ms, at
-// concurrency 1, 4 and 16, next to the ideal (concurrency ÷ 0.2 s); and the input size of our
+// concurrency 1, 4, 16 and 64, next to the ideal (concurrency ÷ 0.2 s); and the input size of our
 // requests against the common hand-written request (the whole data.object dumped into the prompt,
 // the full tool schema), on the same events.
 //
-//   npm run build && node bench/agent.mjs [--per-worker 25] [--delay 200]
+//   npm run build && node bench/agent.mjs [--per-worker 25] [--delay 200] [--concurrency 16,64]
+//
+// Every claim, renewal and outcome is a compare-and-set on the SQLite writer thread (group commit
+// with whatever else is being written), so the loop's main thread never waits on an fsync.
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -25,6 +28,10 @@ const arg = (name, fallback) => {
 };
 const PER_WORKER = arg('--per-worker', 25);
 const DELAY_MS = arg('--delay', 200);
+const CONCURRENCIES = (() => {
+  const i = process.argv.indexOf('--concurrency');
+  return i >= 0 ? process.argv[i + 1].split(',').map(Number) : [1, 4, 16, 64];
+})();
 
 const catalog = createCatalog();
 let inputChars = 0;
@@ -115,7 +122,7 @@ console.log(
 console.log(`fake API delay ${DELAY_MS} ms, ${PER_WORKER} events per worker\n`);
 console.log('| concurrency | events | seconds | events/s | ideal events/s | % of ideal |');
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
-for (const c of [1, 4, 16]) {
+for (const c of CONCURRENCIES) {
   const r = await run(c);
   console.log(
     `| ${c} | ${r.total} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${r.ideal.toFixed(1)} | ${((r.rate / r.ideal) * 100).toFixed(1)}% |`,
