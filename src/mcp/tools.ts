@@ -45,6 +45,9 @@ const historyEntry = z.object({
   tool_call: toolCall.optional(),
   outcome: z.string().optional(),
   note: z.string().optional(),
+  usage: z.object({ input_tokens: z.number(), output_tokens: z.number() }).optional(),
+  latency_ms: z.number().optional(),
+  by: z.string().optional().describe('The person who made this change, when a person did'),
 });
 
 const notice = z

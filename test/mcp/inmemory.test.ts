@@ -554,7 +554,7 @@ describe('approval tools', () => {
     expect(claimed).toHaveLength(2);
     for (const e of claimed) {
       const call = store.catalog.toolCall(e.type, e.payload)!;
-      await store.buffer.hold(e.id, 'agent', 'approval required', [
+      await store.buffer.hold(e.id, e.leaseOwner!, 'approval required', [
         {
           kind: 'decision',
           tool_call: { ...call, input: { ...call.input, action: 'accept', rationale: 'ok' } },
