@@ -2,6 +2,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { betaZodTool } from '@anthropic-ai/sdk/helpers/beta/zod';
 import { z } from 'zod';
 import type { ToolDefinition } from '../catalog/catalog.js';
+import { LOOP_TOOL_NAMES } from '../catalog/tool.js';
 import { SYSTEM_PROMPT } from './prompt.js';
 
 /** What the model decided for one event. */
@@ -26,8 +27,7 @@ export interface DecideOptions {
   signal?: AbortSignal;
 }
 
-export const NO_ACTION_TOOL = 'no_action_needed';
-export const ASK_A_PERSON_TOOL = 'ask_a_person';
+export const [NO_ACTION_TOOL, ASK_A_PERSON_TOOL] = LOOP_TOOL_NAMES;
 
 const unused = () => '';
 

@@ -96,12 +96,19 @@ export function httpSink(options: HttpSinkOptions): Sink {
               [SIGNATURE_HEADER]: signBody(body, options.secret),
             },
             body,
+            // Never follow: a 307/308 would re-post the signed body (and its signature) to
+            // whatever URL the Location names. A redirect is a failed dispatch that says where.
+            redirect: 'manual',
             signal: signal
               ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
               : AbortSignal.timeout(timeoutMs),
           });
           await res.body?.cancel();
           if (res.ok) return { outcome: 'dispatched', note: `HTTP ${res.status}` };
+          if (res.status >= 300 && res.status < 400) {
+            last = redirectMessage(res);
+            break;
+          }
           last = `HTTP ${res.status}`;
           if (!retryable(res.status)) break;
         } catch (error) {
@@ -113,6 +120,18 @@ export function httpSink(options: HttpSinkOptions): Sink {
       throw new DispatchError(`the http handler at ${new URL(options.url).origin} failed: ${last}`);
     },
   };
+}
+
+/** Longest Location shown in a failed dispatch's message (it ends up in the event's history). */
+const MAX_LOCATION_CHARS = 200;
+
+function redirectMessage(res: Response): string {
+  const location = res.headers.get('location');
+  const shown =
+    location === null
+      ? 'no Location'
+      : `Location ${JSON.stringify(location.slice(0, MAX_LOCATION_CHARS))}${location.length > MAX_LOCATION_CHARS ? '…' : ''}`;
+  return `HTTP ${res.status} redirect (${shown}), not followed: point dispatch.url at the final URL`;
 }
 
 type Handler = (
@@ -132,12 +151,18 @@ export async function moduleSink(modulePath: string, baseDir = process.cwd()): P
       { cause: error },
     );
   }
-  const lookup = (name: string): Handler | undefined => {
-    const direct = mod[name];
-    if (typeof direct === 'function') return direct as Handler;
-    const fallback = (mod.default as Record<string, unknown> | undefined)?.[name];
-    return typeof fallback === 'function' ? (fallback as Handler) : undefined;
+  // Own properties only: a default-export object inherits toString, constructor, … from
+  // Object.prototype, and a tool named like one must not "dispatch" to it.
+  const ownFunction = (holder: unknown, name: string): Handler | undefined => {
+    if (holder === null || (typeof holder !== 'object' && typeof holder !== 'function')) {
+      return undefined;
+    }
+    if (!Object.hasOwn(holder, name)) return undefined;
+    const value = (holder as Record<string, unknown>)[name];
+    return typeof value === 'function' ? (value as Handler) : undefined;
   };
+  const lookup = (name: string): Handler | undefined =>
+    ownFunction(mod, name) ?? ownFunction(mod.default, name);
   return {
     kind: 'module',
     async dispatch(request) {

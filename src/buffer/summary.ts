@@ -1,11 +1,14 @@
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
+import { boundDepth } from '../catalog/depth.js';
+import { isoDate } from '../catalog/extract.js';
 import type { HistoryEntry, StoredEvent } from './buffer.js';
 
 /** The public shape of one event in a list (DESIGN.md §3), shared by MCP and the CLI. */
 export interface EventSummary {
   id: string;
   type: string;
-  created: number;
+  /** Unix seconds; null when the stored value is not a date (a non-finite or absurd number). */
+  created: number | null;
   livemode: boolean;
   object_id: string | null;
   status: StoredEvent['status'];
@@ -17,7 +20,7 @@ export function summarize(event: StoredEvent, catalog: Catalog): EventSummary {
   return {
     id: event.id,
     type: event.type,
-    created: event.created,
+    created: createdOrNull(event.created),
     livemode: event.livemode,
     object_id: event.objectId,
     status: event.status,
@@ -38,10 +41,25 @@ export interface EventDetail {
   history: HistoryEntry[];
 }
 
+/**
+ * An event stored before the webhook validated envelopes (or written by another path) may carry a
+ * `created` SQLite keeps as a REAL infinity: a summary shows null rather than a number no schema
+ * or Date accepts.
+ */
+export function createdOrNull(created: number): number | null {
+  return isoDate(created) === null ? null : created;
+}
+
+/** `created` as ISO-8601 for people, "unknown" when it is not a date. */
+export function createdText(created: number | null): string {
+  return isoDate(created) ?? 'unknown';
+}
+
 export function detail(event: StoredEvent, history: HistoryEntry[], catalog: Catalog): EventDetail {
   const parsed = JSON.parse(event.payload) as unknown;
   return {
-    event: parsed,
+    // Bounded in depth: JSON.parse reads any depth, but JSON.stringify overflows near 5 000 levels.
+    event: boundDepth(parsed),
     // The parsed event, not the payload: one JSON.parse of a possibly large body, not two.
     tool_call: catalog.toolCall(event.type, parsed),
     status: event.status,

@@ -332,7 +332,9 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
       mode: id('payment, subscription or setup'),
       payment_intent: id('The payment intent (pi_…)'),
       subscription: id('The subscription (sub_…) in subscription mode'),
-      client_reference_id: id('Your own reference for the order'),
+      // A Payment Link copies it from its URL (?client_reference_id=…): whoever holds the link
+      // chooses it, so it is fenced like the rest of what a customer writes.
+      client_reference_id: text('Your reference for the order, as the session carries it'),
       customer_email: text('Customer email'),
       customer_name: text('Customer name'),
       customer_phone: text('Customer phone'),
@@ -348,6 +350,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
       metadata: metadataFact,
     },
     untrusted: {
+      client_reference_id: 'text',
       customer_email: 'email',
       customer_name: 'name',
       customer_phone: 'phone',

@@ -36,12 +36,17 @@ export function isoDate(value: unknown): string | null {
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
 
-/** Follows a path of keys through nested objects and arrays. */
+/** A property of an untyped object, own properties only (never Object.prototype's members). */
+export function own(o: Obj | null, key: string): unknown {
+  return o !== null && Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
+/** Follows a path of keys through nested objects and arrays (own properties only). */
 export function at(root: unknown, ...path: (string | number)[]): unknown {
   let cur: unknown = root;
   for (const key of path) {
     if (typeof key === 'number') cur = Array.isArray(cur) ? cur[key] : undefined;
-    else cur = obj(cur)?.[key];
+    else cur = own(obj(cur), key);
     if (cur === undefined || cur === null) return null;
   }
   return cur;

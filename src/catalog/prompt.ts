@@ -1,4 +1,6 @@
 import type { Catalog, ToolCall } from './catalog.js';
+import { MAX_DEPTH, TOO_DEEP } from './depth.js';
+import { isoDate } from './extract.js';
 import {
   cleanText,
   closeTag,
@@ -47,16 +49,18 @@ export function formatMoney(amount: number, currency: string): string {
   return `${(amount / 10 ** digits).toFixed(digits)} ${c.toUpperCase()}`;
 }
 
-/** Strings cleaned of control characters and truncated, at any depth; keys kept as plain keys. */
-function cleanJson(value: unknown): unknown {
+/**
+ * Strings cleaned of control characters and truncated, down to MAX_DEPTH (deeper: TOO_DEEP); keys
+ * kept as plain keys.
+ */
+function cleanJson(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return cleanText(value);
-  if (Array.isArray(value)) return value.map(cleanJson);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [cleanText(k, 100), cleanJson(v)]),
-    );
-  }
-  return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return TOO_DEEP;
+  if (Array.isArray(value)) return value.map((v) => cleanJson(v, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [cleanText(k, 100), cleanJson(v, depth + 1)]),
+  );
 }
 
 function plain(value: unknown): string {
@@ -74,7 +78,8 @@ export function renderEventForPrompt(
   const call = options.call ?? catalog.toolCall(event.type, event.payload);
   const mode = event.livemode ? 'live mode' : 'test mode';
   const lines = [
-    `Stripe event ${event.id}: ${event.type} (${mode}), created ${new Date(event.created * 1000).toISOString()}`,
+    // A stored event may carry a non-finite or out-of-range `created`: say so, do not throw.
+    `Stripe event ${event.id}: ${event.type} (${mode}), created ${isoDate(event.created) ?? 'at an unknown time'}`,
   ];
   if (!def || !call) {
     lines.push('This event type is not in the catalog.');
@@ -93,7 +98,7 @@ export function renderEventForPrompt(
       missing.push(key);
       continue;
     }
-    const kind = def.untrusted[key];
+    const kind = Object.hasOwn(def.untrusted, key) ? def.untrusted[key] : undefined;
     if (kind) {
       const shown =
         kind !== 'text' && redact.includes(kind) ? redactedMarker(kind) : cleanJson(value);

@@ -1,5 +1,6 @@
 import type { Catalog, ToolCall } from './catalog.js';
-import { classifyField } from './classify.js';
+import { classifyField, underCustomerContainer } from './classify.js';
+import { MAX_DEPTH, TOO_DEEP } from './depth.js';
 import {
   fence,
   fenceNotice,
@@ -32,9 +33,14 @@ function protect(
   return fence(value, nonce);
 }
 
+/** A key an integration could have chosen as an identifier: shown as it is, even under metadata. */
+const PLAIN_KEY = /^[A-Za-z0-9_.:-]{1,40}$/;
+
 /**
  * A copy of a JSON value with every customer-written string fenced (or redacted). Keys are copied
- * with define semantics, so a `__proto__` key stays a plain key.
+ * with define semantics, so a `__proto__` key stays a plain key; a key under a container a customer
+ * fills (metadata, custom fields, …) is fenced too unless it is a plain identifier. Values nested
+ * deeper than MAX_DEPTH are replaced by TOO_DEEP, so a hostile event cannot overflow the stack.
  */
 export function fenceJson(
   value: unknown,
@@ -47,18 +53,18 @@ export function fenceJson(
     const kind = classify(path);
     return kind ? protect(value, kind, nonce, redact) : value;
   }
+  if (value === null || typeof value !== 'object') return value;
+  if (path.length >= MAX_DEPTH) return TOO_DEEP;
   if (Array.isArray(value)) {
     return value.map((v, i) => fenceJson(v, nonce, redact, classify, [...path, String(i)]));
   }
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [
-        k,
-        fenceJson(v, nonce, redact, classify, [...path, k]),
-      ]),
-    );
-  }
-  return value;
+  const customerKeys = underCustomerContainer(path);
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      customerKeys && !PLAIN_KEY.test(k) ? fence(k, nonce) : k,
+      fenceJson(v, nonce, redact, classify, [...path, k]),
+    ]),
+  );
 }
 
 /** A whole event as received, fenced for a model. */
@@ -82,7 +88,8 @@ export function toolCallForModel(
   const classify = (path: readonly string[]): UntrustedKind | null => {
     const top = path[0];
     if (top === undefined) return null;
-    const mark = marks[top];
+    // Own properties only: a fact key is never looked up through Object.prototype.
+    const mark = Object.hasOwn(marks, top) ? marks[top] : undefined;
     if (mark) return mark;
     return classifyField(path);
   };

@@ -27,6 +27,12 @@ export interface ToolDefinition {
 
 export const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
+/**
+ * The agent loop's own tools, offered beside every catalog tool: no catalog entry may take their
+ * names, or the model's "no action" would dispatch a catalog call (or the reverse).
+ */
+export const LOOP_TOOL_NAMES = ['no_action_needed', 'ask_a_person'] as const;
+
 /** The facts every tool input carries, whatever the event type. */
 export const commonFacts = {
   stripe_id: z

@@ -7,7 +7,7 @@ import {
   type EventStatus,
 } from '../buffer/buffer.js';
 import { DATABASE_FILE, SqliteBuffer } from '../buffer/sqlite.js';
-import { detail, summarize } from '../buffer/summary.js';
+import { createdText, detail, summarize } from '../buffer/summary.js';
 import { createCatalog } from '../catalog/catalog.js';
 import { loadStoreSettings } from '../config/config.js';
 import { DATA_DIR_SETTING, defaultDataDir } from '../config/data-dir.js';
@@ -99,7 +99,7 @@ export async function eventsList(options: ListOptions): Promise<void> {
       return;
     }
     for (const s of summaries) {
-      const when = new Date(s.created * 1000).toISOString();
+      const when = createdText(s.created);
       out(
         [s.id, s.type, s.status, `attempts=${s.attempts}`, when, s.tool_call?.name ?? '-'].join(
           '  ',

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { wholeNumber } from './numbers.js';
 
 /** Settings of the autonomous loop (`agent`, or `serve --agent`). */
 export interface AgentSettings {
@@ -26,12 +26,11 @@ export interface AgentFlags {
 /** The newest Sonnet in the SDK's model list when this was written; override with --model. */
 export const DEFAULT_MODEL = 'claude-sonnet-5-5';
 
-const count = (max: number) =>
-  z.coerce
-    .number({ error: 'not a number' })
-    .int('not a whole number')
-    .min(1, 'below 1')
-    .max(max, `above ${max}`);
+/**
+ * The shortest lease: the loop renews a claim every third of its lease (at most once a second), so
+ * a shorter one expires between renewals and the event is claimed again while being worked on.
+ */
+export const MIN_LEASE_SECONDS = 5;
 
 function read(
   flag: string,
@@ -39,9 +38,10 @@ function read(
   fallback: number,
   max: number,
   fix: string,
+  min = 1,
 ): number {
   if (value === undefined) return fallback;
-  const result = count(max).safeParse(value);
+  const result = wholeNumber(min, max).safeParse(value);
   if (!result.success) {
     throw new ConfigError(
       flag,
@@ -101,7 +101,8 @@ export function loadAgentConfig(
         flags.leaseSeconds,
         120,
         3600,
-        'seconds a claim lasts, e.g. --lease-seconds 120.',
+        `seconds a claim lasts, from ${MIN_LEASE_SECONDS} to 3600, e.g. --lease-seconds 120.`,
+        MIN_LEASE_SECONDS,
       ) * 1000,
   };
 }

@@ -7,6 +7,7 @@ import type { EventOverrides } from '../catalog/catalog.js';
 import { REDACTABLE, type RedactKind } from '../catalog/untrusted.js';
 import { isLogLevel, type LogLevel } from '../logger.js';
 import { loadConfigFile, type ConfigFile } from './file.js';
+import { wholeNumber } from './numbers.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
 import { loadStripeApiSettings, SECRET_KEY_SETTING } from '../stripe/client.js';
 
@@ -95,23 +96,29 @@ function pick(flag: string | undefined, env: string | undefined): string | undef
   return flag ?? (env === '' ? undefined : env);
 }
 
-function parseWith<T>(schema: z.ZodType<T>, value: unknown, setting: string, fix: string): T {
+function parseWith<T>(
+  schema: z.ZodType<T, string>,
+  value: string,
+  setting: string,
+  fix: string,
+): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const problem = result.error.issues[0]?.message ?? 'invalid value';
   throw new ConfigError(setting, `${JSON.stringify(value)} is not valid (${problem}). Fix: ${fix}`);
 }
 
-const portSchema = z.coerce
-  .number({ error: 'not a number' })
-  .int('not a whole number')
-  .min(0, 'below 0')
-  .max(65535, 'above 65535');
+const portSchema = wholeNumber(0, 65535);
 
-const positiveInt = z.coerce
-  .number({ error: 'not a number' })
-  .int('not a whole number')
-  .min(1, 'below 1');
+const positiveInt = wholeNumber(1);
+
+/**
+ * A signature older than this is stale. Stripe recommends 300 s; a day is plenty for a clock that
+ * is far off, and a larger value would in effect turn the staleness check (replay protection) off.
+ */
+export const MAX_TOLERANCE_SECONDS = 86_400;
+
+const toleranceSchema = wholeNumber(1, MAX_TOLERANCE_SECONDS);
 
 export function parseSize(text: string): number | null {
   const m = /^\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*$/i.exec(text);
@@ -164,10 +171,10 @@ export function loadServeConfig(
     flags.tolerance === undefined
       ? DEFAULTS.toleranceSeconds
       : parseWith(
-          positiveInt,
+          toleranceSchema,
           flags.tolerance,
           '--tolerance',
-          'give the accepted signature age in seconds (at least 1; Stripe recommends 300).',
+          `give the accepted signature age in whole seconds, from 1 to ${MAX_TOLERANCE_SECONDS} (Stripe recommends 300).`,
         );
   let maxBodyBytes: number = DEFAULTS.maxBodyBytes;
   if (flags.maxBody !== undefined) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import type { EventOverrides } from '../catalog/catalog.js';
-import { TOOL_NAME } from '../catalog/tool.js';
+import { createCatalog, type EventOverrides } from '../catalog/catalog.js';
+import { LOOP_TOOL_NAMES, TOOL_NAME } from '../catalog/tool.js';
 import { ConfigError } from '../errors.js';
 
 /**
@@ -74,6 +74,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
       `is not valid JSON (${(error as Error).message}). Fix: check the file's syntax.`,
     );
   }
+  refusePrototypeKey(json, setting);
   const result = configFileSchema.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -83,7 +84,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     );
   }
   const config = result.data;
-  checkUniqueToolNames(config.events ?? {}, setting);
+  checkToolNames(config.events ?? {}, setting);
   return config;
 }
 
@@ -101,18 +102,41 @@ export function loadConfigFile(file: string): ConfigFile {
   return parseConfigFile(text, file);
 }
 
-/** Two types may not share a tool name: an agent could not tell their calls apart. */
-function checkUniqueToolNames(events: EventOverrides, setting: string): void {
+/**
+ * JSON.parse keeps a `"__proto__"` key as a plain key, but a record built by assignment (as zod's
+ * is) turns it into the object's prototype: the entry would vanish without a word. Refused instead.
+ */
+function refusePrototypeKey(json: unknown, setting: string): void {
+  const events = (json as { events?: unknown } | null)?.events;
+  if (events !== null && typeof events === 'object' && Object.hasOwn(events, '__proto__')) {
+    throw new ConfigError(
+      setting,
+      '$.events["__proto__"]: is not an event type. Fix: remove that key; event types look like invoice.paid.',
+    );
+  }
+}
+
+/**
+ * Each tool name of the resulting catalog serves one type (an agent could not tell their calls
+ * apart, and a handler would get the other type's facts), and none is one of the agent loop's own.
+ */
+function checkToolNames(events: EventOverrides, setting: string): void {
+  const reserved: readonly string[] = LOOP_TOOL_NAMES;
   const seen = new Map<string, string>();
-  for (const [type, change] of Object.entries(events)) {
-    if (change === false || !change.tool) continue;
-    const other = seen.get(change.tool);
+  for (const def of createCatalog(events).entries()) {
+    if (reserved.includes(def.tool)) {
+      throw new ConfigError(
+        setting,
+        `${jsonPath(['events', def.type, 'tool'])}: ${JSON.stringify(def.tool)} is a tool of the agent loop itself (${LOOP_TOOL_NAMES.join(', ')}). Fix: give ${def.type} another tool name.`,
+      );
+    }
+    const other = seen.get(def.tool);
     if (other) {
       throw new ConfigError(
         setting,
-        `$.events: the tool name ${JSON.stringify(change.tool)} is used for both ${other} and ${type}. Fix: give each type its own tool name.`,
+        `$.events: the tool name ${JSON.stringify(def.tool)} is used for both ${other} and ${def.type}. Fix: give each type its own tool name (a built-in type keeps its tool unless you rename or remove it).`,
       );
     }
-    seen.set(change.tool, type);
+    seen.set(def.tool, def.type);
   }
 }

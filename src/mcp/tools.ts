@@ -30,7 +30,12 @@ const status = z.enum(EVENT_STATUSES);
 export const summarySchema = z.object({
   id: z.string(),
   type: z.string(),
-  created: z.number().describe('When Stripe created the event (Unix seconds)'),
+  created: z
+    .number()
+    .nullable()
+    .describe(
+      'When Stripe created the event (Unix seconds); null when the stored value is not a date',
+    ),
   livemode: z.boolean(),
   object_id: z.string().nullable().describe('The id of the event object (dp_…, in_…, sub_…)'),
   status,

@@ -74,7 +74,7 @@ describe('agent process', () => {
       ANTHROPIC_API_KEY: 'test-key',
       ANTHROPIC_BASE_URL: api.url,
     };
-    const args = ['--agent', '--config', configFile, '--lease-seconds', '2', '--concurrency', '1'];
+    const args = ['--agent', '--config', configFile, '--lease-seconds', '5', '--concurrency', '1'];
 
     // The first process claims the event and asks the model, which never answers.
     api.respond = () => ({ hang: true });
@@ -92,12 +92,17 @@ describe('agent process', () => {
     // The second process finds the claim, waits for its lease to expire, and handles it once.
     api.respond = decideFirstAction;
     const second = await startServe({ dataDir, env, args });
-    await waitFor(async () => {
-      const health = (await (await fetch(`${second.url}/healthz`)).json()) as {
-        counts: { acked: number };
-      };
-      return health.counts.acked === 1;
-    }, 'the event to be acked');
+    // The lease (5 s, the shortest allowed) must expire first: a generous deadline.
+    await waitFor(
+      async () => {
+        const health = (await (await fetch(`${second.url}/healthz`)).json()) as {
+          counts: { acked: number };
+        };
+        return health.counts.acked === 1;
+      },
+      'the event to be acked',
+      60_000,
+    );
     expect([...handler.calls.values()]).toEqual([1]);
     const metrics = await (await fetch(`${second.url}/metrics`)).text();
     expect(metrics).toMatch(
