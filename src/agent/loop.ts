@@ -10,6 +10,8 @@ import { decide } from './decide.js';
 import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
 import { LeaseLostError } from '../errors.js';
 import { DEFAULT_POLICY } from '../buffer/transitions.js';
+import { NOT_PAUSED, type AgentPause } from '../buffer/buffer.js';
+import { Guardrails, type Stop } from './guardrails.js';
 import type { AgentMetrics } from './metrics.js';
 import { userMessage } from './prompt.js';
 
@@ -39,7 +41,15 @@ export interface AgentLoopOptions {
   /** How often idle workers look for due events when no change wakes them. */
   pollMs?: number;
   owner?: string;
+  /** Budget, per-tool limits and the circuit breaker (config `budget`, `limits`). */
+  guardrails?: Guardrails;
+  /** `stripe_events_agent_paused{reason}`: 1 for the reason the loop is paused now. */
+  pausedGauge?: { set(labels: { reason: string }, value: number): void };
 }
+
+/** How often a running loop re-reads the stored pause when no change announces one. */
+const PAUSE_CHECK_MS = 1_000;
+const PAUSE_REASONS = ['manual', 'budget', 'breaker'] as const;
 
 const HOUR = 3_600_000;
 
@@ -50,9 +60,20 @@ const HOUR = 3_600_000;
  */
 export class AgentLoop {
   private readonly o: Required<
-    Omit<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs'>
+    Omit<
+      AgentLoopOptions,
+      'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'guardrails' | 'pausedGauge'
+    >
   > &
-    Pick<AgentLoopOptions, 'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs'>;
+    Pick<
+      AgentLoopOptions,
+      'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'pausedGauge'
+    >;
+  private readonly guard: Guardrails;
+  /** The stored pause as last read, and when. */
+  private pause: AgentPause = { ...NOT_PAUSED };
+  private pauseReadAt = 0;
+  private pauseRead: Promise<void> | null = null;
   private stopping = false;
   private workers: Promise<void>[] = [];
   private readonly inFlight = new Map<string, AbortController>();
@@ -72,6 +93,12 @@ export class AgentLoop {
       owner: `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
       ...options,
     };
+    this.guard = options.guardrails ?? new Guardrails();
+  }
+
+  /** The pause every process on the store sees (get_queue_status, /metrics, the console). */
+  paused(): AgentPause {
+    return { ...this.pause };
   }
 
   start(): void {
@@ -83,8 +110,11 @@ export class AgentLoop {
       );
     }
     this.unwatch = this.o.buffer.watch((change) => {
+      // A pause set or lifted from any door: read it again before the next claim.
+      if (change.kind === 'agent' || change.kind === 'external') this.pauseReadAt = 0;
       if (change.kind !== 'claimed' && change.kind !== 'acked') this.wakeAll();
     });
+    this.showPause();
     for (let i = 0; i < this.o.concurrency; i++)
       this.workers.push(this.work(`${this.o.owner}#${i}`));
     this.o.logger.info('agent loop started', {
@@ -129,24 +159,138 @@ export class AgentLoop {
         await this.sleep(pause);
         continue;
       }
+      const gate = await this.gate();
+      if (gate === 'wait') {
+        await this.sleep(PAUSE_CHECK_MS);
+        continue;
+      }
+      // Types whose tool reached its per-hour limit wait in the queue: no decision is spent on
+      // an event that could not be dispatched.
+      const capped = new Set(this.guard.cappedTools());
+      const types = this.o.catalog
+        .types()
+        .filter((type) => !capped.has(this.o.catalog.lookup(type)?.tool ?? ''));
       let event: StoredEvent | undefined;
       try {
-        [event] = await this.o.buffer.claim({
-          owner,
-          leaseMs: this.o.leaseMs,
-          limit: 1,
-          types: this.o.catalog.types(),
-        });
+        [event] =
+          types.length === 0
+            ? []
+            : await this.o.buffer.claim({ owner, leaseMs: this.o.leaseMs, limit: 1, types });
       } catch (error) {
+        if (gate === 'probe') this.guard.abandonProbe();
         this.o.logger.warn('agent cannot claim: store unavailable, pausing', { error });
         await this.sleep(Math.max(this.o.pollMs, 1000));
         continue;
       }
       if (!event) {
+        if (gate === 'probe') this.guard.abandonProbe();
         await this.sleep(this.o.pollMs);
         continue;
       }
       await this.handle(event, owner);
+    }
+  }
+
+  /**
+   * Whether a worker may claim: `wait` while the loops are paused (by a person, the budget, or
+   * the breaker, here or on another instance), `probe` when the breaker lets one event through to
+   * test whether the outage is over, `go` otherwise. Keeps the stored pause in step with this
+   * loop's own budget and breaker.
+   */
+  private async gate(): Promise<'go' | 'probe' | 'wait'> {
+    await this.refreshPause();
+    const now = Date.now();
+    const stored = this.pause;
+    const budget = this.guard.budgetStop();
+    if (budget) {
+      if (!stored.paused || stored.reason !== 'budget') await this.setPause(budget);
+      return 'wait';
+    }
+    if (stored.paused) {
+      const lapsed = stored.until !== null && stored.until <= now;
+      const ours = stored.by === this.pauser;
+      if (stored.reason === 'manual' || (!lapsed && !ours)) return 'wait';
+      // A budget or breaker pause that lapsed, or ours that no longer holds: lift it.
+      if (stored.reason === 'budget' || lapsed) await this.setPause(null);
+    }
+    const breaker = this.guard.breakerGate();
+    if (breaker === 'wait') {
+      const stop = this.guard.breakerStop();
+      if (stop && (!this.pause.paused || this.pause.until !== stop.until))
+        await this.setPause(stop);
+      return 'wait';
+    }
+    if (breaker === 'go' && this.pause.paused && this.pause.by === this.pauser) {
+      await this.setPause(null);
+    }
+    return breaker;
+  }
+
+  /** This loop's name in a pause it sets. */
+  private get pauser(): string {
+    return `agent:${this.o.owner}`;
+  }
+
+  private refreshPause(): Promise<void> {
+    if (Date.now() - this.pauseReadAt < PAUSE_CHECK_MS) return Promise.resolve();
+    this.pauseRead ??= this.o.buffer
+      .agentPause()
+      .then(
+        (pause) => {
+          const was = this.pause;
+          this.pause = pause;
+          this.pauseReadAt = Date.now();
+          if (was.paused !== pause.paused || was.reason !== pause.reason) this.announce(pause);
+        },
+        () => {
+          // The store is down: claims fail and say so; keep the last pause read.
+        },
+      )
+      .finally(() => (this.pauseRead = null));
+    return this.pauseRead;
+  }
+
+  /** Stores this loop's own pause (budget, breaker), or lifts it (null). */
+  private async setPause(stop: Stop | null): Promise<void> {
+    const pause: AgentPause = stop
+      ? {
+          paused: true,
+          reason: stop.reason,
+          by: this.pauser,
+          note: stop.note,
+          since: Date.now(),
+          until: stop.until,
+        }
+      : { ...NOT_PAUSED };
+    try {
+      await this.o.buffer.setAgentPause(pause);
+    } catch (error) {
+      this.o.logger.warn('could not store the agent pause', { error });
+    }
+    const was = this.pause;
+    this.pause = pause;
+    this.pauseReadAt = Date.now();
+    if (was.paused !== pause.paused || was.reason !== pause.reason) this.announce(pause);
+  }
+
+  private announce(pause: AgentPause): void {
+    this.showPause();
+    if (pause.paused) {
+      this.o.logger.warn('agent loop paused', {
+        reason: pause.reason,
+        note: pause.note,
+        by: pause.by,
+        until: pause.until === null ? null : new Date(pause.until).toISOString(),
+      });
+    } else this.o.logger.info('agent loop resumed');
+  }
+
+  private showPause(): void {
+    for (const reason of PAUSE_REASONS) {
+      this.o.pausedGauge?.set(
+        { reason },
+        this.pause.paused && (this.pause.reason ?? 'manual') === reason ? 1 : 0,
+      );
     }
   }
 
@@ -203,6 +347,7 @@ export class AgentLoop {
       signal,
     });
     this.apiFailures = 0;
+    this.guard.recordUsage(this.o.model, result.usage);
     const latency_ms = Date.now() - started;
     metrics?.calls.inc(result.calls);
     metrics?.tokens.inc({ direction: 'input' }, result.usage.input_tokens);
@@ -215,6 +360,7 @@ export class AgentLoop {
 
     if (!decision) {
       metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
+      this.tripped(this.guard.recordFailure(), log);
       const after = await buffer.nack(event.id, {
         token,
         reason: result.failure ?? 'no decision',
@@ -231,6 +377,7 @@ export class AgentLoop {
         note: 'no action needed',
         record: [{ kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale }],
       });
+      this.guard.recordSuccess();
       log.info('decided: no action');
       return;
     }
@@ -239,6 +386,7 @@ export class AgentLoop {
       await buffer.hold(event.id, token, `a person must look: ${decision.reason}`, [
         { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
       ]);
+      this.guard.recordSuccess();
       log.info('decided: ask a person');
       return;
     }
@@ -257,6 +405,7 @@ export class AgentLoop {
     const gate = this.approvalReason(call);
     if (gate) {
       await buffer.hold(event.id, token, gate, [decided]);
+      this.guard.recordSuccess();
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
       log.info('waiting for approval', { tool: call.name, reason: gate });
       return;
@@ -268,6 +417,18 @@ export class AgentLoop {
         record: [decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
       });
       metrics?.dispatches.inc({ outcome: 'dry_run' });
+      this.guard.recordSuccess();
+      return;
+    }
+    if (!this.guard.allowDispatch(call.name)) {
+      // Another worker filled the tool's hour while this one decided: back to the queue, no
+      // attempt counted, until the window has room.
+      const wait = this.guard.waitForTool(call.name);
+      await buffer.release(event.id, token, {
+        retryInMs: wait,
+        note: `per-hour limit of ${call.name} reached`,
+      });
+      log.info('per-hour limit reached: released', { tool: call.name, retryInMs: wait });
       return;
     }
     // The check right before the handler is called: a claim lost while the model decided (a
@@ -283,6 +444,23 @@ export class AgentLoop {
     } catch (error) {
       if (!(error instanceof DispatchError) || signal.aborted) throw error;
       metrics?.failures.inc({ reason: 'dispatch' });
+      const failed: HistoryInput = {
+        kind: 'dispatch',
+        tool_call: call,
+        outcome: 'failed',
+        note: error.message,
+      };
+      this.tripped(this.guard.recordFailure(), log);
+      if (this.guard.failuresAreOutage()) {
+        // The breaker is open: the handler is down, not this event. No attempt is counted.
+        await buffer.addHistory(event.id, decided);
+        await buffer.addHistory(event.id, failed);
+        await buffer.release(event.id, token, {
+          note: 'dispatch failed while the breaker is open',
+        });
+        log.warn('dispatch failed (breaker open): released', { error: error.message });
+        return;
+      }
       const after = await buffer.nack(event.id, {
         token,
         reason: error.message,
@@ -300,6 +478,8 @@ export class AgentLoop {
       return;
     }
     metrics?.dispatches.inc({ outcome: 'dispatched' });
+    this.guard.recordDispatch(call.name);
+    this.guard.recordSuccess();
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
   }
 
@@ -318,6 +498,14 @@ export class AgentLoop {
     return null;
   }
 
+  /** Logs a breaker that just tripped; the next gate() stores the pause. */
+  private tripped(now: boolean, log: Logger): void {
+    if (!now) return;
+    const stop = this.guard.breakerStop();
+    log.warn('circuit breaker open: pausing the loop', { note: stop?.note ?? null });
+    this.pauseReadAt = 0;
+  }
+
   private backoff(event: StoredEvent): number {
     const base = this.retryBaseMs * 2 ** event.attempts;
     return Math.min(HOUR, Math.round(base * (0.75 + Math.random() * 0.5)));
@@ -332,6 +520,7 @@ export class AgentLoop {
   ): Promise<void> {
     const { buffer, metrics } = this.o;
     const token = claim.token;
+    this.guard.abandonProbe();
     if (claim.lost || error instanceof LeaseLostError) {
       // Someone else has the event now (a person acked it, or another worker took it over after
       // this one stalled): abandon it, record nothing as done, and leave its state alone.
@@ -350,6 +539,7 @@ export class AgentLoop {
       if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {
         // Not the event's fault: give it back without counting an attempt, and let the API recover.
         metrics?.failures.inc({ reason: 'model_api' });
+        this.tripped(this.guard.recordFailure(), log);
         this.apiFailures += 1;
         const pause = Math.min(5 * 60_000, 2_000 * 2 ** Math.min(this.apiFailures, 8));
         this.pausedUntil = Date.now() + pause * (0.75 + Math.random() * 0.5);
@@ -362,6 +552,11 @@ export class AgentLoop {
       }
       metrics?.failures.inc({ reason: 'error' });
       const reason = error instanceof Error ? error.message : String(error);
+      this.tripped(this.guard.recordFailure(), log);
+      if (this.guard.failuresAreOutage()) {
+        await buffer.release(event.id, token, { note: `${reason} (breaker open)` });
+        return;
+      }
       const after = await buffer.nack(event.id, { token, reason, retryInMs: this.backoff(event) });
       log.error('event failed', { error, status: after.status });
     } catch (inner) {

@@ -131,10 +131,35 @@ export interface BufferChange {
     | 'nacked'
     | 'dead'
     | 'replayed'
+    /** The agent pause changed (agentPause()). */
+    | 'agent'
     | 'external';
   id?: string;
   type?: string;
 }
+
+/** The agent loops' pause, as stored. `reason`: `manual`, `budget` or `breaker`. */
+export interface AgentPause {
+  paused: boolean;
+  reason: string | null;
+  /** Who paused: a person (`mcp:…`, `cli:…`) or a loop (`agent:host:pid`). */
+  by: string | null;
+  /** Free text: why, in words. */
+  note: string | null;
+  /** When it was set (ms). */
+  since: number | null;
+  /** When it lifts by itself (ms), e.g. the next UTC day for a budget; null when it does not. */
+  until: number | null;
+}
+
+export const NOT_PAUSED: AgentPause = {
+  paused: false,
+  reason: null,
+  by: null,
+  note: null,
+  since: null,
+  until: null,
+};
 
 export type ChangeListener = (change: BufferChange) => void;
 
@@ -175,7 +200,11 @@ export interface EventBuffer {
   apply(id: string, command: Command): Promise<StoredEvent>;
   /** `apply` renew: throws LeaseLostError when `token` no longer holds the claim. */
   renew(id: string, token: string, leaseMs: number): Promise<StoredEvent>;
-  release(id: string, token: string): Promise<StoredEvent>;
+  release(
+    id: string,
+    token: string,
+    options?: { retryInMs?: number; note?: string },
+  ): Promise<StoredEvent>;
   /** Parks the event `token` holds as `awaiting_approval` (no lease: it waits for a person). */
   hold(
     id: string,
@@ -194,6 +223,13 @@ export interface EventBuffer {
   policy(): Promise<QueuePolicy>;
   /** Stores the given parts of the policy (serve/agent flags); returns the whole policy. */
   setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy>;
+  /**
+   * Whether the agent loops on this store are paused, and why: kept in the store, so a pause
+   * asked from any door (MCP, CLI) reaches every loop, and every process can report it.
+   */
+  agentPause(): Promise<AgentPause>;
+  /** Sets (or, with `paused: false`, clears) the pause; announced as an `agent` change. */
+  setAgentPause(pause: AgentPause): Promise<void>;
   /** Returns expired leases to pending (counting the attempt). Returns how many. */
   recoverExpiredLeases(): Promise<number>;
   /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */

@@ -1,5 +1,12 @@
 import crypto from 'node:crypto';
-import type { AckOptions, HistoryInput, NackOptions, StoredEvent } from './buffer.js';
+import {
+  NOT_PAUSED,
+  type AckOptions,
+  type AgentPause,
+  type HistoryInput,
+  type NackOptions,
+  type StoredEvent,
+} from './buffer.js';
 import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
 
 /**
@@ -13,8 +20,12 @@ export abstract class CommandMethods {
     return this.apply(id, { op: 'renew', token, leaseMs });
   }
 
-  release(id: string, token: string): Promise<StoredEvent> {
-    return this.apply(id, { op: 'release', token });
+  release(
+    id: string,
+    token: string,
+    options: { retryInMs?: number; note?: string } = {},
+  ): Promise<StoredEvent> {
+    return this.apply(id, { op: 'release', token, ...options });
   }
 
   hold(
@@ -70,4 +81,25 @@ export function policyFrom(stored: {
         : DEFAULT_POLICY.maxAttempts,
     retryBaseMs: ok(stored.retryBaseMs) ? stored.retryBaseMs! : DEFAULT_POLICY.retryBaseMs,
   };
+}
+
+/** A stored pause as JSON → AgentPause; anything unreadable reads as not paused. */
+export function pauseFrom(text: string | null | undefined): AgentPause {
+  if (!text) return { ...NOT_PAUSED };
+  try {
+    const v = JSON.parse(text) as Partial<AgentPause>;
+    if (typeof v !== 'object' || v === null || v.paused !== true) return { ...NOT_PAUSED };
+    const str = (x: unknown) => (typeof x === 'string' ? x : null);
+    const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+    return {
+      paused: true,
+      reason: str(v.reason),
+      by: str(v.by),
+      note: str(v.note),
+      since: num(v.since),
+      until: num(v.until),
+    };
+  } catch {
+    return { ...NOT_PAUSED };
+  }
 }

@@ -1,6 +1,8 @@
 import { BufferFullError, EventNotFoundError, StoreUnavailableError } from '../errors.js';
 import {
   emptyCounts,
+  NOT_PAUSED,
+  type AgentPause,
   type AppendResult,
   type BufferHealth,
   type ChangeListener,
@@ -44,6 +46,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
   private readonly now: () => number;
   private readonly maxPending: number;
   private currentPolicy: QueuePolicy;
+  private pause: AgentPause = { ...NOT_PAUSED };
 
   constructor(options: BufferOptions = {}) {
     super();
@@ -160,6 +163,17 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
   async policy(): Promise<QueuePolicy> {
     this.assertOpen();
     return { ...this.currentPolicy };
+  }
+
+  async agentPause(): Promise<AgentPause> {
+    this.assertOpen();
+    return { ...this.pause };
+  }
+
+  async setAgentPause(pause: AgentPause): Promise<void> {
+    this.assertOpen();
+    this.pause = pause.paused ? { ...pause } : { ...NOT_PAUSED };
+    this.feed.emit({ kind: 'agent' });
   }
 
   async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {

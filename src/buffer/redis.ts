@@ -12,6 +12,8 @@ import {
   DEFAULT_MAX_ATTEMPTS,
   EVENT_STATUSES,
   emptyCounts,
+  NOT_PAUSED,
+  type AgentPause,
   isEventStatus,
   type AppendResult,
   type BufferChange,
@@ -44,7 +46,7 @@ import {
   type Command,
   type QueuePolicy,
 } from './transitions.js';
-import { claimToken, CommandMethods, policyFrom } from './commands.js';
+import { claimToken, CommandMethods, pauseFrom, policyFrom } from './commands.js';
 
 export { redactRedisUrl };
 
@@ -426,6 +428,24 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     if (policy.retryBaseMs !== undefined) fields.push('retry_base_ms', String(valid.retryBaseMs));
     if (fields.length > 0) await this.call(() => this.client.hset(this.key('policy'), ...fields));
     return this.policy();
+  }
+
+  async agentPause(): Promise<AgentPause> {
+    return pauseFrom(await this.call(() => this.client.get(this.key('agent_pause'))));
+  }
+
+  async setAgentPause(pause: AgentPause): Promise<void> {
+    const text = JSON.stringify(pause.paused ? pause : NOT_PAUSED);
+    const message = JSON.stringify({ from: this.instanceId, changes: [{ kind: 'agent' }] });
+    // Set and announced together: other instances' loops and MCP sessions hear of it at once.
+    await this.call(() =>
+      this.client
+        .multi()
+        .set(this.key('agent_pause'), text)
+        .publish(this.key('changes'), message)
+        .exec(),
+    );
+    this.feed.emit({ kind: 'agent' });
   }
 
   private policyOf(stored: Record<string, string> | null): QueuePolicy {

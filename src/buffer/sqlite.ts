@@ -6,6 +6,8 @@ import {
   DEFAULT_MAX_ATTEMPTS,
   EVENT_STATUSES,
   emptyCounts,
+  NOT_PAUSED,
+  type AgentPause,
   isEventStatus,
   type AppendResult,
   type BufferChange,
@@ -25,7 +27,7 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { ChangeFeed } from './changes.js';
-import { claimToken, CommandMethods, policyFrom } from './commands.js';
+import { claimToken, CommandMethods, pauseFrom, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { SqliteWriter } from './sqlite-writer.js';
@@ -103,6 +105,10 @@ CREATE TABLE IF NOT EXISTS counts (
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS events_count_insert AFTER INSERT ON events BEGIN
   INSERT INTO counts(status, type, n) VALUES (NEW.status, NEW.type, 1)
@@ -475,6 +481,33 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
 
   async policy(): Promise<QueuePolicy> {
     return this.readPolicy();
+  }
+
+  async agentPause(): Promise<AgentPause> {
+    return this.run(() => {
+      // Prepared when asked: a read-only open of a store from before schema 5 has no such table.
+      const exists = this.db
+        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'settings'")
+        .pluck()
+        .get();
+      if (!exists) return { ...NOT_PAUSED };
+      const text = this.db
+        .prepare("SELECT value FROM settings WHERE key = 'agent_pause'")
+        .pluck()
+        .get() as string | undefined;
+      return pauseFrom(text);
+    });
+  }
+
+  async setAgentPause(pause: AgentPause): Promise<void> {
+    this.run(() =>
+      this.db
+        .prepare(
+          "INSERT INTO settings (key, value) VALUES ('agent_pause', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .run(JSON.stringify(pause.paused ? pause : NOT_PAUSED)),
+    );
+    this.feed.emit({ kind: 'agent' });
   }
 
   async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {

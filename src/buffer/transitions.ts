@@ -38,8 +38,11 @@ export const LEASE_EXPIRY_RETRY_MS = 0;
 export type Command =
   /** Extends the lease of the claim `token` still holds. */
   | { op: 'renew'; token: string; leaseMs: number }
-  /** Gives a claim back to pending without counting an attempt (shutdown, model API down). */
-  | { op: 'release'; token: string }
+  /**
+   * Gives a claim back to pending without counting an attempt (shutdown, an outage, a per-tool
+   * limit), optionally not before `retryInMs`, with `note` saying why.
+   */
+  | { op: 'release'; token: string; retryInMs?: number; note?: string }
   /** Parks a claimed event for a person (`awaiting_approval`, no lease). */
   | { op: 'hold'; token: string; note?: string; record?: readonly HistoryInput[] }
   /** Done. With `token`: the worker's outcome; without: a person's, allowed while a worker holds it. */
@@ -193,8 +196,20 @@ export function transition(
     case 'release':
       assertHolds(event, command.token, now, 'release');
       return {
-        state: { ...s, status: 'pending', ...UNLEASED },
-        entries: [{ kind: 'released', note: ownerOf(command.token) }],
+        state: {
+          ...s,
+          status: 'pending',
+          ...UNLEASED,
+          retryAt: command.retryInMs ? now + command.retryInMs : null,
+        },
+        entries: [
+          {
+            kind: 'released',
+            note: command.note
+              ? `${ownerOf(command.token)}: ${command.note}`
+              : ownerOf(command.token),
+          },
+        ],
         change: 'released',
       };
 
