@@ -12,7 +12,8 @@ import {
   type FakeRequest,
 } from './helpers/fake-anthropic.js';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.js';
-import { killLeftovers, runCli } from './helpers/spawn.js';
+import { postWebhook, signatureHeader } from './helpers/sign.js';
+import { killLeftovers, runCli, startServe } from './helpers/spawn.js';
 import { tempDir } from './helpers/tmp.js';
 
 /**
@@ -26,6 +27,7 @@ afterEach(async () => {
 });
 
 const HOUR = 3_600_000;
+const SECRET = 'whsec_rehearse_test_secret_0123456789';
 /** Mapped types and what they map to, and types the catalog does not map. */
 const MAPPED: Record<string, string> = {
   'charge.dispute.created': 'handle_dispute',
@@ -372,6 +374,35 @@ describe('stripe-events-mcp rehearse', () => {
     const list = await runCli(['events', 'list', '--json', '--data-dir', live]);
     const events = JSON.parse(list.stdout) as { status: string }[];
     expect(events.every((e) => e.status === 'pending')).toBe(true);
+  });
+
+  it('--from-store copies a store a running server holds open (its WAL included)', async () => {
+    const f = await fakes();
+    const live = dir('sem-rehearse-live-');
+    const backfill = await runCli(['backfill', '--since', '7d', '--data-dir', live], {
+      env: env(f),
+    });
+    expect(backfill.code, backfill.stderr).toBe(0);
+    // serve opens the store in WAL mode and keeps it open; a webhook commits into the WAL.
+    const server = await startServe({ dataDir: live, env: { STRIPE_WEBHOOK_SECRET: SECRET } });
+    const dispute = buildTestEvent('charge.dispute.created');
+    const payload = JSON.stringify(dispute);
+    const posted = await postWebhook(server.url, payload, {
+      'stripe-signature': signatureHeader(payload, SECRET),
+    });
+    expect(posted.status).toBe(200);
+    expect(fs.existsSync(path.join(live, 'events.db-wal'))).toBe(true);
+
+    const out = path.join(dir(), 'report');
+    const r = await runCli(['rehearse', '--from-store', '--data-dir', live, '--out', out], {
+      env: { ...env(f), STRIPE_SECRET_KEY: undefined },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const expected = expectedByTool(f.history);
+    const report = readReport(out);
+    expect(report.by_tool.handle_dispute.events).toBe(expected.handle_dispute! + 1);
+    expect(report.decisions.map((d: any) => d.event_id)).toContain(dispute.id);
+    await server.stop();
   });
 
   it('says what is missing: no Anthropic key, no Stripe key, a budget without a price (exit 2)', async () => {
