@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -6,6 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
+  apiError,
   startFakeAnthropic,
   toolUse,
   type FakeAnthropic,
@@ -13,7 +15,7 @@ import {
 } from './helpers/fake-anthropic.js';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.js';
 import { postWebhook, signatureHeader } from './helpers/sign.js';
-import { killLeftovers, runCli, startServe } from './helpers/spawn.js';
+import { CLI, cliEnv, killLeftovers, runCli, startServe, waitFor } from './helpers/spawn.js';
 import { tempDir } from './helpers/tmp.js';
 
 /**
@@ -403,6 +405,68 @@ describe('stripe-events-mcp rehearse', () => {
     expect(report.by_tool.handle_dispute.events).toBe(expected.handle_dispute! + 1);
     expect(report.decisions.map((d: any) => d.event_id)).toContain(dispute.id);
     await server.stop();
+  });
+
+  it('counts an invalid decision as invalid, and stops on a model API failure with the partial report (exit 1)', async () => {
+    const f = await fakes();
+    // Disputes get an action the schema does not allow; --max-turns 1 gives no second chance.
+    f.anthropic.respond = (req) =>
+      req.body.tools[0].name === 'handle_dispute'
+        ? toolUse('handle_dispute', { action: 'refund_everything', rationale: 'x' })
+        : policyResponder(req);
+    const out = path.join(dir(), 'report');
+    const r = await runCli(['rehearse', '--since', '7d', '--max-turns', '1', '--out', out], {
+      env: env(f),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const expected = expectedByTool(f.history);
+    const report = readReport(out);
+    expect(report.invalid).toBe(expected.handle_dispute);
+    expect(report.by_tool.handle_dispute.actions).toEqual({ invalid: expected.handle_dispute });
+    expect(report.samples.handle_dispute[0].rationale).toMatch(/invalid decision/);
+
+    // A key the API refuses: nothing more is started, the report says why, exit 1.
+    let answered = 0;
+    f.anthropic.respond = (req) =>
+      ++answered > 3 ? apiError(401, 'authentication_error') : policyResponder(req);
+    const out2 = path.join(dir(), 'report');
+    const failed = await runCli(
+      ['rehearse', '--since', '7d', '--concurrency', '1', '--out', out2],
+      { env: env(f) },
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/the Messages API failed after retries \(HTTP 401\)/);
+    expect(failed.stderr).not.toContain('sk-ant-test');
+    const partial = readReport(out2);
+    expect(partial.stopped).toBe('error');
+    expect(partial.events).toBe(3);
+  });
+
+  it('on Ctrl-C cancels what is in flight and still writes the report of the events done (exit 130)', async () => {
+    const f = await fakes();
+    let answered = 0;
+    f.anthropic.respond = (req) => (++answered > 2 ? { hang: true } : policyResponder(req));
+    const out = path.join(dir(), 'report');
+    const child = spawn(
+      process.execPath,
+      [CLI, 'rehearse', '--since', '7d', '--concurrency', '1', '--out', out],
+      { env: cliEnv(env(f)), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('close', (code) => resolve(code)),
+    );
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    await waitFor(() => f.anthropic.requests.length >= 3, 'the third decision to be asked for');
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const report = readReport(out);
+    expect(report.stopped).toBe('interrupted');
+    expect(report.events).toBe(2);
+    expect(stdout).toContain('stopped: interrupted');
   });
 
   it('says what is missing: no Anthropic key, no Stripe key, a budget without a price (exit 2)', async () => {

@@ -341,6 +341,11 @@ export async function runRehearse(
     const client = new Anthropic({ apiKey: env.ANTHROPIC_API_KEY!.trim(), maxRetries: 4 });
     const bar = progress(listed.ids.length);
     const scratch = store;
+    // Ctrl-C: stop, cancel the decisions in flight, and still write the report of those done.
+    const interrupted = new AbortController();
+    const onSignal = () => interrupted.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const result = await rehearseAll({
       policies,
       client,
@@ -349,6 +354,10 @@ export async function runRehearse(
       concurrency: agent.concurrency,
       maxCostUsd,
       onDone: (_, p) => bar.tick(p.done, p.spentUsd),
+      signal: interrupted.signal,
+    }).finally(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     });
     bar.stop();
     const stopped = result.stopped ?? (truncated ? 'limit' : null);
@@ -364,7 +373,7 @@ export async function runRehearse(
         { cause: e },
       );
     }
-    return 0;
+    return result.stopped === 'interrupted' ? 130 : 0;
   } finally {
     await store?.close();
   }

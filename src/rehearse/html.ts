@@ -226,7 +226,9 @@ export function renderHtml(report: Report): string {
         ? 'stopped early: the next decisions would have passed --max-cost-usd'
         : report.stopped === 'limit'
           ? 'stopped at --limit: more events were there'
-          : 'stopped: the model API failed';
+          : report.stopped === 'interrupted'
+            ? 'interrupted: the events decided before it'
+            : 'stopped: the model API failed';
   const compare = report.compare
     ? `<h2>Compare</h2><p>${report.compare.differ} of ${report.compare.differ + report.compare.same} events decided differently; cost difference ${esc(
         report.compare.cost_difference_usd === null

@@ -127,7 +127,7 @@ export async function rehearseOne(
   };
 }
 
-export type StopReason = 'budget' | 'limit' | 'error';
+export type StopReason = 'budget' | 'limit' | 'error' | 'interrupted';
 
 export interface RunOptions {
   policies: readonly Policy[];
@@ -139,6 +139,8 @@ export interface RunOptions {
   /** Stop starting events once the estimate of the total would pass this (USD). */
   maxCostUsd?: number;
   onDone?: (event: Rehearsed, progress: { done: number; spentUsd: number }) => void;
+  /** Aborted (Ctrl-C): start nothing more, cancel what is in flight, report what finished. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -164,6 +166,12 @@ export async function rehearseAll(options: RunOptions): Promise<RunResult> {
   let finished = 0;
   let next = 0;
   const running = new Set<Promise<void>>();
+  const interrupt = () => {
+    stopped = 'interrupted';
+    controller.abort();
+  };
+  if (options.signal?.aborted) interrupt();
+  options.signal?.addEventListener('abort', interrupt, { once: true });
 
   const work = async (id: string, position: number) => {
     const event = await options.load(id);
@@ -197,17 +205,18 @@ export async function rehearseAll(options: RunOptions): Promise<RunResult> {
     const position = next++;
     const task: Promise<void> = work(options.ids[position]!, position)
       .catch((e: unknown) => {
-        // The model API failed after the SDK's retries: stop starting, let the rest finish.
-        if (stopped === null || stopped === 'budget') {
-          stopped = 'error';
-          error ??= e;
-        }
+        // Cancelled by an interrupt: not a failure. Otherwise the model API failed after the
+        // SDK's retries: stop starting, let the rest finish.
+        if (stopped === 'interrupted') return;
+        stopped = 'error';
+        error ??= e;
       })
       .finally(() => running.delete(task));
     running.add(task);
   }
   await Promise.all(running);
-  if (error !== undefined) stopped = 'error';
+  options.signal?.removeEventListener('abort', interrupt);
+  if (error !== undefined && (stopped as StopReason | null) !== 'interrupted') stopped = 'error';
   const events = slots.filter((e): e is Rehearsed => e !== undefined);
   return { events, stopped, error };
 }
