@@ -75,7 +75,7 @@ function actionMixChart(summary: PolicySummary, title: string, palette: string[]
     })
     .join('');
   const width = Math.max(labelW + barW + 60, lx + 10);
-  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${rows}${legend}</svg></figure>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${rows}${legend}</svg></figure>`;
 }
 
 /** Cost per tool (and per config when comparing), as bars. */
@@ -131,7 +131,7 @@ function costChart(report: Report): string {
     )
     .join('');
   const width = labelW + barW + 110;
-  return `<figure><figcaption>Cost per tool</figcaption><svg xmlns="http://www.w3.org/2000/svg" role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${bars}${legend}</svg></figure>`;
+  return `<figure><figcaption>Cost per tool</figcaption><svg role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${bars}${legend}</svg></figure>`;
 }
 
 /** A histogram of decision latencies with the p50 and p95 marked. */
@@ -164,7 +164,7 @@ function latencyChart(report: Report): string {
     return `<line x1="${x.toFixed(1)}" y1="6" x2="${x.toFixed(1)}" y2="${10 + plotH}" stroke="${color}" stroke-width="2"/><text x="${(right ? x - 4 : x + 4).toFixed(1)}" y="${y}" text-anchor="${right ? 'end' : 'start'}" fill="${color}">${label} ${v} ms</text>`;
   };
   const axis = `<line x1="${left}" y1="${10 + plotH}" x2="${w - 10}" y2="${10 + plotH}" stroke="#555"/><text x="${left}" y="${h - 22}">0 ms</text><text x="${w - 10}" y="${h - 22}" text-anchor="end">${Math.round(max)} ms</text><text x="${left}" y="${h - 6}">decisions: ${values.length}</text>`;
-  return `<figure><figcaption>Decision latency (primary)</figcaption><svg xmlns="http://www.w3.org/2000/svg" role="img" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${bars}${axis}${mark('p50', report.latency_ms.p50, '#1f7a3a')}${mark('p95', report.latency_ms.p95, '#b3261e')}</svg></figure>`;
+  return `<figure><figcaption>Decision latency (primary)</figcaption><svg role="img" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${bars}${axis}${mark('p50', report.latency_ms.p50, '#1f7a3a')}${mark('p95', report.latency_ms.p95, '#b3261e')}</svg></figure>`;
 }
 
 function summaryTable(report: Report): string {
