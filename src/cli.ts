@@ -56,7 +56,7 @@ type ServeCommandFlags = ServeFlags & AgentFlags & { agent?: boolean };
 async function serve(flags: ServeCommandFlags): Promise<void> {
   const config = loadServeConfig(flags);
   // Checked before anything starts, so a missing key is one clear message and exit code 2.
-  const agent = flags.agent ? loadAgentConfig(flags) : undefined;
+  const agent = flags.agent ? loadAgentConfig(flags, process.env, config.model) : undefined;
   const logger = createLogger({ level: config.logLevel });
   const { startServer } = await import('./app.js');
   const server = await startServer(config, { logger, command: selfCommand(), agent });
@@ -228,6 +228,51 @@ export function buildProgram(): Command {
     .action(async (options) => {
       const { runBackfill } = await import('./cli/backfill.js');
       process.exitCode = await runBackfill(options);
+    });
+
+  program
+    .command('rehearse')
+    .description(
+      "what the agent would have decided: replay a period's events through the decision step, dispatch nothing, write a report",
+    )
+    .option(
+      '--since <when>',
+      'a duration (30m, 24h, 7d), an ISO date-time, or evt_… (default 24h; with --from-store: every stored event)',
+    )
+    .option('--config <file.json>', 'catalog, approval, model and pricing to rehearse')
+    .option(
+      '--compare <other.json>',
+      'also rehearse this config on the same events and report the differences',
+    )
+    .option(
+      '--model <model>',
+      `Claude model (env ANTHROPIC_MODEL; default: the config's model, else ${DEFAULT_MODEL})`,
+    )
+    .option('--concurrency <n>', 'events decided at once (default 4)')
+    .option('--limit <n>', 'at most this many events')
+    .option(
+      '--max-cost-usd <usd>',
+      'stop starting decisions once the estimated cost would pass this',
+    )
+    .option('--max-turns <n>', 'Messages API requests per event (default 4)')
+    .option('--max-tokens <n>', 'output tokens per request (default 1024)')
+    .option('--redact <kinds>', 'personal data to hide from the model: email,phone,address,name')
+    .option(
+      '--out <dir>',
+      'a new folder for events.db, report.json and report.html (default: rehearsals/<time> in the data dir)',
+    )
+    .option(
+      '--from-store',
+      'rehearse the events stored in the data dir (read only) instead of fetching them',
+    )
+    .addOption(dataDirOption())
+    .addHelpText(
+      'after',
+      '\nNeeds ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL: another endpoint) and, unless --from-store, STRIPE_SECRET_KEY (STRIPE_API_BASE: another API origin).',
+    )
+    .action(async (options) => {
+      const { runRehearse } = await import('./cli/rehearse.js');
+      process.exitCode = await runRehearse(options);
     });
 
   program

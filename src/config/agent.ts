@@ -51,9 +51,11 @@ function read(
   return result.data;
 }
 
+/** Defaults < the config file's `model` < ANTHROPIC_MODEL < --model. */
 export function loadAgentConfig(
   flags: AgentFlags,
   env: NodeJS.ProcessEnv = process.env,
+  fileModel?: string,
 ): AgentSettings {
   const apiKey = env.ANTHROPIC_API_KEY?.trim();
   if (!apiKey) {
@@ -62,7 +64,7 @@ export function loadAgentConfig(
       'is not set, and the agent loop needs it to ask Claude. Fix: export ANTHROPIC_API_KEY=sk-ant-… (or run `serve` without --agent).',
     );
   }
-  const model = flags.model ?? (env.ANTHROPIC_MODEL?.trim() || DEFAULT_MODEL);
+  const model = flags.model ?? (env.ANTHROPIC_MODEL?.trim() || fileModel || DEFAULT_MODEL);
   return {
     apiKey,
     model,

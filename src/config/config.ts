@@ -35,6 +35,8 @@ export interface ServeConfig {
   catalogOverrides: EventOverrides;
   dispatch: NonNullable<ConfigFile['dispatch']>;
   approval: NonNullable<ConfigFile['approval']>;
+  /** `model` of the --config file: the loop's model unless --model or ANTHROPIC_MODEL is set. */
+  model?: string;
   /** Personal data replaced before any model sees it. */
   redact: readonly RedactKind[];
   /** The --config file's directory: a `module` dispatch path is relative to it. */
@@ -262,6 +264,7 @@ export function loadServeConfig(
     catalogOverrides: file.events ?? {},
     dispatch: file.dispatch ?? { type: 'record' as const },
     approval: file.approval ?? {},
+    model: file.model,
     redact: parseRedact(flags.redact),
     configDir: flags.config ? path.dirname(path.resolve(flags.config)) : undefined,
     mcpAuthToken: pick(undefined, env.MCP_AUTH_TOKEN)?.trim() || null,

@@ -30,6 +30,15 @@ const dispatch = z.discriminatedUnion('type', [
   z.object({ type: z.literal('module'), path: z.string().min(1) }).strict(),
 ]);
 
+/** USD per million tokens; 0 is allowed (a free test endpoint), a negative price is not. */
+const price = z
+  .number({ error: 'a number of US dollars per million tokens' })
+  .finite()
+  .min(0, 'not below 0');
+
+/** A Claude model id as the Messages API takes it, e.g. claude-sonnet-5-5. */
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+
 export const configFileSchema = z
   .object({
     events: z
@@ -45,6 +54,15 @@ export const configFileSchema = z
         amount_over: z.number().int().min(0).optional(),
       })
       .strict()
+      .optional(),
+    /** The Claude model for this config (the loop and `rehearse`); --model / ANTHROPIC_MODEL win. */
+    model: z.string().regex(MODEL_ID, 'a model id such as claude-sonnet-5-5').optional(),
+    /** Token prices per model, over the built-in list (src/agent/pricing.ts). */
+    pricing: z
+      .record(
+        z.string().regex(MODEL_ID, 'a model id such as claude-sonnet-5-5'),
+        z.object({ input_per_mtok: price, output_per_mtok: price }).strict(),
+      )
       .optional(),
   })
   .strict();

@@ -122,4 +122,34 @@ describe('agent process', () => {
     });
     expect(await second.stop()).toEqual({ code: 0, signal: null });
   });
+
+  it("asks the config file's model, unless ANTHROPIC_MODEL names another", async () => {
+    const api = await fake();
+    const configFile = path.join(tmp(), 'agent.json');
+    fs.writeFileSync(configFile, JSON.stringify({ model: 'claude-haiku-5-5' }));
+    const secret = newSecret();
+    const env = {
+      STRIPE_WEBHOOK_SECRET: secret,
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: api.url,
+    };
+    for (const [extra, model] of [
+      [{}, 'claude-haiku-5-5'],
+      [{ ANTHROPIC_MODEL: 'claude-opus-5-5' }, 'claude-opus-5-5'],
+    ] as const) {
+      const server = await startServe({
+        dataDir: tmp(),
+        env: { ...env, ...extra },
+        args: ['--agent', '--config', configFile, '--dry-run'],
+      });
+      const seen = api.requests.length;
+      const payload = JSON.stringify(buildTestEvent('charge.dispute.created'));
+      await postWebhook(server.url, payload, {
+        'stripe-signature': signatureHeader(payload, secret),
+      });
+      await waitFor(() => api.requests.length > seen, 'a model request');
+      expect(api.requests.at(-1)!.body.model).toBe(model);
+      await server.stop();
+    }
+  });
 });

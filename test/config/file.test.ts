@@ -49,4 +49,32 @@ describe('config file', () => {
       error({ events: { 'invoice.paid': { tool: 'same' }, 'invoice.created': { tool: 'same' } } }),
     ).toMatch(/"same" is used for both invoice.paid and invoice.created/);
   });
+
+  it('takes a model and per-model token prices, and rejects a bad price naming its path', () => {
+    const config = parseConfigFile(
+      JSON.stringify({
+        model: 'claude-haiku-5-5',
+        pricing: { 'claude-haiku-5-5': { input_per_mtok: 0.1, output_per_mtok: 0.5 } },
+      }),
+      'cfg.json',
+    );
+    expect(config.model).toBe('claude-haiku-5-5');
+    expect(config.pricing?.['claude-haiku-5-5']).toEqual({
+      input_per_mtok: 0.1,
+      output_per_mtok: 0.5,
+    });
+    expect(error({ pricing: { 'claude-x': { input_per_mtok: -1, output_per_mtok: 1 } } })).toMatch(
+      /^--config cfg\.json: \$\.pricing\["claude-x"\]\.input_per_mtok: not below 0/,
+    );
+    expect(error({ pricing: { 'claude-x': { input_per_mtok: '3', output_per_mtok: 1 } } })).toMatch(
+      /\$\.pricing\["claude-x"\]\.input_per_mtok: a number of US dollars per million tokens/,
+    );
+    expect(error({ pricing: { 'claude-x': { input_per_mtok: 3 } } })).toMatch(
+      /\$\.pricing\["claude-x"\]\.output_per_mtok/,
+    );
+    expect(
+      error({ pricing: { 'claude-x': { input_per_mtok: 3, output_per_mtok: 15, cache: 1 } } }),
+    ).toMatch(/cache/);
+    expect(error({ model: 'has spaces' })).toMatch(/\$\.model: a model id/);
+  });
 });

@@ -1,0 +1,222 @@
+import { performance } from 'node:perf_hooks';
+import type Anthropic from '@anthropic-ai/sdk';
+import type { StoredEvent } from '../buffer/buffer.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { RedactKind } from '../catalog/untrusted.js';
+import { approvalReason, type ApprovalSettings } from '../agent/approval-rule.js';
+import { decide } from '../agent/decide.js';
+import { costOf, type ModelPrice } from '../agent/pricing.js';
+import { userMessage } from '../agent/prompt.js';
+
+/** One configuration under rehearsal: what the live loop would run with it. */
+export interface Policy {
+  /** Where it came from, for the report (the config file, or "defaults"). */
+  label: string;
+  catalog: Catalog;
+  model: string;
+  approval: ApprovalSettings;
+  /** null: the model has no known price (cost reported as null). */
+  price: ModelPrice | null;
+  redact: readonly RedactKind[];
+  maxTurns: number;
+  maxTokens: number;
+}
+
+export type OutcomeKind = 'decided' | 'no_action' | 'ask_a_person' | 'invalid' | 'unmapped';
+
+/** What one policy decided for one event; nothing was dispatched or stored. */
+export interface Outcome {
+  outcome: OutcomeKind;
+  /** The catalog tool the event maps to under this policy; null when it does not map. */
+  tool: string | null;
+  /** The decided `action`, or the outcome for anything else (`no_action`, `ask_a_person`, …). */
+  action: string;
+  /** The model's rationale, reason, or why there is no valid decision (bounded). */
+  rationale: string | null;
+  /** Why the decided call would wait for a person under this policy's `approval`, or null. */
+  approval: string | null;
+  tokens: { input: number; output: number };
+  cost_usd: number | null;
+  latency_ms: number;
+  calls: number;
+}
+
+export interface Rehearsed {
+  id: string;
+  type: string;
+  created: number;
+  /** One per policy, in the order the policies were given. */
+  outcomes: Outcome[];
+}
+
+const TEXT_MAX = 500;
+
+function bounded(text: unknown): string | null {
+  if (typeof text !== 'string' || text === '') return null;
+  return text.length > TEXT_MAX ? `${text.slice(0, TEXT_MAX - 1)}…` : text;
+}
+
+/**
+ * The loop's decision step for one event under one policy, exactly as `AgentLoop.process` runs
+ * it (same catalog facts, `userMessage`, `decide`, approval rule), minus everything that acts:
+ * no ack, no hold, no dispatch. API errors propagate (after the SDK's retries).
+ */
+export async function rehearseOne(
+  policy: Policy,
+  event: StoredEvent,
+  client: Anthropic,
+  signal?: AbortSignal,
+): Promise<Outcome> {
+  const def = policy.catalog.lookup(event.type);
+  const facts = policy.catalog.toolCall(event.type, event.payload);
+  const none = { tokens: { input: 0, output: 0 }, cost_usd: 0, latency_ms: 0, calls: 0 };
+  if (!def || !facts) {
+    return {
+      outcome: 'unmapped',
+      tool: null,
+      action: 'unmapped',
+      rationale: null,
+      approval: null,
+      ...none,
+    };
+  }
+  const shown = { name: def.tool, input: facts.input };
+  const started = performance.now();
+  const result = await decide(def, userMessage(policy.catalog, event, policy.redact, shown), {
+    client,
+    model: policy.model,
+    maxTokens: policy.maxTokens,
+    maxTurns: policy.maxTurns,
+    signal,
+  });
+  const spent = {
+    tokens: { input: result.usage.input_tokens, output: result.usage.output_tokens },
+    cost_usd: policy.price ? costOf(result.usage, policy.price) : null,
+    latency_ms: Math.round(performance.now() - started),
+    calls: result.calls,
+  };
+  const decision = result.decision;
+  const base = { tool: def.tool, approval: null, ...spent };
+  if (!decision) {
+    return { ...base, outcome: 'invalid', action: 'invalid', rationale: bounded(result.failure) };
+  }
+  if (decision.kind === 'no_action') {
+    return {
+      ...base,
+      outcome: 'no_action',
+      action: 'no_action',
+      rationale: bounded(decision.rationale),
+    };
+  }
+  if (decision.kind === 'ask_a_person') {
+    return {
+      ...base,
+      outcome: 'ask_a_person',
+      action: 'ask_a_person',
+      rationale: bounded(decision.reason),
+    };
+  }
+  // The same call the loop would build: the catalog's facts, then the model's decision fields.
+  const call = { name: def.tool, input: { ...facts.input, ...decision.decision } };
+  return {
+    ...base,
+    outcome: 'decided',
+    action: String(decision.decision.action),
+    rationale: bounded(decision.decision.rationale),
+    approval: approvalReason(call, policy.approval),
+  };
+}
+
+export type StopReason = 'budget' | 'limit' | 'error' | 'interrupted';
+
+export interface RunOptions {
+  policies: readonly Policy[];
+  client: Anthropic;
+  /** Event ids in the order to rehearse them; `load` reads each from the scratch store. */
+  ids: readonly string[];
+  load(id: string): Promise<StoredEvent | null>;
+  concurrency: number;
+  /** Stop starting events once the estimate of the total would pass this (USD). */
+  maxCostUsd?: number;
+  onDone?: (event: Rehearsed, progress: { done: number; spentUsd: number }) => void;
+  /** Aborted (Ctrl-C): start nothing more, cancel what is in flight, report what finished. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  events: Rehearsed[];
+  stopped: StopReason | null;
+  /** The API failure that stopped the run. */
+  error?: unknown;
+}
+
+/**
+ * Rehearses events `concurrency` at a time, every policy on each event. With a budget, the first
+ * event runs alone to measure what one costs; after that an event starts only when the money
+ * spent, plus the mean cost of an event for it and for each one in flight, stays within budget.
+ */
+export async function rehearseAll(options: RunOptions): Promise<RunResult> {
+  const { policies, client } = options;
+  // By position in `ids`, so the report lists events in the order they were given.
+  const slots: (Rehearsed | undefined)[] = [];
+  const controller = new AbortController();
+  let stopped: StopReason | null = null;
+  let error: unknown;
+  let spent = 0;
+  let finished = 0;
+  let next = 0;
+  const running = new Set<Promise<void>>();
+  const interrupt = () => {
+    stopped = 'interrupted';
+    controller.abort();
+  };
+  if (options.signal?.aborted) interrupt();
+  options.signal?.addEventListener('abort', interrupt, { once: true });
+
+  const work = async (id: string, position: number) => {
+    const event = await options.load(id);
+    if (!event) return;
+    const outcomes = await Promise.all(
+      policies.map((p) => rehearseOne(p, event, client, controller.signal)),
+    );
+    const rehearsed = { id: event.id, type: event.type, created: event.created, outcomes };
+    slots[position] = rehearsed;
+    finished += 1;
+    spent += outcomes.reduce((sum, o) => sum + (o.cost_usd ?? 0), 0);
+    options.onDone?.(rehearsed, { done: finished, spentUsd: spent });
+  };
+
+  while (next < options.ids.length && stopped === null) {
+    if (running.size >= options.concurrency) {
+      await Promise.race(running);
+      continue;
+    }
+    if (options.maxCostUsd !== undefined) {
+      if (finished === 0 && running.size > 0) {
+        await Promise.race(running);
+        continue;
+      }
+      const perEvent = finished === 0 ? 0 : spent / finished;
+      if (spent + (running.size + 1) * perEvent > options.maxCostUsd) {
+        stopped = 'budget';
+        break;
+      }
+    }
+    const position = next++;
+    const task: Promise<void> = work(options.ids[position]!, position)
+      .catch((e: unknown) => {
+        // Cancelled by an interrupt: not a failure. Otherwise the model API failed after the
+        // SDK's retries: stop starting, let the rest finish.
+        if (stopped === 'interrupted') return;
+        stopped = 'error';
+        error ??= e;
+      })
+      .finally(() => running.delete(task));
+    running.add(task);
+  }
+  await Promise.all(running);
+  options.signal?.removeEventListener('abort', interrupt);
+  if (error !== undefined && (stopped as StopReason | null) !== 'interrupted') stopped = 'error';
+  const events = slots.filter((e): e is Rehearsed => e !== undefined);
+  return { events, stopped, error };
+}
