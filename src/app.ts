@@ -249,6 +249,7 @@ export async function startServer(
       settings: options.agent,
       sink,
       approval: config.approval,
+      guardrails: config.guardrails,
       redact: config.redact,
       logger,
       registry: metrics.registry,

@@ -12,6 +12,7 @@ import { LeaseLostError } from '../errors.js';
 import { DEFAULT_POLICY } from '../buffer/transitions.js';
 import { NOT_PAUSED, type AgentPause } from '../buffer/buffer.js';
 import { Guardrails, type Stop } from './guardrails.js';
+import { approvalReason } from './approval-rule.js';
 import type { AgentMetrics } from './metrics.js';
 import { userMessage } from './prompt.js';
 
@@ -199,31 +200,40 @@ export class AgentLoop {
    */
   private async gate(): Promise<'go' | 'probe' | 'wait'> {
     await this.refreshPause();
-    const now = Date.now();
-    const stored = this.pause;
     const budget = this.guard.budgetStop();
     if (budget) {
-      if (!stored.paused || stored.reason !== 'budget') await this.setPause(budget);
+      await this.ensurePause(budget);
       return 'wait';
-    }
-    if (stored.paused) {
-      const lapsed = stored.until !== null && stored.until <= now;
-      const ours = stored.by === this.pauser;
-      if (stored.reason === 'manual' || (!lapsed && !ours)) return 'wait';
-      // A budget or breaker pause that lapsed, or ours that no longer holds: lift it.
-      if (stored.reason === 'budget' || lapsed) await this.setPause(null);
     }
     const breaker = this.guard.breakerGate();
+    const stored = this.pause;
+    if (stored.paused && stored.by !== this.pauser) {
+      // A person's pause, or another instance's budget or breaker: wait until it lifts.
+      const lapsed = stored.until !== null && stored.until <= Date.now();
+      if (stored.reason === 'manual' || !lapsed) {
+        if (breaker === 'probe') this.guard.abandonProbe();
+        return 'wait';
+      }
+      await this.setPause(null);
+    }
     if (breaker === 'wait') {
       const stop = this.guard.breakerStop();
-      if (stop && (!this.pause.paused || this.pause.until !== stop.until))
-        await this.setPause(stop);
+      if (stop) await this.ensurePause(stop);
       return 'wait';
     }
+    // A probe goes while the pause still shows: it lifts once the probe succeeds.
     if (breaker === 'go' && this.pause.paused && this.pause.by === this.pauser) {
       await this.setPause(null);
     }
     return breaker;
+  }
+
+  private async ensurePause(stop: Stop): Promise<void> {
+    const p = this.pause;
+    if (p.paused && p.by === this.pauser && p.reason === stop.reason && p.until === stop.until) {
+      return;
+    }
+    await this.setPause(stop);
   }
 
   /** This loop's name in a pause it sets. */
@@ -402,7 +412,7 @@ export class AgentLoop {
     };
     log.info('decided', { tool: call.name, action });
 
-    const gate = this.approvalReason(call);
+    const gate = approvalReason(call, this.o.approval ?? {});
     if (gate) {
       await buffer.hold(event.id, token, gate, [decided]);
       this.guard.recordSuccess();
@@ -481,21 +491,6 @@ export class AgentLoop {
     this.guard.recordDispatch(call.name);
     this.guard.recordSuccess();
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
-  }
-
-  /** Why a decided call must wait for a person, or null. */
-  private approvalReason(call: ToolCall): string | null {
-    const approval = this.o.approval ?? {};
-    if (approval.tools?.includes(call.name)) return `approval required for ${call.name}`;
-    const amount = call.input.amount;
-    if (
-      approval.amount_over !== undefined &&
-      typeof amount === 'number' &&
-      amount > approval.amount_over
-    ) {
-      return `approval required: amount ${amount} is over ${approval.amount_over}`;
-    }
-    return null;
   }
 
   /** Logs a breaker that just tripped; the next gate() stores the pause. */

@@ -1,5 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
-import type client from 'prom-client';
+import client from 'prom-client';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { RedactKind } from '../catalog/untrusted.js';
@@ -9,6 +9,8 @@ import type { Logger } from '../logger.js';
 import type { Sink } from './dispatch.js';
 import { AgentLoop, type AgentLoopOptions } from './loop.js';
 import { createAgentMetrics } from './metrics.js';
+import { Guardrails } from './guardrails.js';
+import { costOf, priceOf } from './pricing.js';
 
 export interface StartAgentOptions {
   buffer: EventBuffer;
@@ -20,11 +22,31 @@ export interface StartAgentOptions {
   logger: Logger;
   registry: client.Registry;
   enrich?: AgentLoopOptions['enrich'];
+  /** --config `budget`, `limits`, `breaker`, `pricing`. */
+  guardrails?: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
 }
 
 /** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentLoop> {
+  const g = options.guardrails ?? {};
+  const guardrails = new Guardrails({
+    budget: g.budget,
+    limits: g.limits,
+    breaker: g.breaker?.failures ? { threshold: g.breaker.failures } : undefined,
+    price: (model, usage) => {
+      const price = priceOf(model, g.pricing);
+      return price ? costOf(usage, price) : null;
+    },
+  });
+  const pausedGauge = new client.Gauge({
+    name: 'stripe_events_agent_paused',
+    help: 'Whether the agent loop is paused, by reason (manual, budget, breaker)',
+    labelNames: ['reason'],
+    registers: [options.registry],
+  });
   const loop = new AgentLoop({
+    guardrails,
+    pausedGauge,
     buffer: options.buffer,
     catalog: options.catalog,
     client: new Anthropic({ apiKey: options.settings.apiKey, maxRetries: 4 }),

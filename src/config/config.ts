@@ -37,6 +37,8 @@ export interface ServeConfig {
   approval: NonNullable<ConfigFile['approval']>;
   /** `model` of the --config file: the loop's model unless --model or ANTHROPIC_MODEL is set. */
   model?: string;
+  /** The live loop's guardrails (--config `budget`, `limits`, `breaker`, `pricing`). */
+  guardrails: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
   /** Personal data replaced before any model sees it. */
   redact: readonly RedactKind[];
   /** The --config file's directory: a `module` dispatch path is relative to it. */
@@ -265,6 +267,12 @@ export function loadServeConfig(
     dispatch: file.dispatch ?? { type: 'record' as const },
     approval: file.approval ?? {},
     model: file.model,
+    guardrails: {
+      budget: file.budget,
+      limits: file.limits,
+      breaker: file.breaker,
+      pricing: file.pricing,
+    },
     redact: parseRedact(flags.redact),
     configDir: flags.config ? path.dirname(path.resolve(flags.config)) : undefined,
     mcpAuthToken: pick(undefined, env.MCP_AUTH_TOKEN)?.trim() || null,

@@ -57,6 +57,29 @@ export const configFileSchema = z
       .optional(),
     /** The Claude model for this config (the loop and `rehearse`); --model / ANTHROPIC_MODEL win. */
     model: z.string().regex(MODEL_ID, 'a model id such as claude-sonnet-5-5').optional(),
+    /**
+     * The live loop's spending stop (src/agent/guardrails.ts): when a UTC day's spend reaches it,
+     * the loop pauses (events wait pending) until the next UTC day.
+     */
+    budget: z
+      .object({
+        daily_usd: z.number().finite().positive('above 0').optional(),
+        daily_tokens: z.number().int('a whole number').positive('above 0').optional(),
+      })
+      .strict()
+      .optional(),
+    /** Dispatches per tool per rolling hour; events of a tool at its limit wait pending. */
+    limits: z
+      .record(
+        z.string().regex(TOOL_NAME, 'a tool name such as handle_dispute'),
+        z.object({ per_hour: z.number().int('a whole number').positive('above 0') }).strict(),
+      )
+      .optional(),
+    /** The circuit breaker: consecutive failures that pause the loop (default 5). */
+    breaker: z
+      .object({ failures: z.number().int('a whole number').min(1).max(1000).optional() })
+      .strict()
+      .optional(),
     /** Token prices per model, over the built-in list (src/agent/pricing.ts). */
     pricing: z
       .record(

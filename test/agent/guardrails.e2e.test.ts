@@ -1,0 +1,129 @@
+/**
+ * Guardrails in the live loop (issue #14): a daily token budget pauses the loop with events left
+ * pending and none dead; a handler that always fails trips the circuit breaker instead of burning
+ * through the queue. Real `serve --agent` processes, a fake Messages API over HTTP.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
+import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
+import { killLeftovers, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  await killLeftovers();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+function tmp(): string {
+  const t = tempDir();
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+async function counts(server: ServeHandle): Promise<Record<string, number>> {
+  const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
+    counts: Record<string, number>;
+  };
+  return health.counts;
+}
+
+async function metrics(server: ServeHandle): Promise<string> {
+  return (await fetch(`${server.url}/metrics`)).text();
+}
+
+async function start(config: unknown, apiUrl: string, extra: string[] = []) {
+  const dataDir = tmp();
+  const file = path.join(tmp(), 'agent.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  const secret = newSecret();
+  const server = await startServe({
+    dataDir,
+    env: { STRIPE_WEBHOOK_SECRET: secret, ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: apiUrl },
+    args: ['--agent', '--config', file, ...extra],
+  });
+  const send = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const event = buildTestEvent('charge.dispute.created');
+      const payload = JSON.stringify(event);
+      const answer = await postWebhook(server.url, payload, {
+        'stripe-signature': signatureHeader(payload, secret),
+      });
+      expect(answer.body.status).toBe('queued');
+    }
+  };
+  return { server, send, dataDir };
+}
+
+describe('guardrails in the live loop', () => {
+  it('pauses at the daily token budget: events wait pending, none dead', async () => {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const { server, send } = await start({ budget: { daily_tokens: 2500 } }, api.url, [
+      '--concurrency',
+      '1',
+    ]);
+    await send(10);
+    await waitFor(
+      async () => /^stripe_events_agent_paused\{reason="budget"\} 1$/m.test(await metrics(server)),
+      'the budget pause in /metrics',
+    );
+    // The fake reports about a thousand tokens a decision (four characters a token), so the
+    // budget runs out after two or three. Settle: nothing more is decided while paused.
+    await new Promise((r) => setTimeout(r, 1500));
+    const c = await counts(server);
+    expect(c.acked).toBeGreaterThanOrEqual(2);
+    expect(c.acked).toBeLessThanOrEqual(4);
+    expect(c.pending).toBe(10 - c.acked!);
+    expect(c.dead).toBe(0);
+    expect(api.requests).toHaveLength(c.acked!);
+    const paused = server.logs().find((l) => l.msg === 'agent loop paused');
+    expect(paused).toMatchObject({ reason: 'budget' });
+    const spent = Number(/spent: (\d+) of 2500 tokens/.exec(String(paused?.note))?.[1]);
+    expect(spent).toBeGreaterThanOrEqual(2500);
+    // It paused at the first decision past the budget, not later.
+    expect(spent - spent / c.acked!).toBeLessThan(2500);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('trips the circuit breaker on a handler that always fails, killing no event', async () => {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    let requests = 0;
+    const handler = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        requests += 1;
+        res.writeHead(503).end();
+      });
+    });
+    await new Promise<void>((r) => handler.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => handler.close(() => r())));
+    const url = `http://127.0.0.1:${(handler.address() as AddressInfo).port}/actions`;
+    const { server, send } = await start(
+      { dispatch: { type: 'http', url, secret: 'a-long-enough-test-secret' } },
+      api.url,
+      ['--concurrency', '1', '--max-attempts', '2'],
+    );
+    await send(10);
+    await waitFor(
+      async () => /^stripe_events_agent_paused\{reason="breaker"\} 1$/m.test(await metrics(server)),
+      'the breaker pause in /metrics',
+    );
+    await new Promise((r) => setTimeout(r, 12_000 - 0));
+    const c = await counts(server);
+    // Five events tried (three HTTP attempts each), then the loop waits out the pause.
+    expect(requests).toBeLessThanOrEqual(5 * 3);
+    expect(c.dead).toBe(0);
+    expect(c.pending).toBe(10);
+    expect(server.logs().some((l) => l.msg === 'circuit breaker open: pausing the loop')).toBe(
+      true,
+    );
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
