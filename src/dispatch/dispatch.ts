@@ -1,0 +1,227 @@
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
+import type { ToolCall } from '../catalog/catalog.js';
+import type { ConfigFile } from '../config/file.js';
+import { AppError, LeaseLostError } from '../errors.js';
+
+/** What the user's handlers receive for each decided tool call. */
+export interface DispatchRequest {
+  event_id: string;
+  event_type: string;
+  tool_call: ToolCall;
+  /** Stable across retries of the same event and tool: handlers use it to make a retry harmless. */
+  idempotency_key: string;
+  /** The event as received (for the module sink's context). */
+  event: unknown;
+}
+
+export interface DispatchResult {
+  outcome: 'recorded' | 'dispatched';
+  note?: string;
+}
+
+export interface Sink {
+  readonly kind: string;
+  dispatch(request: DispatchRequest, signal?: AbortSignal): Promise<DispatchResult>;
+}
+
+export class DispatchError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('dispatch_failed', message, options);
+  }
+}
+
+export function idempotencyKey(eventId: string, tool: string): string {
+  return (
+    'sem_' + crypto.createHash('sha256').update(`${eventId}\n${tool}`).digest('hex').slice(0, 40)
+  );
+}
+
+export const SIGNATURE_HEADER = 'Stripe-Events-Signature';
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`, the scheme Stripe signs webhooks with. */
+export function signBody(
+  body: string,
+  secret: string,
+  timestamp = Math.floor(Date.now() / 1000),
+): string {
+  const v1 = crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+  return `t=${timestamp},v1=${v1}`;
+}
+
+/** The default: the decision lives in the event's history and nowhere else. */
+export const recordSink: Sink = {
+  kind: 'record',
+  async dispatch() {
+    return { outcome: 'recorded' };
+  },
+};
+
+export interface HttpSinkOptions {
+  url: string;
+  secret: string;
+  attempts?: number;
+  timeoutMs?: number;
+  /** Backoff before retry n (1-based), ms. */
+  backoffMs?: (n: number) => number;
+}
+
+function retryable(status: number): boolean {
+  return status === 408 || status === 409 || status === 425 || status === 429 || status >= 500;
+}
+
+export function httpSink(options: HttpSinkOptions): Sink {
+  const attempts = options.attempts ?? 3;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const backoff = options.backoffMs ?? ((n: number) => 250 * 2 ** (n - 1) * (0.5 + Math.random()));
+  return {
+    kind: 'http',
+    async dispatch(request, signal) {
+      const body = JSON.stringify({
+        event_id: request.event_id,
+        event_type: request.event_type,
+        tool_call: request.tool_call,
+        idempotency_key: request.idempotency_key,
+      });
+      let last = '';
+      for (let n = 1; n <= attempts; n++) {
+        try {
+          const res = await fetch(options.url, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'idempotency-key': request.idempotency_key,
+              [SIGNATURE_HEADER]: signBody(body, options.secret),
+            },
+            body,
+            signal: signal
+              ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+              : AbortSignal.timeout(timeoutMs),
+          });
+          await res.body?.cancel();
+          if (res.ok) return { outcome: 'dispatched', note: `HTTP ${res.status}` };
+          last = `HTTP ${res.status}`;
+          if (!retryable(res.status)) break;
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          last = (error as Error).message;
+        }
+        if (n < attempts) await new Promise((r) => setTimeout(r, backoff(n)));
+      }
+      throw new DispatchError(`the http handler at ${new URL(options.url).origin} failed: ${last}`);
+    },
+  };
+}
+
+type Handler = (
+  input: Record<string, unknown>,
+  context: { event: unknown; idempotency_key: string },
+) => unknown;
+
+/** An ES module exporting one function per tool name (or a default export object of them). */
+export async function moduleSink(modulePath: string, baseDir = process.cwd()): Promise<Sink> {
+  const url = pathToFileURL(path.resolve(baseDir, modulePath)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new DispatchError(
+      `cannot load the handler module ${modulePath}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const lookup = (name: string): Handler | undefined => {
+    const direct = mod[name];
+    if (typeof direct === 'function') return direct as Handler;
+    const fallback = (mod.default as Record<string, unknown> | undefined)?.[name];
+    return typeof fallback === 'function' ? (fallback as Handler) : undefined;
+  };
+  return {
+    kind: 'module',
+    async dispatch(request) {
+      const handler = lookup(request.tool_call.name);
+      if (!handler) {
+        throw new DispatchError(
+          `the handler module ${modulePath} exports no function named ${request.tool_call.name}`,
+        );
+      }
+      try {
+        await handler(request.tool_call.input, {
+          event: request.event,
+          idempotency_key: request.idempotency_key,
+        });
+      } catch (error) {
+        throw new DispatchError(
+          `handler ${request.tool_call.name} threw: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      return { outcome: 'dispatched', note: `module ${request.tool_call.name}` };
+    },
+  };
+}
+
+export async function createSink(
+  config: NonNullable<ConfigFile['dispatch']>,
+  baseDir?: string,
+): Promise<Sink> {
+  switch (config.type) {
+    case 'record':
+      return recordSink;
+    case 'http':
+      return httpSink({ url: config.url, secret: config.secret });
+    case 'module':
+      return moduleSink(config.path, baseDir);
+  }
+}
+
+/**
+ * Dispatches a decided call and acknowledges the event once the handler has it, as the holder of
+ * the claim `token`. When the claim was lost while the handler ran (a person acked the event, the
+ * lease expired and another worker took it), the ack is refused: the dispatch is still recorded in
+ * the history, and LeaseLostError goes to the caller.
+ */
+export async function dispatchAndAck(
+  buffer: EventBuffer,
+  sink: Sink,
+  event: StoredEvent,
+  call: ToolCall,
+  token: string,
+  options: { signal?: AbortSignal; note?: string; record?: readonly HistoryInput[] } = {},
+): Promise<void> {
+  const result = await sink.dispatch(
+    {
+      event_id: event.id,
+      event_type: event.type,
+      tool_call: call,
+      idempotency_key: idempotencyKey(event.id, call.name),
+      event: JSON.parse(event.payload) as unknown,
+    },
+    options.signal,
+  );
+  const dispatched: HistoryInput = {
+    kind: 'dispatch',
+    tool_call: call,
+    outcome: result.outcome,
+    note: result.note,
+  };
+  try {
+    await buffer.ack(event.id, {
+      token,
+      note: options.note ?? 'dispatched',
+      record: [...(options.record ?? []), dispatched],
+    });
+  } catch (error) {
+    if (error instanceof LeaseLostError) {
+      await buffer
+        .addHistory(event.id, {
+          ...dispatched,
+          note: `${result.note ?? result.outcome}; the claim was lost while the handler ran`,
+        })
+        .catch(() => {});
+    }
+    throw error;
+  }
+}
