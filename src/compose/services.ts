@@ -5,11 +5,9 @@ import { createCatalog, type Catalog, type EventOverrides } from '../catalog/cat
 import { Enricher, type Enrich } from '../catalog/enrich.js';
 import type { ConfigFile } from '../config/file.js';
 import { createSink, type Sink } from '../dispatch/dispatch.js';
-import { backfill, parseSince } from '../ingress/backfill.js';
 import type { Logger } from '../logger.js';
 import type { BackfillRunner } from '../operations/backfill.js';
 import { createQueueOperations, type QueueOperations } from '../operations/queue.js';
-import { createStripeClient, stripeErrorMessage } from '../stripe/client.js';
 import { openStore, type OpenStoreSettings } from './store.js';
 
 /** What a process needs to build its services; ServeConfig is one (plus `ifMissing`). */
@@ -59,26 +57,35 @@ export async function composeServices(
   try {
     const catalog = createCatalog(settings.catalogOverrides ?? {});
     const sink = await createSink(settings.dispatch ?? { type: 'record' }, settings.configDir);
-    const stripe = settings.stripeSecretKey
-      ? createStripeClient({
-          secretKey: settings.stripeSecretKey,
-          apiBase: settings.stripeApiBase ?? null,
-        })
-      : null;
-    const parked = openParkedStore(store, settings.dataDir);
-    const runBackfill: BackfillRunner | undefined = stripe
-      ? ({ since, types, onProgress }) =>
-          backfill({
-            stripe,
-            buffer: store,
-            catalog,
-            parked,
-            since: parseSince(since ?? '24h'),
-            types,
-            onProgress,
+    // The Stripe SDK, express (via the ingress) and the backfill load only with a key: every
+    // `events` command composes too, and should start quickly.
+    const stripeApi = settings.stripeSecretKey ? await import('../stripe/client.js') : null;
+    const stripe =
+      stripeApi && settings.stripeSecretKey
+        ? stripeApi.createStripeClient({
+            secretKey: settings.stripeSecretKey,
+            apiBase: settings.stripeApiBase ?? null,
           })
-      : undefined;
-    const enrich = settings.enrich && stripe ? enricher(stripe, settings, logger) : undefined;
+        : null;
+    const parked = openParkedStore(store, settings.dataDir);
+    let runBackfill: BackfillRunner | undefined;
+    if (stripe) {
+      const { backfill, parseSince } = await import('../ingress/backfill.js');
+      runBackfill = ({ since, types, onProgress }) =>
+        backfill({
+          stripe,
+          buffer: store,
+          catalog,
+          parked,
+          since: parseSince(since ?? '24h'),
+          types,
+          onProgress,
+        });
+    }
+    const enrich =
+      settings.enrich && stripe && stripeApi
+        ? enricher(stripe, settings, stripeApi.stripeErrorMessage, logger)
+        : undefined;
     const operations = createQueueOperations({ store, sink, backfill: runBackfill });
     return {
       store,
@@ -98,7 +105,12 @@ export async function composeServices(
 }
 
 /** --enrich: facts the events lack, for the agent's decisions and the MCP event views. */
-function enricher(stripe: Stripe, settings: ServiceSettings, logger?: Logger): Enrich {
+function enricher(
+  stripe: Stripe,
+  settings: ServiceSettings,
+  stripeErrorMessage: (error: unknown, secretKey: string) => string,
+  logger?: Logger,
+): Enrich {
   const lookups = new Enricher(
     {
       charge: async (id) =>
