@@ -85,7 +85,7 @@ export function errorMessage(error: unknown, logger: Logger): string {
     return `${sentence(error.message)}.`;
   }
   if (error instanceof InvalidTransitionError) {
-    return `${sentence(error.message)}. Only pending, claimed or awaiting_approval events can be nacked; call get_event to see its status.`;
+    return `${sentence(error.message)}. A person can nack only pending or awaiting_approval events; call get_event to see its status.`;
   }
   if (error instanceof StoreUnavailableError) {
     logger.warn('mcp tool failed: store unavailable', { error });
