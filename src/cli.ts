@@ -286,7 +286,7 @@ export function buildProgram(): Command {
     );
   events
     .command('ack <id>')
-    .description('mark an event done')
+    .description('mark an event done, even one a worker holds (you are named in its history)')
     .option('--note <text>', 'why, kept in its history')
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
@@ -297,7 +297,9 @@ export function buildProgram(): Command {
     );
   events
     .command('replay <id>')
-    .description('put a stored event back to pending, attempts reset')
+    .description(
+      'put a stored event back to pending, attempts reset (not while it is claimed or awaits approval)',
+    )
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
     .addOption(storeOption())
