@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { countTokens } from '@anthropic-ai/tokenizer';
-import { recordSink } from '../dist/agent/dispatch.js';
+import { recordSink } from '../dist/dispatch/dispatch.js';
 import { AgentLoop } from '../dist/agent/loop.js';
 import { SqliteBuffer } from '../dist/buffer/sqlite.js';
 import { createCatalog } from '../dist/catalog/catalog.js';

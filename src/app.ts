@@ -1,8 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
-import { openBuffer, redactRedisUrl } from './buffer/open.js';
-import { createCatalog, type Catalog } from './catalog/catalog.js';
+import { redactRedisUrl } from './buffer/open.js';
+import type { Catalog } from './catalog/catalog.js';
+import type { Enrich } from './catalog/enrich.js';
 import type { ServeConfig } from './config/config.js';
 import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './config/data-dir.js';
 import { ConfigError } from './errors.js';
@@ -10,19 +11,12 @@ import { createHttpApp } from './http-app.js';
 import type { Logger } from './logger.js';
 import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
-import { createSink, type Sink } from './agent/dispatch.js';
+import type { Sink } from './dispatch/dispatch.js';
 import type { AgentLoop } from './agent/loop.js';
 import type { AgentSettings } from './config/agent.js';
-import {
-  backfill,
-  parseSince,
-  startPeriodicBackfill,
-  type PeriodicBackfill,
-} from './ingress/backfill.js';
-import type { BackfillRunner } from './mcp/handlers.js';
-import { openParkedStore } from './buffer/parked.js';
-import { createStripeClient, stripeErrorMessage } from './stripe/client.js';
-import { Enricher, type Enrich } from './catalog/enrich.js';
+import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
+import type { BackfillRunner } from './operations/backfill.js';
+import { composeServices, type Services } from './compose/services.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -31,6 +25,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export interface RunningServer {
   url: string;
   port: number;
+  /** Store, catalog, sink, operations… (compose/services.ts); closed last by close(). */
+  services: Services;
   buffer: EventBuffer;
   catalog: Catalog;
   /** The MCP Streamable HTTP sessions at `/mcp`. */
@@ -96,63 +92,14 @@ export async function startServer(
   assertMcpAccess(config);
   ensureWritableDir(config.dataDir);
   const { secrets, dev } = resolveSecrets(config);
-  const buffer = await openBuffer({
-    ...config,
-    maxAttempts: options.agent?.maxAttempts,
-    onConnectionChange: (state, detail) =>
-      state === 'lost' ? logger.warn(detail) : logger.info(detail),
-  });
-  const catalog = createCatalog(config.catalogOverrides);
+  const services = await composeServices({ ...config, ifMissing: 'create' }, logger);
+  const { store: buffer, catalog, sink, stripe, parked, runBackfill, enrich } = services;
   const metrics = createMetrics(buffer);
-  // One sink for the agent loop and for approve_action; a module sink loads its module once.
-  const sink = await createSink(config.dispatch, config.configDir);
-  // With STRIPE_SECRET_KEY: thin events are fetched and queued, and missed events backfilled.
-  const stripe = config.stripeSecretKey
-    ? createStripeClient({ secretKey: config.stripeSecretKey, apiBase: config.stripeApiBase })
-    : null;
-  // Thin notifications that need a key wait for the next backfill (buffer/parked.ts): in Redis
-  // when that is the store, so any instance's backfill finds them; else in the data dir.
-  const parked = openParkedStore(buffer, config.dataDir);
-  const runBackfill: BackfillRunner | undefined = stripe
-    ? ({ since, types, onProgress }) =>
-        backfill({
-          stripe,
-          buffer,
-          catalog,
-          parked,
-          since: parseSince(since ?? '24h'),
-          types,
-          onProgress,
-        })
-    : undefined;
-  // --enrich: facts the events lack, looked up for the agent's decisions and the MCP event views.
-  const enricher =
-    config.enrich && stripe
-      ? new Enricher(
-          {
-            charge: async (id) =>
-              (await stripe.charges.retrieve(id)) as unknown as Record<string, unknown>,
-            customer: async (id) =>
-              (await stripe.customers.retrieve(id)) as unknown as Record<string, unknown>,
-          },
-          {
-            onError: (error, what) =>
-              logger.warn('enrichment lookup failed; going on without it', {
-                what,
-                reason: stripeErrorMessage(error, config.stripeSecretKey ?? ''),
-              }),
-          },
-        )
-      : null;
-  const enrich: Enrich | undefined = enricher
-    ? (type, facts) => enricher.enrich(type, facts)
-    : undefined;
   const mcp = createMcpHttpHandler({
     buffer,
+    operations: services.operations,
     catalog,
-    sink,
     enrich,
-    backfill: runBackfill,
     redact: config.redact,
     logger,
     host: config.host,
@@ -184,7 +131,7 @@ export async function startServer(
     });
   } catch (error) {
     await mcp.close();
-    await buffer.close();
+    await services.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ConfigError(
@@ -288,9 +235,21 @@ export async function startServer(
         server.closeIdleConnections();
       });
       clearTimeout(force);
-      await buffer.close();
+      await services.close();
       logger.info('stopped');
     })());
 
-  return { url, port, buffer, catalog, mcp, sink, runBackfill, enrich, backfill: periodic, close };
+  return {
+    url,
+    port,
+    services,
+    buffer,
+    catalog,
+    mcp,
+    sink,
+    runBackfill,
+    enrich,
+    backfill: periodic,
+    close,
+  };
 }

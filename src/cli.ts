@@ -81,7 +81,13 @@ async function stdio(flags: ServeFlags): Promise<void> {
   const config = loadServeConfig(flags);
   const logger = createLogger({ level: config.logLevel });
   const { startServer } = await import('./app.js');
-  const session = await runStdio(config, { start: startServer, logger, command: selfCommand() });
+  const { composeServices } = await import('./compose/services.js');
+  const session = await runStdio(config, {
+    start: startServer,
+    attach: (settings, log) => composeServices({ ...settings, ifMissing: 'create' }, log),
+    logger,
+    command: selfCommand(),
+  });
   const stop = (signal: string) => {
     logger.info('shutting down', { signal });
     session.close().catch((error) => {
@@ -100,7 +106,6 @@ function agentOptions(command: Command): Command {
   return command
     .option('--model <model>', `Claude model (env ANTHROPIC_MODEL; default ${DEFAULT_MODEL})`)
     .option('--concurrency <n>', 'events worked on at once (default 2)')
-    .option('--max-attempts <n>', 'failed attempts before an event is dead (default 5)')
     .option('--max-turns <n>', 'Messages API requests per event (default 4)')
     .option('--max-tokens <n>', 'output tokens per request (default 1024)')
     .option('--lease-seconds <n>', 'how long a claim lasts, renewed while working (default 120)')
@@ -109,6 +114,17 @@ function agentOptions(command: Command): Command {
       'after',
       '\nThe loop needs ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL points the SDK at another endpoint.',
     );
+}
+
+/**
+ * The queue's policy, stored with the queue: `serve` and `agent` set it at start, and every other
+ * process on the store (an attached `stdio`, the `events` commands) follows what is stored.
+ */
+function policyOptions(command: Command): Command {
+  return command.option(
+    '--max-attempts <n>',
+    'failed attempts before an event is dead; stored with the queue, which every process on it follows (default: as stored, else 5)',
+  );
 }
 
 /** The flags `serve` and `stdio` share: both bind the webhook port on the same store. */
@@ -161,21 +177,27 @@ export function buildProgram(): Command {
     .exitOverride();
 
   agentOptions(
-    serveOptions(
-      program
-        .command('serve', { isDefault: true })
-        .description(
-          'webhook ingress on POST /stripe/webhook, MCP Streamable HTTP at /mcp, /healthz and /metrics',
-        )
-        .option('--agent', 'also run the autonomous Claude loop (see `agent`)'),
+    policyOptions(
+      serveOptions(
+        program
+          .command('serve', { isDefault: true })
+          .description(
+            'webhook ingress on POST /stripe/webhook, MCP Streamable HTTP at /mcp, /healthz and /metrics',
+          )
+          .option('--agent', 'also run the autonomous Claude loop (see `agent`)'),
+      ),
     ),
   ).action(serve);
 
   agentOptions(
-    serveOptions(
-      program
-        .command('agent')
-        .description('serve, with the autonomous Claude loop deciding and dispatching each event'),
+    policyOptions(
+      serveOptions(
+        program
+          .command('agent')
+          .description(
+            'serve, with the autonomous Claude loop deciding and dispatching each event',
+          ),
+      ),
     ),
   ).action((flags: ServeCommandFlags) => serve({ ...flags, agent: true }));
 
@@ -309,7 +331,7 @@ export function buildProgram(): Command {
     );
   events
     .command('ack <id>')
-    .description('mark an event done')
+    .description('mark an event done, even one a worker holds (you are named in its history)')
     .option('--note <text>', 'why, kept in its history')
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
@@ -320,7 +342,9 @@ export function buildProgram(): Command {
     );
   events
     .command('replay <id>')
-    .description('put a stored event back to pending, attempts reset')
+    .description(
+      'put a stored event back to pending, attempts reset (not while it is claimed or awaits approval)',
+    )
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
     .addOption(storeOption())

@@ -7,7 +7,7 @@ import type { RedactKind } from '../catalog/untrusted.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
 import { decide } from './decide.js';
-import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
+import { DispatchError, dispatchAndAck, type Sink } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
 import { DEFAULT_POLICY } from '../buffer/transitions.js';
 import { NOT_PAUSED, type AgentPause } from '../buffer/buffer.js';

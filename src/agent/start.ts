@@ -6,7 +6,7 @@ import type { RedactKind } from '../catalog/untrusted.js';
 import type { AgentSettings } from '../config/agent.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
-import type { Sink } from './dispatch.js';
+import type { Sink } from '../dispatch/dispatch.js';
 import { AgentLoop, type AgentLoopOptions } from './loop.js';
 import { createAgentMetrics } from './metrics.js';
 import { Guardrails } from './guardrails.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { arr, at, bool, isoDate, num, obj, refId, str, stringMap, type Obj } from './extract.js';
 import { defineTool, type EventInput, type ToolDefinition } from './tool.js';
 
-/** The default catalog: DESIGN.md §3's twelve event types, as data. */
+/** The default catalog: the twelve event types of docs/ARCHITECTURE.md ("Public names"), as data. */
 
 const ESCALATE = 'escalate_to_human';
 

@@ -1,12 +1,6 @@
-import { openParkedStore } from '../buffer/parked.js';
-import fs from 'node:fs';
-import path from 'node:path';
-import type { EventBuffer } from '../buffer/buffer.js';
-import { openBuffer } from '../buffer/open.js';
-import { DATABASE_FILE } from '../buffer/sqlite.js';
-import { createCatalog } from '../catalog/catalog.js';
+import { composeServices } from '../compose/services.js';
 import { loadStoreSettings } from '../config/config.js';
-import { defaultDataDir, DATA_DIR_SETTING, ensureWritableDir } from '../config/data-dir.js';
+import { defaultDataDir } from '../config/data-dir.js';
 import { loadConfigFile } from '../config/file.js';
 import { AppError, ConfigError } from '../errors.js';
 import {
@@ -16,12 +10,7 @@ import {
   type BackfillCounts,
   type Since,
 } from '../ingress/backfill.js';
-import {
-  createStripeClient,
-  loadStripeApiSettings,
-  SECRET_KEY_SETTING,
-  stripeErrorMessage,
-} from '../stripe/client.js';
+import { loadStripeApiSettings, SECRET_KEY_SETTING, stripeErrorMessage } from '../stripe/client.js';
 import { out } from './output.js';
 
 export interface BackfillFlags {
@@ -66,29 +55,6 @@ function parseTypes(raw: string | undefined): string[] | undefined {
   return types;
 }
 
-/**
- * The store to write to. A dry run never creates one: without a store it counts every mapped
- * event as new.
- */
-async function openTarget(
-  flags: BackfillFlags,
-  env: NodeJS.ProcessEnv,
-): Promise<EventBuffer | null> {
-  const settings = loadStoreSettings(flags, env);
-  const dataDir = flags.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env);
-  if (settings.store === 'sqlite') {
-    if (dataDir.trim() === '') {
-      throw new ConfigError(
-        DATA_DIR_SETTING,
-        'is empty. Fix: give a directory path or leave it unset.',
-      );
-    }
-    if (flags.dryRun && !fs.existsSync(path.join(dataDir, DATABASE_FILE))) return null;
-    if (!flags.dryRun) ensureWritableDir(dataDir);
-  }
-  return openBuffer({ ...settings, dataDir });
-}
-
 /** `stripe-events-mcp backfill`: returns the exit code. */
 export async function runBackfill(
   flags: BackfillFlags,
@@ -103,11 +69,19 @@ export async function runBackfill(
   }
   const types = parseTypes(flags.types);
   const explicitSince = flags.since === undefined ? null : parseSince(flags.since);
-  const catalog = createCatalog(flags.config ? (loadConfigFile(flags.config).events ?? {}) : {});
-  const stripe = createStripeClient({ secretKey, apiBase });
-  const buffer = await openTarget(flags, env);
+  // A dry run never creates a store: without one it compares against an empty one, so every
+  // mapped event counts as new.
+  const services = await composeServices({
+    ...loadStoreSettings(flags, env),
+    dataDir: flags.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env),
+    ifMissing: flags.dryRun ? 'empty' : 'create',
+    catalogOverrides: flags.config ? (loadConfigFile(flags.config).events ?? {}) : {},
+    stripeSecretKey: secretKey,
+    stripeApiBase: apiBase,
+  });
+  const { store: buffer, catalog, parked, stripe } = services;
   try {
-    const since = explicitSince ?? (buffer ? await resumeSince(buffer) : parseSince('24h'));
+    const since = explicitSince ?? (await resumeSince(buffer));
     if (since.kind === 'created' && since.clamped) {
       process.stderr.write(
         `stripe-events-mcp: --since is older than the 30 days Stripe keeps events; starting from ${new Date(since.gte * 1000).toISOString()}\n`,
@@ -121,12 +95,11 @@ export async function runBackfill(
     }
     const tty = process.stderr.isTTY === true;
     let last = 0;
-    const dataDir = flags.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env);
     const counts = await backfill({
-      stripe,
+      stripe: stripe!,
       buffer,
       catalog,
-      parked: openParkedStore(buffer, dataDir),
+      parked,
       since,
       types,
       dryRun: flags.dryRun === true,
@@ -149,6 +122,6 @@ export async function runBackfill(
     out(`backfill ${describeSince(since)}: ${progressLine(counts).replace(/ · /g, ', ')}${note}`);
     return 0;
   } finally {
-    await buffer?.close();
+    await services.close();
   }
 }

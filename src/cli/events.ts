@@ -1,17 +1,10 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import {
-  EVENT_STATUSES,
-  isEventStatus,
-  type EventBuffer,
-  type EventStatus,
-} from '../buffer/buffer.js';
-import { DATABASE_FILE, SqliteBuffer } from '../buffer/sqlite.js';
+import { EVENT_STATUSES, isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import { createdText, detail, summarize } from '../buffer/summary.js';
-import { createCatalog } from '../catalog/catalog.js';
+import { composeServices, type Services } from '../compose/services.js';
 import { loadStoreSettings } from '../config/config.js';
-import { DATA_DIR_SETTING, defaultDataDir } from '../config/data-dir.js';
+import { defaultDataDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
+import { MAX_PAGE } from '../operations/queue.js';
 import { out, outJson } from './output.js';
 
 export interface EventsOptions {
@@ -21,37 +14,30 @@ export interface EventsOptions {
   redisPrefix?: string;
 }
 
-/**
- * Opens the store a server writes to. SQLite in WAL mode lets this run beside a live server, and
- * opening after a crash replays the WAL, so every committed event is there. With `--store redis`
- * it connects to REDIS_URL under the deployment's key prefix, like every `serve` instance does.
- */
-export async function openStore(options: EventsOptions, env = process.env): Promise<EventBuffer> {
-  const settings = loadStoreSettings(options, env);
-  if (settings.store === 'redis') {
-    const { openRedisBuffer } = await import('../buffer/redis.js');
-    return openRedisBuffer({ url: settings.redisUrl, prefix: settings.redisPrefix });
-  }
-  const dataDir = options.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env);
-  const file = path.join(dataDir, DATABASE_FILE);
-  if (!fs.existsSync(file)) {
-    throw new ConfigError(
-      DATA_DIR_SETTING,
-      `no event store in ${dataDir}. Fix: pass the --data-dir the server uses (or start \`stripe-events-mcp serve\` first).`,
-    );
-  }
-  return new SqliteBuffer({ file });
+/** Who asks, for the history: the user at this terminal. */
+function who(env = process.env): string {
+  return `cli:${env.USER ?? env.USERNAME ?? process.pid}`;
 }
 
-async function withStore<T>(
+/**
+ * The services on the store a server writes to (never a new one: the commands read what a server
+ * wrote). SQLite in WAL mode lets this run beside a live server; with `--store redis` it connects
+ * to REDIS_URL under the deployment's key prefix. The stored policy applies, as everywhere.
+ */
+async function withServices<T>(
   options: EventsOptions,
-  fn: (buffer: EventBuffer) => Promise<T>,
+  fn: (services: Services) => Promise<T>,
+  env = process.env,
 ): Promise<T> {
-  const buffer = await openStore(options);
+  const services = await composeServices({
+    ...loadStoreSettings(options, env),
+    dataDir: options.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env),
+    ifMissing: 'fail',
+  });
   try {
-    return await fn(buffer);
+    return await fn(services);
   } finally {
-    await buffer.close();
+    await services.close();
   }
 }
 
@@ -76,15 +62,14 @@ export async function eventsList(options: ListOptions): Promise<void> {
   }
   const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Number(options.limit);
   if (!(limit >= 1)) throw new ConfigError('--limit', 'must be a number of at least 1.');
-  const catalog = createCatalog();
-  await withStore(options, async (buffer) => {
+  await withServices(options, async ({ operations, catalog }) => {
     const summaries = [];
     let cursor: string | null = null;
     do {
-      const page = await buffer.list({
+      const page = await operations.list({
         statuses,
         types: options.type,
-        limit: Math.min(500, limit - summaries.length),
+        limit: Math.min(MAX_PAGE, limit - summaries.length),
         cursor,
       });
       summaries.push(...page.events.map((e) => summarize(e, catalog)));
@@ -110,14 +95,9 @@ export async function eventsList(options: ListOptions): Promise<void> {
 }
 
 export async function eventsShow(id: string, options: EventsOptions): Promise<void> {
-  await withStore(options, async (buffer) => {
-    const event = await buffer.get(id);
-    if (!event)
-      throw new ConfigError(
-        '<id>',
-        `no event ${JSON.stringify(id)} in this store. Fix: see \`events list\`.`,
-      );
-    outJson(detail(event, await buffer.history(id), createCatalog()));
+  await withServices(options, async ({ operations, catalog }) => {
+    const { event, history } = await operations.get(id);
+    outJson(detail(event, history, catalog));
   });
 }
 
@@ -125,11 +105,9 @@ export async function eventsAck(
   id: string,
   options: EventsOptions & { note?: string },
 ): Promise<void> {
-  await withStore(options, async (buffer) => {
-    if (!(await buffer.get(id)))
-      throw new ConfigError('<id>', `no event ${JSON.stringify(id)} in this store.`);
-    const event = await buffer.ack(id, {
-      by: `cli:${process.env.USER ?? process.pid}`,
+  await withServices(options, async ({ operations }) => {
+    const event = await operations.ack(id, {
+      by: who(),
       note: options.note ?? 'acked from the command line',
     });
     if (options.json) outJson({ id, status: event.status });
@@ -138,11 +116,9 @@ export async function eventsAck(
 }
 
 export async function eventsReplay(id: string, options: EventsOptions): Promise<void> {
-  await withStore(options, async (buffer) => {
-    if (!(await buffer.get(id)))
-      throw new ConfigError('<id>', `no event ${JSON.stringify(id)} in this store.`);
-    const event = await buffer.replay(id, {
-      by: `cli:${process.env.USER ?? process.pid}`,
+  await withServices(options, async ({ operations }) => {
+    const { event } = await operations.replay(id, {
+      by: who(),
       note: 'replayed from the command line',
     });
     if (options.json) outJson({ id, status: event.status });

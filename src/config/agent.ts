@@ -6,7 +6,6 @@ export interface AgentSettings {
   apiKey: string;
   model: string;
   concurrency: number;
-  maxAttempts: number;
   maxTurns: number;
   maxTokens: number;
   dryRun: boolean;
@@ -16,7 +15,6 @@ export interface AgentSettings {
 export interface AgentFlags {
   model?: string;
   concurrency?: string;
-  maxAttempts?: string;
   maxTurns?: string;
   maxTokens?: string;
   dryRun?: boolean;
@@ -74,13 +72,6 @@ export function loadAgentConfig(
       2,
       64,
       'how many events to work on at once, e.g. --concurrency 2.',
-    ),
-    maxAttempts: read(
-      '--max-attempts',
-      flags.maxAttempts,
-      5,
-      100,
-      'attempts before an event is dead, e.g. --max-attempts 5.',
     ),
     maxTurns: read(
       '--max-turns',

@@ -61,6 +61,11 @@ export interface ServeConfig {
   backfillIntervalMs?: number | null;
   /** Look up facts events lack in the Stripe API before the agent decides (needs the key). */
   enrich?: boolean;
+  /**
+   * `serve`/`agent --max-attempts`: stored as the queue's policy at start (every process on the
+   * store follows it); undefined keeps the stored policy.
+   */
+  maxAttempts?: number;
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -82,6 +87,8 @@ export interface ServeFlags {
   backfillOnStart?: boolean;
   backfillInterval?: string;
   enrich?: boolean;
+  /** `serve` and `agent` only: the queue's attempt limit, stored with the queue. */
+  maxAttempts?: string;
 }
 
 export const DEFAULTS = {
@@ -250,6 +257,15 @@ export function loadServeConfig(
         ) *
         60 *
         1000;
+  const maxAttempts =
+    flags.maxAttempts === undefined
+      ? undefined
+      : parseWith(
+          wholeNumber(1, 100),
+          flags.maxAttempts,
+          '--max-attempts',
+          'failed attempts before an event is dead, from 1 to 100, e.g. --max-attempts 5.',
+        );
   return Object.freeze({
     host,
     port,
@@ -284,6 +300,7 @@ export function loadServeConfig(
     backfillOnStart,
     enrich: flags.enrich === true,
     backfillIntervalMs,
+    maxAttempts,
   });
 }
 

@@ -5,7 +5,7 @@ import { LOOP_TOOL_NAMES, TOOL_NAME } from '../catalog/tool.js';
 import { ConfigError } from '../errors.js';
 
 /**
- * The `--config file.json` schema (DESIGN.md "Config file"): catalog overrides, where decided tool
+ * The `--config file.json` schema (docs/ARCHITECTURE.md "Public names"): catalog overrides, where decided tool
  * calls go, and which need a person's approval. Validated once; an error names the JSON path.
  */
 const eventOverride = z.union([

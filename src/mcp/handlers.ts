@@ -10,52 +10,44 @@ import type { Enrich } from '../catalog/enrich.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import {
   AppError,
+  BeingHandledError,
   EventNotFoundError,
   InvalidCursorError,
   InvalidTransitionError,
+  LeaseLostError,
+  NotAwaitingApprovalError,
   StoreUnavailableError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import {
-  approveAction,
-  listApprovals,
-  rejectAction,
-  type ApprovalResult,
-} from '../agent/approvals.js';
-import { recordSink, type Sink } from '../agent/dispatch.js';
+import type { ApprovalResult } from '../operations/approvals.js';
+import type { BackfillProgress } from '../operations/backfill.js';
+import type { QueueOperations } from '../operations/queue.js';
 import type { ToolInput, ToolName, ToolOutput } from './tools.js';
 import { detailForModel, fencedCall, newView, summaryForModel, summaryLine } from './view.js';
 
 /** What every part of the MCP surface works from. */
 export interface McpContext {
+  /** Read side only: resources, prompts and the change feed. Every change goes through operations. */
   buffer: EventBuffer;
+  /** The queue operations every door shares (src/operations/queue.ts). */
+  operations: QueueOperations;
   catalog: Catalog;
   /** Personal data replaced before a model sees it (--redact). */
   redact: readonly RedactKind[];
   logger: Logger;
-  /** Where approve_action dispatches (the config's `dispatch`); default: recorded only. */
-  sink?: Sink;
-  /** Pulls missed events from Stripe's Events API; absent without STRIPE_SECRET_KEY. */
-  backfill?: BackfillRunner;
   /** --enrich: adds facts the event lacks to the tool call get_event and the event resource show. */
   enrich?: Enrich;
 }
 
-export interface BackfillProgress {
-  fetched: number;
-  queued: number;
-  duplicate: number;
-  ignored: number;
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** Who asks, for the history: the HTTP session, else (stdio, in-memory) this process. */
+function who(extra: Extra | undefined): string {
+  return extra?.sessionId ? `mcp:${extra.sessionId}` : `mcp:${process.pid}`;
 }
 
-export type BackfillRunner = (options: {
-  since?: string;
-  types?: readonly string[];
-  onProgress: (counts: Readonly<BackfillProgress>) => void;
-}) => Promise<BackfillProgress>;
-
 export type ToolHandlers = {
-  [N in ToolName]: (input: ToolInput<N>) => Promise<CallToolResult>;
+  [N in ToolName]: (input: ToolInput<N>, extra?: Extra) => Promise<CallToolResult>;
 };
 
 /**
@@ -84,8 +76,16 @@ export function errorMessage(error: unknown, logger: Logger): string {
     return `${sentence(error.message)}. Check the id (evt_…) against list_pending_events; handled events are kept for 7 days.`;
   }
   if (error instanceof InvalidCursorError) return `${sentence(error.message)}.`;
+  // The store's refusals say what to do themselves: the same words the CLI and console show.
+  if (
+    error instanceof BeingHandledError ||
+    error instanceof NotAwaitingApprovalError ||
+    error instanceof LeaseLostError
+  ) {
+    return `${sentence(error.message)}.`;
+  }
   if (error instanceof InvalidTransitionError) {
-    return `${sentence(error.message)}. Only pending, claimed or awaiting_approval events can be nacked; call get_event to see its status.`;
+    return `${sentence(error.message)}. A person can nack only pending or awaiting_approval events; call get_event to see its status.`;
   }
   if (error instanceof StoreUnavailableError) {
     logger.warn('mcp tool failed: store unavailable', { error });
@@ -105,7 +105,7 @@ function iso(ms: number | null): string | null {
 }
 
 export function createToolHandlers(ctx: McpContext): ToolHandlers {
-  const { buffer, catalog, redact, logger } = ctx;
+  const { operations, catalog, redact, logger } = ctx;
 
   const handlers: Omit<
     ToolHandlers,
@@ -115,8 +115,8 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
     async list_pending_events({ types, limit, cursor }) {
       const wanted = types && types.length > 0 ? [...new Set(types)] : undefined;
       const [page, stats] = await Promise.all([
-        buffer.list({ statuses: ['pending'], types: wanted, limit, cursor: cursor ?? null }),
-        buffer.stats(),
+        operations.list({ statuses: ['pending'], types: wanted, limit, cursor: cursor ?? null }),
+        operations.status(),
       ]);
       const view = newView(redact);
       const events = page.events.map((e) => summaryForModel(e, catalog, view));
@@ -142,9 +142,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
     },
 
     async get_event({ id }) {
-      const event = await buffer.get(id);
-      if (!event) throw new EventNotFoundError(id);
-      const history = await buffer.history(id);
+      const { event, history } = await operations.get(id);
       const view = newView(redact);
       const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
       const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
@@ -158,16 +156,20 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       );
     },
 
-    async ack_event({ id, note }) {
-      const event = await buffer.ack(id, { by: `mcp:${process.pid}`, note });
+    async ack_event({ id, note }, extra) {
+      const event = await operations.ack(id, { by: who(extra), note });
       return result<'ack_event'>(
         { id: event.id, status: 'acked' },
         `Acked ${event.id} (${event.type}); it is no longer pending.`,
       );
     },
 
-    async nack_event({ id, reason, retry_in_seconds }) {
-      const event = await buffer.nack(id, { reason, retryInMs: (retry_in_seconds ?? 0) * 1000 });
+    async nack_event({ id, reason, retry_in_seconds }, extra) {
+      const event = await operations.nack(id, {
+        by: who(extra),
+        reason,
+        retryInMs: (retry_in_seconds ?? 0) * 1000,
+      });
       const status = event.status === 'dead' ? 'dead' : 'pending';
       const retryAt = iso(event.retryAt);
       const text =
@@ -180,18 +182,11 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       );
     },
 
-    async replay_event({ id, note }) {
-      const before = await buffer.get(id);
-      if (!before) throw new EventNotFoundError(id);
-      if (before.status === 'claimed' || before.status === 'awaiting_approval') {
-        const what =
-          before.status === 'claimed'
-            ? 'it is being handled now (claimed); wait until it is acked, nacked or its lease expires'
-            : 'it waits for approval; use approve_action or reject_action';
-        throw new AppError('invalid_transition', `event ${id} cannot be replayed: ${what}`);
-      }
-      const event = await buffer.replay(id, {
-        by: `mcp:${process.pid}`,
+    async replay_event({ id, note }, extra) {
+      // Refused for a claimed or held event by the store's rules (BeingHandledError), as from
+      // every other door.
+      const { event, previousStatus } = await operations.replay(id, {
+        by: who(extra),
         note: note ?? 'replayed with replay_event',
       });
       return result<'replay_event'>(
@@ -199,14 +194,14 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
           id: event.id,
           status: 'pending',
           attempts: event.attempts,
-          previous_status: before.status,
+          previous_status: previousStatus,
         },
-        `${event.id} (${event.type}) is pending again (was ${before.status}; attempts reset).`,
+        `${event.id} (${event.type}) is pending again (was ${previousStatus}; attempts reset).`,
       );
     },
 
     async get_queue_status() {
-      const stats = await buffer.stats();
+      const stats = await operations.status();
       const age =
         stats.oldestPendingReceivedAt === null
           ? null
@@ -219,11 +214,20 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
         `pending ${c.pending}, claimed ${c.claimed}, awaiting_approval ${c.awaiting_approval}, acked ${c.acked}, dead ${c.dead}.`,
         byType.length ? `Pending by type: ${byType.join(', ')}.` : '',
         age === null ? '' : `Oldest pending event arrived ${age} s ago.`,
+        `Policy: an event is dead after ${stats.policy.maxAttempts} failed attempts; retries start after ${stats.policy.retryBaseMs / 1000} s.`,
       ]
         .filter(Boolean)
         .join('\n');
       return result<'get_queue_status'>(
-        { counts: { ...c }, by_type: { ...stats.pendingByType }, oldest_pending_age_seconds: age },
+        {
+          counts: { ...c },
+          by_type: { ...stats.pendingByType },
+          oldest_pending_age_seconds: age,
+          policy: {
+            max_attempts: stats.policy.maxAttempts,
+            retry_base_seconds: stats.policy.retryBaseMs / 1000,
+          },
+        },
         text,
       );
     },
@@ -232,7 +236,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
   const approvals = {
     async list_approvals() {
       const view = newView(ctx.redact);
-      const waiting = await listApprovals(buffer);
+      const waiting = await operations.approvals();
       const shown = waiting.map((w) => ({
         ...w,
         tool_call: w.tool_call && fencedCall(ctx.catalog, w.type, w.tool_call, view),
@@ -242,24 +246,24 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
         : 'Nothing waits for approval.';
       return result<'list_approvals'>({ approvals: shown, notice: view.notice }, text);
     },
-    async approve_action({ id }: ToolInput<'approve_action'>) {
-      const outcome = await approveAction(buffer, ctx.sink ?? recordSink, id, `mcp:${process.pid}`);
+    async approve_action({ id }: ToolInput<'approve_action'>, extra?: Extra) {
+      const outcome = await operations.approve(id, { by: who(extra) });
       return approvalReply(outcome, ctx, 'approve_action');
     },
-    async reject_action({ id, reason }: ToolInput<'reject_action'>) {
-      const outcome = await rejectAction(buffer, id, reason);
+    async reject_action({ id, reason }: ToolInput<'reject_action'>, extra?: Extra) {
+      const outcome = await operations.reject(id, { by: who(extra), reason });
       return approvalReply(outcome, ctx, 'reject_action');
     },
   };
   Object.assign(handlers, approvals);
 
   // Every failure becomes an isError result whose message says what to do.
-  const guarded = {} as Record<ToolName, (input: never) => Promise<CallToolResult>>;
+  const guarded = {} as Record<ToolName, (input: never, extra?: Extra) => Promise<CallToolResult>>;
   for (const name of Object.keys(handlers) as ToolName[]) {
-    const handler = handlers[name]! as (input: unknown) => Promise<CallToolResult>;
-    guarded[name] = async (input: unknown) => {
+    const handler = handlers[name]! as (input: unknown, extra?: Extra) => Promise<CallToolResult>;
+    guarded[name] = async (input: unknown, extra?: Extra) => {
       try {
-        return await handler(input);
+        return await handler(input, extra);
       } catch (error) {
         return toolError(error, logger);
       }
@@ -289,19 +293,7 @@ const PROGRESS_EVERY_MS = 100;
  * progressToken in the request's _meta), at most every 100 ms and once at the end.
  */
 export function backfillEventsHandler(ctx: McpContext) {
-  return async (
-    input: ToolInput<'backfill_events'>,
-    extra: RequestHandlerExtra<ServerRequest, ServerNotification>,
-  ): Promise<CallToolResult> => {
-    if (!ctx.backfill) {
-      return toolError(
-        new AppError(
-          'needs_key',
-          'backfill needs STRIPE_SECRET_KEY on the server, and it is not set: nothing was fetched. The operator can set it and restart, or run `stripe-events-mcp backfill`',
-        ),
-        ctx.logger,
-      );
-    }
+  return async (input: ToolInput<'backfill_events'>, extra: Extra): Promise<CallToolResult> => {
     const token = extra._meta?.progressToken;
     let last = 0;
     const report = (c: Readonly<BackfillProgress>, force = false) => {
@@ -321,7 +313,7 @@ export function backfillEventsHandler(ctx: McpContext) {
         .catch(() => {});
     };
     try {
-      const counts = await ctx.backfill({
+      const counts = await ctx.operations.backfill({
         since: input.since,
         types: input.types,
         onProgress: report,

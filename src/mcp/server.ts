@@ -47,11 +47,10 @@ function packageVersion(): string {
 export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const ctx: McpContext = {
     buffer: options.buffer,
+    operations: options.operations,
     catalog: options.catalog,
     redact: options.redact,
     logger: options.logger,
-    sink: options.sink,
-    backfill: options.backfill,
     enrich: options.enrich,
   };
   const server = new McpServer(

@@ -2,25 +2,29 @@ import { format } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { EventBuffer } from '../buffer/buffer.js';
-import { openBuffer } from '../buffer/open.js';
-import { createCatalog, type Catalog } from '../catalog/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
 import type { ServeConfig } from '../config/config.js';
-import { ensureWritableDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createSink, type Sink } from '../agent/dispatch.js';
-import type { BackfillRunner } from './handlers.js';
+import type { QueueOperations } from '../operations/queue.js';
 import { createMcpServer } from './server.js';
+
+/** The part of the composition (compose/services.ts) an MCP session works from. */
+export interface McpServices {
+  store: EventBuffer;
+  catalog: Catalog;
+  operations: QueueOperations;
+  enrich?: Enrich;
+  /** Closes the store. */
+  close(): Promise<void>;
+}
 
 /** What `serve` starts (app.ts startServer): the HTTP app with the webhook, on the store. */
 export interface WebhookServer {
   url: string;
-  buffer: EventBuffer;
-  catalog: Catalog;
-  sink?: Sink;
-  runBackfill?: BackfillRunner;
-  enrich?: Enrich;
+  services: McpServices;
+  /** Ordered shutdown, the store last. */
   close(): Promise<void>;
 }
 
@@ -30,8 +34,12 @@ export type StartWebhookServer = (
 ) => Promise<WebhookServer>;
 
 export interface StdioOptions {
-  /** Starts the webhook server (the composition root passes startServer: mcp/ does not import app). */
+  /**
+   * Starts the webhook server; `attach` builds the same services without a listener. The
+   * composition root (cli.ts) passes both: mcp/ does not import app/ or compose/.
+   */
   start: StartWebhookServer;
+  attach: (config: ServeConfig, logger: Logger) => Promise<McpServices>;
   logger: Logger;
   /** Human-facing notices; stderr by default (stdout carries JSON-RPC only). */
   notice?: (text: string) => void;
@@ -70,21 +78,15 @@ export async function runStdio(config: ServeConfig, options: StdioOptions): Prom
   const stdout = options.stdout ?? process.stdout;
 
   let running: WebhookServer | null = null;
-  let buffer: EventBuffer;
-  let catalog: Catalog;
+  let services: McpServices;
   try {
     running = await options.start(config, { logger, notice, command: options.command });
-    buffer = running.buffer;
-    catalog = running.catalog;
+    services = running.services;
   } catch (error) {
     if (!addressInUse(error)) throw error;
-    if (config.store === 'sqlite') ensureWritableDir(config.dataDir);
-    buffer = await openBuffer({
-      ...config,
-      onConnectionChange: (state, detail) =>
-        state === 'lost' ? logger.warn(detail) : logger.info(detail),
-    });
-    catalog = createCatalog(config.catalogOverrides);
+    // Attached: the same composition as `serve`, without the listener; the policy is the one
+    // stored with the queue (the process that holds the port may have set it).
+    services = await options.attach(config, logger);
     notice(
       `stripe-events-mcp: ${config.host}:${config.port} is in use (another stripe-events-mcp, serve or stdio?), so this one attached to the ${config.store === 'sqlite' ? `store in ${config.dataDir}` : 'Redis store'} without a webhook listener. Tools, resources and notifications work as usual: events the other process receives appear here within a moment.`,
     );
@@ -95,15 +97,13 @@ export async function runStdio(config: ServeConfig, options: StdioOptions): Prom
     });
   }
 
-  const sink = running?.sink ?? (await createSink(config.dispatch, config.configDir));
   const server = createMcpServer({
-    buffer,
-    catalog,
+    buffer: services.store,
+    operations: services.operations,
+    catalog: services.catalog,
     redact: config.redact,
     logger,
-    sink,
-    backfill: running?.runBackfill,
-    enrich: running?.enrich,
+    enrich: services.enrich,
   });
   const transport = new StdioServerTransport(stdin, stdout);
 
@@ -121,7 +121,7 @@ export async function runStdio(config: ServeConfig, options: StdioOptions): Prom
       logger.warn('closing the MCP session failed', { error });
     }
     if (running) await running.close();
-    else await buffer.close();
+    else await services.close();
     logger.info('stdio session ended');
   };
   const close = () => (closing ??= shutdown().finally(() => settle()));

@@ -50,9 +50,12 @@ const historyEntry = z.object({
   tool_call: toolCall.optional(),
   outcome: z.string().optional(),
   note: z.string().optional(),
-  usage: z.object({ input_tokens: z.number(), output_tokens: z.number() }).optional(),
+  usage: z
+    .object({ input_tokens: z.number().int(), output_tokens: z.number().int() })
+    .optional()
+    .describe('Model tokens spent on a decision'),
   latency_ms: z.number().optional(),
-  by: z.string().optional().describe('The person who made this change, when a person did'),
+  by: z.string().optional().describe('Who made the change: mcp:<session>, cli:<user>, console:<…>'),
 });
 
 const notice = z
@@ -242,7 +245,7 @@ const getQueueStatus = {
   name: 'get_queue_status',
   title: 'Stripe event queue status',
   description:
-    'Counts events by status (pending, claimed, acked, dead, awaiting_approval), pending events by type, and the age of the oldest pending event.',
+    "Counts events by status (pending, claimed, acked, dead, awaiting_approval), pending events by type, the age of the oldest pending event, and the queue's stored retry policy.",
   inputSchema: {},
   outputSchema: {
     counts: z.object({
@@ -257,6 +260,14 @@ const getQueueStatus = {
       .number()
       .nullable()
       .describe('Seconds since the oldest pending event arrived; null when none is pending'),
+    policy: z
+      .object({
+        max_attempts: z.number().int().describe('Failed attempts after which an event is dead'),
+        retry_base_seconds: z
+          .number()
+          .describe('Delay before the first retry; it doubles with each failed attempt'),
+      })
+      .describe('Stored with the queue (serve/agent --max-attempts); every process follows it'),
   },
   annotations: { readOnlyHint: true, openWorldHint: false },
 } as const;

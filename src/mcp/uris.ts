@@ -1,4 +1,4 @@
-/** The resource URIs of DESIGN.md §3. */
+/** The resource URIs (docs/ARCHITECTURE.md "Public names"). */
 export const PENDING_URI = 'stripe-events://pending';
 export const EVENT_URI_TEMPLATE = 'stripe-events://events/{id}';
 const EVENT_URI_PREFIX = 'stripe-events://events/';

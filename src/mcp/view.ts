@@ -30,7 +30,7 @@ export function fencedCall(
   return toolCallForModel(catalog, type, call, { nonce: view.nonce, redact: view.redact }).value;
 }
 
-/** A summary (DESIGN.md §3) whose tool call has its customer-written facts fenced. */
+/** A summary (docs/ARCHITECTURE.md "Public names") whose tool call has its customer-written facts fenced. */
 export function summaryForModel(
   event: StoredEvent,
   catalog: Catalog,

@@ -5,14 +5,14 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it } from 'vitest';
-import { approveAction, listApprovals, rejectAction } from '../../src/agent/approvals.js';
+import { approveAction, listApprovals, rejectAction } from '../../src/operations/approvals.js';
 import {
   httpSink,
   idempotencyKey,
   moduleSink,
   recordSink,
   type Sink,
-} from '../../src/agent/dispatch.js';
+} from '../../src/dispatch/dispatch.js';
 import { AgentLoop, type AgentLoopOptions } from '../../src/agent/loop.js';
 import type { EventBuffer, StoredEvent } from '../../src/buffer/buffer.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite.js';
@@ -86,7 +86,7 @@ function capturingSink(fail: (n: number) => boolean = () => false) {
         eventId: req.event_id,
       });
       if (fail(n)) {
-        const { DispatchError } = await import('../../src/agent/dispatch.js');
+        const { DispatchError } = await import('../../src/dispatch/dispatch.js');
         throw new DispatchError(`handler failed (call ${n})`);
       }
       return { outcome: 'dispatched' };

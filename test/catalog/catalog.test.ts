@@ -6,8 +6,8 @@ import { fixed, NOW } from './fixtures.js';
 
 const catalog = createCatalog();
 
-/** DESIGN.md §3's table: the contract. */
-const DESIGN_TABLE: Record<string, string> = {
+/** The catalog table of docs/ARCHITECTURE.md ("Public names"): the contract. */
+const ARCHITECTURE_TABLE: Record<string, string> = {
   'charge.dispute.created': 'handle_dispute',
   'invoice.payment_failed': 'retry_failed_payment',
   'customer.subscription.deleted': 'churn_outreach',
@@ -51,14 +51,14 @@ const COMMON: Record<string, Record<string, unknown>> = {
 };
 
 describe('default catalog', () => {
-  it('maps exactly the types of DESIGN.md to their tool names', () => {
+  it('maps exactly the types of docs/ARCHITECTURE.md to their tool names', () => {
     expect(Object.fromEntries(catalog.entries().map((d) => [d.type, d.tool]))).toEqual(
-      DESIGN_TABLE,
+      ARCHITECTURE_TABLE,
     );
   });
 
   it('has a fixture for every type, so trigger can send each', () => {
-    for (const type of Object.keys(DESIGN_TABLE)) expect(FIXTURE_TYPES).toContain(type);
+    for (const type of Object.keys(ARCHITECTURE_TABLE)) expect(FIXTURE_TYPES).toContain(type);
   });
 
   it('gives every tool a decision: an action enum, a rationale, and a description saying what to decide', () => {
@@ -76,13 +76,13 @@ describe('default catalog', () => {
     }
   });
 
-  describe.each(Object.keys(DESIGN_TABLE))('%s', (type) => {
+  describe.each(Object.keys(ARCHITECTURE_TABLE))('%s', (type) => {
     const event = fixed(type);
     const call = catalog.toolCall(type, JSON.stringify(event))!;
     const def = catalog.lookup(type)!;
 
     it('builds its tool call from the event alone, valid against the facts schema', () => {
-      expect(call.name).toBe(DESIGN_TABLE[type]);
+      expect(call.name).toBe(ARCHITECTURE_TABLE[type]);
       expect(call.input.stripe_id).toBe(event.data.object.id);
       expect(call.input).toMatchObject(COMMON[type] ?? {});
       expect(def.facts.safeParse(call.input).success).toBe(true);

@@ -81,6 +81,14 @@ describe('serve configuration', () => {
     expect(configError(() => loadServeConfig({ maxPending: '-1' }, {})).setting).toBe(
       '--max-pending',
     );
+    for (const bad of ['0', '101', 'five', '2.5']) {
+      expect(configError(() => loadServeConfig({ maxAttempts: bad }, {})).setting).toBe(
+        '--max-attempts',
+      );
+    }
+    expect(loadServeConfig({ maxAttempts: '2' }, {}).maxAttempts).toBe(2);
+    // Not given: the stored policy stands.
+    expect(loadServeConfig({}, {}).maxAttempts).toBeUndefined();
     expect(configError(() => loadServeConfig({ store: 'mongo' }, {})).message).toMatch(
       /--store sqlite .*--store redis/,
     );

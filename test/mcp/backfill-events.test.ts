@@ -1,7 +1,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backfill, parseSince } from '../../src/ingress/backfill.js';
-import type { BackfillRunner } from '../../src/mcp/handlers.js';
+import type { BackfillRunner } from '../../src/operations/backfill.js';
 import { createStripeClient } from '../../src/stripe/client.js';
 import { makeEvents, startFakeStripe } from '../helpers/fake-stripe.js';
 import { callError, connectInMemory, openStore, type Cleanups } from './helpers.js';

@@ -1,5 +1,6 @@
-import type { BackfillRunner } from '../../src/mcp/handlers.js';
-import type { Sink } from '../../src/agent/dispatch.js';
+import type { BackfillRunner } from '../../src/operations/backfill.js';
+import type { Sink } from '../../src/dispatch/dispatch.js';
+import { createQueueOperations } from '../../src/operations/queue.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import {
@@ -112,12 +113,15 @@ export async function connectInMemory(
 ): Promise<Connected> {
   const server = createMcpServer({
     buffer: store.buffer,
+    operations: createQueueOperations({
+      store: store.buffer,
+      sink: options.sink,
+      backfill: options.backfill,
+    }),
     catalog: store.catalog,
     redact: options.redact ?? [],
     logger: silent,
     hub: options.hub,
-    sink: options.sink,
-    backfill: options.backfill,
   });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);

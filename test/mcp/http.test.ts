@@ -139,7 +139,7 @@ function raw(
 describe('MCP over Streamable HTTP at /mcp (real server on port 0)', () => {
   it('serves every tool, resource and prompt, and ack removes an event from pending', async () => {
     const s = await start();
-    const { client } = await connectHttp(s);
+    const { client, sessionId } = await connectHttp(s);
     const dispute = JSON.parse(hostileDispute().payload) as { id: string };
     const refund = incoming('charge.refunded');
     expect(await sendEvent(s, JSON.stringify(dispute))).toMatchObject({ status: 'queued' });
@@ -166,6 +166,11 @@ describe('MCP over Streamable HTTP at /mcp (real server on port 0)', () => {
       id: dispute.id,
       status: 'acked',
       _result: expect.anything(),
+    });
+    // Over HTTP, who asks is the MCP session.
+    expect((await call(client, 'get_event', { id: dispute.id })).history.at(-1)).toMatchObject({
+      kind: 'acked',
+      by: `mcp:${sessionId}`,
     });
     const after = await call(client, 'list_pending_events');
     expect(after.events.map((e: any) => e.id)).toEqual([refund.id]);

@@ -583,9 +583,35 @@ describe('approval tools', () => {
     });
     expect(rejected).toMatchObject({ status: 'acked', outcome: 'rejected' });
     expect(dispatched).toHaveLength(1);
+    // Who decided is in the history, and get_event shows it (the output schema allows `by`).
+    const shown = await call(client, 'get_event', { id: refund.id });
+    expect(shown.history.at(-1)).toMatchObject({ kind: 'acked', by: `mcp:${process.pid}` });
+    expect((await call(client, 'get_event', { id: hostile.id })).history).toContainEqual(
+      expect.objectContaining({ kind: 'resumed', by: `mcp:${process.pid}` }),
+    );
     expect((await call<{ approvals: unknown[] }>(client, 'list_approvals')).approvals).toEqual([]);
     expect(await callError(client, 'reject_action', { id: 'evt_nope', reason: 'x' })).toMatch(
       /evt_nope/,
     );
+  });
+
+  it("get_event shows an agent decision's usage and latency (valid against its output schema)", async () => {
+    const store = openStore(cleanups);
+    const { client } = await connectInMemory(store, cleanups);
+    const e = incoming('invoice.payment_failed');
+    await store.buffer.append(e);
+    await store.buffer.addHistory(e.id, {
+      kind: 'decision',
+      model: 'claude-test',
+      outcome: 'decided',
+      usage: { input_tokens: 812, output_tokens: 64 },
+      latency_ms: 950,
+    });
+    const got = await call(client, 'get_event', { id: e.id });
+    expect(got.history.at(-1)).toMatchObject({
+      kind: 'decision',
+      usage: { input_tokens: 812, output_tokens: 64 },
+      latency_ms: 950,
+    });
   });
 });

@@ -1,4 +1,3 @@
-import { ownerOf } from '../../src/buffer/transitions.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, callError, connectInMemory, incoming, openStore, type Cleanups } from './helpers.js';
 
@@ -54,8 +53,11 @@ describe('replay_event (MCP tool)', () => {
     );
     const e = incoming('charge.dispute.created');
     await store.buffer.append(e);
-    await store.buffer.claim({ owner: 'agent-1', leaseMs: 60_000 });
-    expect(await callError(client, 'replay_event', { id: e.id })).toMatch(/claimed/);
-    expect(ownerOf((await store.buffer.get(e.id))?.leaseOwner ?? null)).toBe('agent-1');
+    const [claimed] = await store.buffer.claim({ owner: 'agent-1', leaseMs: 60_000 });
+    // The store's refusal (BeingHandledError), the same words the CLI prints.
+    expect(await callError(client, 'replay_event', { id: e.id })).toMatch(
+      /cannot be replayed: it is being handled now \(claimed by agent-1\).*or ack it to mark it done/,
+    );
+    expect((await store.buffer.get(e.id))?.leaseOwner).toBe(claimed!.leaseOwner);
   });
 });

@@ -6,7 +6,14 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { readDevSecret } from '../../src/config/data-dir.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { CLI, DEADLINE_MS, jsonLines, killLeftovers, waitFor } from '../helpers/spawn.js';
+import {
+  CLI,
+  DEADLINE_MS,
+  jsonLines,
+  killLeftovers,
+  startServe,
+  waitFor,
+} from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   call,
@@ -17,6 +24,7 @@ import {
   INJECTION,
   newClient,
   onlyInsideFences,
+  textOf,
   type Cleanups,
   type Connected,
 } from './helpers.js';
@@ -165,6 +173,39 @@ describe('MCP over stdio (the built binary, spawned in /)', () => {
     await call(second.client, 'ack_event', { id: e.id });
     await waitFor(() => first.inbox.updated.length > seen, 'the first process to hear the ack');
     expect((await call(first.client, 'get_event', { id: e.id })).status).toBe('acked');
+  });
+});
+
+describe('the queue policy is stored with the queue', () => {
+  it('stdio attached to `serve --max-attempts 2` follows it: two nack_event calls make an event dead', async () => {
+    const secret = newSecret();
+    const dir = dataDir();
+    const port = await freePort();
+    const serve = await startServe({
+      dataDir: dir,
+      env: { STRIPE_WEBHOOK_SECRET: secret },
+      args: ['--port', String(port), '--max-attempts', '2'],
+    });
+    cleanups.push(async () => void (await serve.stop()));
+    const attached = await startStdio(dir, { port, secret });
+    expect(attached.webhook).toBeNull();
+
+    const status = await call(attached.client, 'get_queue_status');
+    expect(status.policy).toEqual({ max_attempts: 2, retry_base_seconds: 30 });
+    expect(textOf(status._result)).toMatch(/dead after 2 failed attempts/);
+
+    const e = incoming('invoice.payment_failed');
+    expect(await post(serve.webhookUrl, e.payload, secret)).toMatchObject({ status: 'queued' });
+    const first = await call(attached.client, 'nack_event', { id: e.id, reason: 'card declined' });
+    expect(first).toMatchObject({ status: 'pending', attempts: 1 });
+    const second = await call(attached.client, 'nack_event', {
+      id: e.id,
+      reason: 'declined again',
+    });
+    expect(second).toMatchObject({ status: 'dead', attempts: 2 });
+    // Who nacked is in the history, as for every change a person makes.
+    const got = await call(attached.client, 'get_event', { id: e.id });
+    expect(got.history.at(-1)).toMatchObject({ kind: 'dead', by: expect.stringMatching(/^mcp:/) });
   });
 });
 

@@ -8,7 +8,7 @@ import {
   httpSink,
   moduleSink,
   type DispatchRequest,
-} from '../../src/agent/dispatch.js';
+} from '../../src/dispatch/dispatch.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

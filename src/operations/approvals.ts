@@ -1,6 +1,6 @@
 import type { EventBuffer, HistoryEntry } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
-import { DispatchError, dispatchAndAck, type Sink } from './dispatch.js';
+import { DispatchError, dispatchAndAck, type Sink } from '../dispatch/dispatch.js';
 
 /**
  * Decided calls that wait for a person (`approval` in the config, or the model asked for one).

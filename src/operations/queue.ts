@@ -1,0 +1,151 @@
+import type {
+  EventStatus,
+  HistoryEntry,
+  QueuePolicy,
+  QueueStats,
+  StoredEvent,
+  EventBuffer,
+} from '../buffer/buffer.js';
+import { EventNotFoundError } from '../errors.js';
+import { recordSink, type Sink } from '../dispatch/dispatch.js';
+import {
+  approveAction,
+  listApprovals,
+  rejectAction,
+  type ApprovalResult,
+  type PendingApproval,
+} from './approvals.js';
+import {
+  BackfillUnavailableError,
+  type BackfillProgress,
+  type BackfillRequest,
+  type BackfillRunner,
+} from './backfill.js';
+
+/**
+ * The queue operations people call, once, for every door: MCP tools, the `events` commands, and
+ * the console. Each change names who asks (`by`: `mcp:<session>`, `cli:<user>`, `console:<…>`),
+ * which the store records in the event's history. Results are plain data; refusals are the store's
+ * typed errors (EventNotFoundError, BeingHandledError, NotAwaitingApprovalError, …), so every door
+ * shows the same words. Doors format; they do not decide what is allowed — the state machine
+ * (buffer/transitions.ts) does.
+ */
+export interface QueueOperations {
+  list(query: ListRequest): Promise<ListResult>;
+  /** Throws EventNotFoundError. */
+  get(id: string): Promise<{ event: StoredEvent; history: HistoryEntry[] }>;
+  /** A person's ack: wins over a worker's claim (the worker's late outcome is refused). */
+  ack(id: string, request: { by: string; note?: string }): Promise<StoredEvent>;
+  /** A person's nack: refused while a worker holds the event (BeingHandledError). */
+  nack(
+    id: string,
+    request: { by: string; reason: string; retryInMs?: number },
+  ): Promise<StoredEvent>;
+  /** Back to pending, attempts reset; refused for claimed and awaiting_approval events. */
+  replay(
+    id: string,
+    request: { by: string; note?: string },
+  ): Promise<{ event: StoredEvent; previousStatus: EventStatus }>;
+  approvals(limit?: number): Promise<PendingApproval[]>;
+  approve(id: string, request: { by: string }): Promise<ApprovalResult>;
+  reject(id: string, request: { by: string; reason: string }): Promise<ApprovalResult>;
+  /** Throws BackfillUnavailableError without STRIPE_SECRET_KEY. */
+  backfill(request: BackfillRequest): Promise<BackfillProgress>;
+  /** Whether backfill can run here (it needs STRIPE_SECRET_KEY). */
+  readonly canBackfill: boolean;
+  status(): Promise<QueueStatus>;
+}
+
+export interface ListRequest {
+  /** Default: every status. */
+  statuses?: readonly EventStatus[];
+  types?: readonly string[];
+  /** Bounded by the store's page size; page on with `nextCursor`. */
+  limit: number;
+  cursor?: string | null;
+}
+
+export interface ListResult {
+  events: StoredEvent[];
+  nextCursor: string | null;
+}
+
+export interface QueueStatus extends QueueStats {
+  /** The policy the store keeps and every process on it follows. */
+  policy: QueuePolicy;
+}
+
+export interface QueueOperationsOptions {
+  store: EventBuffer;
+  /** Where an approved call is dispatched (the config's `dispatch`); default: recorded only. */
+  sink?: Sink;
+  /** Absent without STRIPE_SECRET_KEY. */
+  backfill?: BackfillRunner;
+}
+
+/** The most events one list call returns; larger asks page on. */
+export const MAX_PAGE = 500;
+
+export function createQueueOperations(options: QueueOperationsOptions): QueueOperations {
+  const { store } = options;
+  const sink = options.sink ?? recordSink;
+
+  return {
+    canBackfill: options.backfill !== undefined,
+
+    list({ statuses, types, limit, cursor }) {
+      const wanted = types && types.length > 0 ? [...new Set(types)] : undefined;
+      return store.list({
+        statuses,
+        types: wanted,
+        limit: Math.max(1, Math.min(MAX_PAGE, limit)),
+        cursor: cursor ?? null,
+      });
+    },
+
+    async get(id) {
+      const event = await store.get(id);
+      if (!event) throw new EventNotFoundError(id);
+      return { event, history: await store.history(id) };
+    },
+
+    ack(id, { by, note }) {
+      return store.ack(id, { by, note });
+    },
+
+    nack(id, { by, reason, retryInMs }) {
+      return store.nack(id, { by, reason, retryInMs });
+    },
+
+    async replay(id, { by, note }) {
+      const before = await store.get(id);
+      if (!before) throw new EventNotFoundError(id);
+      // The store refuses a claimed or held event (BeingHandledError) in the same atomic step
+      // as the change, so a worker that claims it meanwhile is never pulled out from under.
+      const event = await store.replay(id, { by, note });
+      return { event, previousStatus: before.status };
+    },
+
+    approvals(limit) {
+      return listApprovals(store, limit);
+    },
+
+    approve(id, { by }) {
+      return approveAction(store, sink, id, by);
+    },
+
+    reject(id, { by, reason }) {
+      return rejectAction(store, id, reason, by);
+    },
+
+    backfill(request) {
+      if (!options.backfill) return Promise.reject(new BackfillUnavailableError());
+      return options.backfill(request);
+    },
+
+    async status() {
+      const [stats, policy] = await Promise.all([store.stats(), store.policy()]);
+      return { ...stats, policy };
+    },
+  };
+}
