@@ -115,7 +115,7 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
  * (stripe/envelope.ts): every way in passes here.
  */
 export function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent {
-  assertEnvelope(event, payload);
+  assertEnvelope(event);
   const objectId = event.data.object.id;
   return {
     id: event.id,
