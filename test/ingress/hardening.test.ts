@@ -190,6 +190,32 @@ describe('slow and large bodies', () => {
     expect(await silentClosed).toBeLessThan(10_000);
   }, 60_000);
 
+  it('closes connections past --max-connections at once, and takes new ones once others close', async () => {
+    const s = await serve(['--max-connections', '3']);
+    const port = Number(new URL(s.url).port);
+    const open = () =>
+      new Promise<{ socket: net.Socket; closed: Promise<number> }>((resolve) => {
+        const t0 = Date.now();
+        const socket = net.connect(port, '127.0.0.1', () => resolve({ socket, closed }));
+        socket.resume();
+        socket.on('error', () => {});
+        const closed = new Promise<number>((done) =>
+          socket.on('close', () => done(Date.now() - t0)),
+        );
+      });
+    const held = [await open(), await open(), await open()];
+    cleanups.push(() => held.forEach((h) => h.socket.destroy()));
+    const extra = await open();
+    // Closed by the server well before --headers-timeout (10 s) would have.
+    expect(await extra.closed).toBeLessThan(5_000);
+    held.forEach((h) => h.socket.destroy());
+    await Promise.all(held.map((h) => h.closed));
+    await waitFor(
+      async () => (await send(s, event().payload).catch(() => null))?.body.status === 'queued',
+      'a new connection to be taken once the others closed',
+    );
+  });
+
   it('refuses a bad limit setting with exit 2 naming it', async () => {
     const tmp = tempDir();
     cleanups.push(tmp.remove);
