@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import http from 'node:http';
 import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
 import { redactRedisUrl } from './buffer/open.js';
 import type { Catalog } from './catalog/catalog.js';
@@ -8,6 +7,7 @@ import type { ServeConfig } from './config/config.js';
 import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './config/data-dir.js';
 import { ConfigError } from './errors.js';
 import { createHttpApp } from './http-app.js';
+import { createLimitedServer } from './ingress/limits.js';
 import type { Logger } from './logger.js';
 import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
@@ -116,11 +116,16 @@ export async function startServer(
     metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
+    maxBodyMemoryBytes: config.maxBodyMemoryBytes,
+    authToken: config.mcpAuthToken,
+    healthProbeDir: buffer.kind === 'sqlite' ? config.dataDir : null,
     verify: { secrets, toleranceSeconds: config.toleranceSeconds },
     mcp: mcp.router,
   });
 
-  const server = http.createServer(app);
+  const server = createLimitedServer(config, app, () =>
+    logger.debug('connection refused: --max-connections reached'),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -138,6 +138,16 @@ function serveOptions(command: Command): Command {
     .option('--tolerance <seconds>', 'accepted signature age in seconds (default 300)')
     .option('--max-body <size>', 'largest webhook body accepted, e.g. 2mb (default 2mb)')
     .option('--max-pending <n>', 'pending events held before answering 503 (default 100000)')
+    .option('--headers-timeout <seconds>', 'time a client has to send its headers (default 10)')
+    .option(
+      '--request-timeout <seconds>',
+      'time a client has to send its whole request (default 30)',
+    )
+    .option('--max-connections <n>', 'HTTP connections open at once (default 1024)')
+    .option(
+      '--max-body-memory <size>',
+      'bytes of large webhook bodies received but not yet verified, at once; past it 503 (default 64mb)',
+    )
     .addOption(storeOption())
     .addOption(redisPrefixOption())
     .addOption(

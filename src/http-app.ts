@@ -3,12 +3,21 @@ import express, { type Request, type Response } from 'express';
 import type { EventBuffer } from './buffer/buffer.js';
 import { createWebhookIngress, type WebhookDeps } from './ingress/webhook.js';
 import type { Metrics } from './metrics.js';
+import { createAppendHealth } from './ingress/append-health.js';
+import { hasBearerToken } from './mcp/http.js';
 
 export interface HttpAppDeps extends WebhookDeps {
   buffer: EventBuffer;
   metrics: Metrics;
   /** MCP Streamable HTTP at `/mcp` (it parses JSON on that path only). */
   mcp?: express.Router;
+  /**
+   * MCP_AUTH_TOKEN (required off loopback): when set, `/metrics` needs it as a bearer token like
+   * `/mcp`, and `/healthz` without it answers its status only, no counts.
+   */
+  authToken?: string | null;
+  /** Where the store writes on local disk, for the health write probe; null for Redis. */
+  healthProbeDir?: string | null;
 }
 
 /**
@@ -21,14 +30,33 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const webhook = createWebhookIngress(deps);
+  const appends = createAppendHealth(deps.healthProbeDir ?? null);
+  const webhook = createWebhookIngress({
+    ...deps,
+    onAppend: (ok, error) => {
+      appends.record(ok, error);
+      deps.onAppend?.(ok, error);
+    },
+  });
   app.use(webhook.router);
   if (deps.mcp) app.use(deps.mcp);
 
-  app.get('/healthz', async (_req: Request, res: Response) => {
+  const token = deps.authToken || null;
+  const authorized = (req: Request) =>
+    token === null || hasBearerToken(req.headers.authorization, token);
+
+  app.get('/healthz', async (req: Request, res: Response) => {
+    // Without the token (when one is set) only the verdict: counts say how busy the queue is.
+    const full = authorized(req);
     const health = await deps.buffer.health();
-    if (!health.ok) {
-      res.status(503).json({ status: 'unavailable', store: health });
+    const writes = health.ok ? await appends.check() : { ok: true };
+    if (!health.ok || !writes.ok) {
+      const store = writes.ok ? health : { ...health, ok: false, detail: writes.detail };
+      res.status(503).json(full ? { status: 'unavailable', store } : { status: 'unavailable' });
+      return;
+    }
+    if (!full) {
+      res.json({ status: 'ok' });
       return;
     }
     try {
@@ -47,7 +75,18 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
     }
   });
 
-  app.get('/metrics', async (_req: Request, res: Response) => {
+  app.get('/metrics', async (req: Request, res: Response) => {
+    if (!authorized(req)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="stripe-events-mcp"');
+      res.status(401).json({
+        error: {
+          code: 'unauthorized',
+          message:
+            'send "Authorization: Bearer <token>" with the MCP_AUTH_TOKEN this server was started with',
+        },
+      });
+      return;
+    }
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });

@@ -10,6 +10,7 @@ import { loadConfigFile, type ConfigFile } from './file.js';
 import { wholeNumber } from './numbers.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
 import { loadStripeApiSettings, SECRET_KEY_SETTING } from '../stripe/client.js';
+import { LIMIT_DEFAULTS, type ListenerLimits } from '../ingress/limits.js';
 
 /**
  * Settings come from defaults < environment < flags; each is validated once here, and a bad one
@@ -23,6 +24,11 @@ export interface ServeConfig {
   webhookSecrets: readonly string[];
   toleranceSeconds: number;
   maxBodyBytes: number;
+  /** The listener's bounds (src/ingress/limits.ts): timeouts, connections, unverified bytes. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+  maxBodyMemoryBytes: number;
   maxPending: number;
   store: StoreKind;
   /** Where the Redis store lives (REDIS_URL); used with `store: 'redis'`. */
@@ -75,6 +81,10 @@ export interface ServeFlags {
   dataDir?: string;
   tolerance?: string;
   maxBody?: string;
+  headersTimeout?: string;
+  requestTimeout?: string;
+  maxConnections?: string;
+  maxBodyMemory?: string;
   maxPending?: string;
   store?: string;
   redisPrefix?: string;
@@ -198,6 +208,7 @@ export function loadServeConfig(
     }
     maxBodyBytes = size;
   }
+  const limits = loadListenerLimits(flags, maxBodyBytes);
   const maxPending =
     flags.maxPending === undefined
       ? DEFAULTS.maxPending
@@ -273,6 +284,7 @@ export function loadServeConfig(
     webhookSecrets: Object.freeze(parseSecrets(env.STRIPE_WEBHOOK_SECRET)),
     toleranceSeconds,
     maxBodyBytes,
+    ...limits,
     maxPending,
     store,
     redisUrl,
@@ -302,6 +314,54 @@ export function loadServeConfig(
     backfillIntervalMs,
     maxAttempts,
   });
+}
+
+/** --headers-timeout, --request-timeout, --max-connections, --max-body-memory. */
+function loadListenerLimits(flags: ServeFlags, maxBodyBytes: number): ListenerLimits {
+  const seconds = (value: string | undefined, fallbackMs: number, setting: string, fix: string) =>
+    value === undefined ? fallbackMs : parseWith(wholeNumber(1, 3600), value, setting, fix) * 1000;
+  let headersTimeoutMs = seconds(
+    flags.headersTimeout,
+    LIMIT_DEFAULTS.headersTimeoutMs,
+    '--headers-timeout',
+    'give the seconds a client has to send its request headers, e.g. --headers-timeout 10.',
+  );
+  const requestTimeoutMs = seconds(
+    flags.requestTimeout,
+    LIMIT_DEFAULTS.requestTimeoutMs,
+    '--request-timeout',
+    'give the seconds a client has to send its whole request, e.g. --request-timeout 30 (Stripe itself gives up after 30).',
+  );
+  // The default gives way to a shorter --request-timeout; a --headers-timeout given must fit.
+  if (flags.headersTimeout === undefined) {
+    headersTimeoutMs = Math.min(headersTimeoutMs, requestTimeoutMs);
+  } else if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      '--headers-timeout',
+      `${headersTimeoutMs / 1000} s is longer than --request-timeout (${requestTimeoutMs / 1000} s), which covers the headers too. Fix: give a --headers-timeout no longer than --request-timeout.`,
+    );
+  }
+  const maxConnections =
+    flags.maxConnections === undefined
+      ? LIMIT_DEFAULTS.maxConnections
+      : parseWith(
+          wholeNumber(1, 1_000_000),
+          flags.maxConnections,
+          '--max-connections',
+          'give the most HTTP connections open at once, e.g. --max-connections 1024.',
+        );
+  let maxBodyMemoryBytes = Math.max(LIMIT_DEFAULTS.maxBodyMemoryBytes, maxBodyBytes);
+  if (flags.maxBodyMemory !== undefined) {
+    const size = parseSize(flags.maxBodyMemory);
+    if (size === null || size < maxBodyBytes) {
+      throw new ConfigError(
+        '--max-body-memory',
+        `${JSON.stringify(flags.maxBodyMemory)} is not a size of at least --max-body (${maxBodyBytes} bytes). Fix: e.g. --max-body-memory 64mb.`,
+      );
+    }
+    maxBodyMemoryBytes = size;
+  }
+  return { headersTimeoutMs, requestTimeoutMs, maxConnections, maxBodyMemoryBytes };
 }
 
 export type StoreKind = 'sqlite' | 'redis';

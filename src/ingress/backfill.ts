@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type Stripe from 'stripe';
-import type { EventBuffer } from '../buffer/buffer.js';
+import type { EventBuffer, IncomingEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, WebhookRejectedError } from '../errors.js';
 import type { ParkedStore } from '../buffer/parked.js';
 import { toIncoming } from './webhook.js';
 import type { Logger } from '../logger.js';
@@ -166,9 +166,15 @@ export async function backfill(options: BackfillOptions): Promise<BackfillCounts
       if (buffer && (await buffer.get(event.id))) counts.duplicate++;
       else counts.queued++;
     } else {
-      const incoming = toIncoming(event as unknown as VerifiedEvent, JSON.stringify(event));
-      const result = await buffer.append(incoming);
-      counts[result.status]++;
+      let incoming: IncomingEvent | null = null;
+      try {
+        incoming = toIncoming(event as unknown as VerifiedEvent, JSON.stringify(event));
+      } catch (error) {
+        // An envelope no event may be stored with (stripe/envelope.ts): skipped, not fatal.
+        if (!(error instanceof WebhookRejectedError)) throw error;
+      }
+      if (incoming) counts[(await buffer.append(incoming)).status]++;
+      else counts.ignored++;
     }
     counts.fetched++;
     options.onProgress?.(counts);

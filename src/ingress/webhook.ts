@@ -13,6 +13,9 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { verifyWebhook, type VerifiedEvent, type VerifyOptions } from '../stripe/verify.js';
 import type { ParkedStore } from '../buffer/parked.js';
+import { assertEnvelope } from '../stripe/envelope.js';
+import { BodyBudget } from './limits.js';
+import { createRejectLog } from './reject-log.js';
 
 export const WEBHOOK_PATH = '/stripe/webhook';
 
@@ -21,6 +24,10 @@ export interface WebhookDeps {
   catalog: Catalog;
   verify: VerifyOptions;
   maxBodyBytes: number;
+  /** Bytes of large bodies held unverified at once (--max-body-memory); unbounded when unset. */
+  maxBodyMemoryBytes?: number;
+  /** Told the outcome of every append (for /healthz). */
+  onAppend?: (ok: boolean, error?: unknown) => void;
   metrics: Metrics;
   logger: Logger;
   /** Where thin notifications that need a key are recorded for the next backfill. */
@@ -81,6 +88,9 @@ function verifyThin(body: Buffer, header: string, options: VerifyOptions): ThinN
 
 const RETRY_AFTER_FULL_S = 60;
 const RETRY_AFTER_UNAVAILABLE_S = 5;
+const RETRY_AFTER_BUSY_S = 5;
+/** How long a connection answered `server_busy` stays open for the client to read the 503. */
+const BUSY_LINGER_MS = 1_000;
 
 /** The request as the handlers see it: Node's own, with the raw body express.raw left on it. */
 type WebhookRequest = IncomingMessage & { body?: unknown };
@@ -101,8 +111,11 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 /**
  * A verified event as the buffer takes it. The backfill uses it too, so an event pulled from the
  * Events API is stored exactly as the same event arriving by webhook (and deduplicated with it).
+ * Throws WebhookRejectedError `invalid_event` for an envelope no event may be stored with
+ * (stripe/envelope.ts): every way in passes here.
  */
 export function toIncoming(event: VerifiedEvent, payload: string): IncomingEvent {
+  assertEnvelope(event);
   const objectId = event.data.object.id;
   return {
     id: event.id,
@@ -132,9 +145,42 @@ export interface WebhookIngress {
 export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
   const { buffer, catalog, metrics, logger } = deps;
   type Stop = (labels: { status: string }) => void;
+  const rejectLog = createRejectLog(logger);
+  const budget =
+    deps.maxBodyMemoryBytes === undefined
+      ? null
+      : new BodyBudget(deps.maxBodyMemoryBytes, deps.maxBodyBytes);
 
-  /** The catalog check and the durable append, shared by snapshot events and fetched thin ones. */
-  const admit = async (event: VerifiedEvent, payload: string, res: ServerResponse, stop: Stop) => {
+  /** A 400 for a request that is not a valid event: counted, logged (bounded), answered. */
+  const refuse = (
+    req: WebhookRequest,
+    res: ServerResponse,
+    e: WebhookRejectedError,
+    stop: Stop,
+    thin?: boolean,
+  ) => {
+    metrics.rejected.inc({ reason: e.code });
+    rejectLog.rejected(e.code, { ip: req.socket.remoteAddress, ...(thin ? { thin: true } : {}) });
+    sendError(res, 400, e.code, e.message);
+    stop({ status: 'rejected' });
+  };
+
+  /** The envelope and catalog checks and the durable append, for snapshot and thin events. */
+  const admit = async (
+    event: VerifiedEvent,
+    payload: string,
+    req: WebhookRequest,
+    res: ServerResponse,
+    stop: Stop,
+  ) => {
+    let incoming: IncomingEvent;
+    try {
+      incoming = toIncoming(event, payload);
+    } catch (error) {
+      if (!(error instanceof WebhookRejectedError)) throw error;
+      refuse(req, res, error, stop);
+      return;
+    }
     if (!catalog.lookup(event.type)) {
       metrics.ignored.inc();
       logger.debug('event ignored: type not in the catalog', { id: event.id, type: event.type });
@@ -143,7 +189,8 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
       return;
     }
     try {
-      const result = await buffer.append(toIncoming(event, payload));
+      const result = await buffer.append(incoming);
+      deps.onAppend?.(true);
       if (result.status === 'queued') {
         metrics.queued.inc({ type: event.type });
         logger.debug('event queued', { id: event.id, type: event.type });
@@ -155,6 +202,8 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
       stop({ status: result.status });
     } catch (error) {
       const full = error instanceof BufferFullError;
+      // A full buffer is back-pressure, not a broken store: health stays green.
+      if (!full) deps.onAppend?.(false, error);
       const code = error instanceof AppError ? error.code : 'store_unavailable';
       metrics.rejected.inc({ reason: code });
       logger.error(
@@ -186,11 +235,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     try {
       n = verifyThin(body, header, deps.verify);
     } catch (error) {
-      const e = error as WebhookRejectedError;
-      metrics.rejected.inc({ reason: e.code });
-      logger.warn('webhook rejected', { reason: e.code, ip: req.socket.remoteAddress, thin: true });
-      sendError(res, 400, e.code, e.message);
-      stop({ status: 'rejected' });
+      refuse(req, res, error as WebhookRejectedError, stop, true);
       return;
     }
     const v1Type = n.type.startsWith('v1.') ? n.type.slice(3) : null;
@@ -279,40 +324,36 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
       stop({ status: 'unavailable' });
       return;
     }
-    await admit(event as unknown as VerifiedEvent, JSON.stringify(event), res, stop);
+    await admit(event as unknown as VerifiedEvent, JSON.stringify(event), req, res, stop);
   };
 
   const handle = async (req: WebhookRequest, res: ServerResponse) => {
     const stop = metrics.ingestSeconds.startTimer();
     metrics.received.inc();
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    // Decoded once: stripe-node would decode the bytes again for every configured secret, and
-    // the store keeps this same text.
-    const text = body.toString('utf8');
     const header = req.headers['stripe-signature'];
-    let event: VerifiedEvent;
+    // Verified over the bytes received, then decoded once, strictly: the store keeps that text.
+    let verified: ReturnType<typeof verifyWebhook>;
     try {
-      event = verifyWebhook(text, header, deps.verify);
+      verified = verifyWebhook(body, header, deps.verify);
     } catch (error) {
       const e = error as WebhookRejectedError;
       if (e.code === 'thin_event_unsupported' && typeof header === 'string') {
         await thin(body, header, req, res, stop);
         return;
       }
-      metrics.rejected.inc({ reason: e.code });
-      logger.warn('webhook rejected', { reason: e.code, ip: req.socket.remoteAddress });
-      sendError(res, 400, e.code, e.message);
-      stop({ status: 'rejected' });
+      refuse(req, res, e, stop);
       return;
     }
-    await admit(event, text, res, stop);
+    await admit(verified.event, verified.text, req, res, stop);
   };
 
   /** Errors from the body parser (too large, aborted, bad encoding) on this route. */
-  const bodyError = (error: unknown, res: ServerResponse): void => {
+  const bodyError = (error: unknown, req: WebhookRequest, res: ServerResponse): void => {
     const e = error as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.too.large') {
       metrics.rejected.inc({ reason: 'too_large' });
+      rejectLog.rejected('payload_too_large', { ip: req.socket.remoteAddress });
       sendError(
         res,
         413,
@@ -324,6 +365,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     const status =
       typeof e.status === 'number' && e.status >= 400 && e.status < 500 ? e.status : 400;
     metrics.rejected.inc({ reason: e.type ?? 'bad_request' });
+    rejectLog.rejected(e.type ?? 'bad_request', { ip: req.socket.remoteAddress });
     sendError(
       res,
       status,
@@ -341,14 +383,49 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     });
   };
 
+  /**
+   * Reserves room for the body in the unverified-bytes budget until the answer is sent; answers
+   * 503 + Retry-After (and closes the connection, leaving the body unread) when it is spent.
+   */
+  const admitBody = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (!budget) return true;
+    const release = budget.reserve(req);
+    if (release) {
+      res.once('close', release);
+      return true;
+    }
+    metrics.rejected.inc({ reason: 'server_busy' });
+    rejectLog.rejected('server_busy', { ip: req.socket.remoteAddress });
+    res.setHeader('Retry-After', String(RETRY_AFTER_BUSY_S));
+    res.setHeader('Connection', 'close');
+    // Node would otherwise read (and discard) the rest of the body until --request-timeout:
+    // the connection is let go once the client has had a moment to read the answer.
+    const socket = req.socket;
+    res.once('finish', () => setTimeout(() => socket.destroy(), BUSY_LINGER_MS).unref());
+    sendError(
+      res,
+      503,
+      'server_busy',
+      'too many large request bodies are being received at once (--max-body-memory); Stripe will retry',
+    );
+    return false;
+  };
+
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const router = express.Router();
-  router.post(WEBHOOK_PATH, rawBody, (req, res) => handleOrFail(req, res));
+  router.post(
+    WEBHOOK_PATH,
+    (req, res, next) => {
+      if (admitBody(req, res)) next();
+    },
+    rawBody,
+    (req, res) => handleOrFail(req, res),
+  );
   router.use(
     WEBHOOK_PATH,
-    (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    (error: unknown, req: express.Request, res: express.Response, next: express.NextFunction) => {
       if (res.headersSent) return next(error);
-      bodyError(error, res);
+      bodyError(error, req, res);
     },
   );
 
@@ -356,10 +433,11 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     router,
     serve(req, res) {
       if (req.method !== 'POST' || req.url !== WEBHOOK_PATH) return false;
+      if (!admitBody(req, res)) return true;
       rawBody(req as express.Request, res as express.Response, (error?: unknown) => {
         if (error === undefined || error === null) handleOrFail(req, res);
         else if (res.headersSent) res.destroy();
-        else bodyError(error, res);
+        else bodyError(error, req, res);
       });
       return true;
     },

@@ -79,10 +79,17 @@ function hostnameOf(hostHeader: string): string | null {
   }
 }
 
-function sameToken(given: string, expected: string): boolean {
+/** Constant-time comparison of two tokens of any length (hashed first: equal lengths). */
+export function sameToken(given: string, expected: string): boolean {
   const a = crypto.createHash('sha256').update(given).digest();
   const b = crypto.createHash('sha256').update(expected).digest();
   return crypto.timingSafeEqual(a, b);
+}
+
+/** Whether an Authorization header carries `Bearer <expected>` (for /mcp, /metrics, /healthz). */
+export function hasBearerToken(header: string | undefined, expected: string): boolean {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return match?.[1] !== undefined && sameToken(match[1], expected);
 }
 
 /**
@@ -149,8 +156,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       return;
     }
     const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match?.[1] && sameToken(match[1], expected)) {
+    if (hasBearerToken(header, expected)) {
       next();
       return;
     }

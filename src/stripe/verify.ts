@@ -1,4 +1,4 @@
-import Stripe from 'stripe';
+import crypto from 'node:crypto';
 import { WebhookRejectedError } from '../errors.js';
 
 /** The verified snapshot event: only the fields the ingress relies on are typed. */
@@ -28,21 +28,64 @@ export type RejectionCode =
   | 'invalid_event'
   | 'thin_event_unsupported';
 
-const STALE = 'Timestamp outside the tolerance zone';
-
 function reject(code: RejectionCode, message: string): WebhookRejectedError {
   return new WebhookRejectedError(code, message);
 }
 
+/** Strict: a body that is not UTF-8 is refused, never "repaired" into different text. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** `t=` and every `v1=` of a Stripe-Signature header, read as stripe-node reads them. */
+function parseHeader(header: string): { timestamp: number; signatures: string[] } {
+  let timestamp = -1;
+  const signatures: string[] = [];
+  for (const item of header.split(',')) {
+    const [key, value] = item.split('=');
+    if (key === 't') timestamp = parseInt(value ?? '', 10);
+    else if (key === 'v1' && value !== undefined) signatures.push(value);
+  }
+  return { timestamp, signatures };
+}
+
+/**
+ * HMAC-SHA256 of `<t>.<body bytes>`, compared in constant time with each v1 signature. Over the
+ * bytes received: stripe-node decodes a Buffer to text first (invalid UTF-8 turns into U+FFFD),
+ * so a body would be verified as bytes other than the ones stored.
+ */
+function signatureMatches(
+  body: Buffer,
+  timestamp: number,
+  signatures: readonly Buffer[],
+  secret: string,
+): boolean {
+  const expected = Buffer.from(
+    crypto.createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex'),
+  );
+  let found = false;
+  for (const signature of signatures) {
+    if (signature.length === expected.length && crypto.timingSafeEqual(signature, expected)) {
+      found = true;
+    }
+  }
+  return found;
+}
+
+/** What verifyWebhook returns: the event, and the body as text (decoded once, kept as stored). */
+export interface Verified {
+  event: VerifiedEvent;
+  text: string;
+}
+
 /**
  * Verifies a raw webhook body against every configured secret (a match on any is success: secret
- * rotation and several endpoints), then parses it. Throws WebhookRejectedError with a stable code.
+ * rotation and several endpoints), then decodes and parses it. Throws WebhookRejectedError with a
+ * stable code.
  */
 export function verifyWebhook(
   rawBody: Buffer | string,
   signatureHeader: string | string[] | undefined,
   options: VerifyOptions,
-): VerifiedEvent {
+): Verified {
   if (signatureHeader === undefined || signatureHeader === '') {
     throw reject('missing_signature', 'the Stripe-Signature header is missing');
   }
@@ -59,47 +102,51 @@ export function verifyWebhook(
       'the Stripe-Signature header has no t= timestamp or no v1= signature',
     );
   }
-  const receivedAt = (options.now ?? Date.now)();
-  let stale = false;
-  for (const secret of options.secrets) {
-    let event: unknown;
-    try {
-      event = Stripe.webhooks.constructEvent(
-        rawBody,
-        signatureHeader,
-        secret,
-        options.toleranceSeconds,
-        undefined,
-        receivedAt,
-      );
-    } catch (error) {
-      if (error instanceof SyntaxError) {
-        throw reject('invalid_json', 'the signature is valid but the body is not JSON');
-      }
-      if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
-        if (error.message.startsWith(STALE)) stale = true;
-        continue;
-      }
-      if (error instanceof Error && /thin event/i.test(error.message)) {
-        throw reject(
-          'thin_event_unsupported',
-          'this is a thin event (v2 event destination); point a snapshot-event endpoint here',
-        );
-      }
-      throw reject('invalid_signature', 'the signature could not be checked');
-    }
-    return checkShape(event);
+  const body = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
+  const { timestamp, signatures } = parseHeader(signatureHeader);
+  if (timestamp === -1 || Number.isNaN(timestamp) || signatures.length === 0) {
+    throw reject(
+      'malformed_signature',
+      'the Stripe-Signature header has no t= timestamp or no v1= signature',
+    );
   }
-  if (stale) {
+  const given = signatures.map((s) => Buffer.from(s));
+  if (!options.secrets.some((secret) => signatureMatches(body, timestamp, given, secret))) {
+    throw reject(
+      'invalid_signature',
+      'no v1 signature matches a configured secret (check STRIPE_WEBHOOK_SECRET, and that the body reaches us unmodified)',
+    );
+  }
+  const receivedAt = (options.now ?? Date.now)();
+  if (Math.floor(receivedAt / 1000) - timestamp > options.toleranceSeconds) {
     throw reject(
       'stale_timestamp',
       `the signature matches but its timestamp is more than ${options.toleranceSeconds}s old (a replay, or a clock that is off)`,
     );
   }
-  throw reject(
-    'invalid_signature',
-    'no v1 signature matches a configured secret (check STRIPE_WEBHOOK_SECRET, and that the body reaches us unmodified)',
-  );
+  let text: string;
+  try {
+    text = typeof rawBody === 'string' ? rawBody : utf8.decode(body);
+  } catch {
+    throw reject('invalid_json', 'the signature is valid but the body is not UTF-8 text');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw reject('invalid_json', 'the signature is valid but the body is not JSON');
+  }
+  if (
+    parsed !== null &&
+    typeof parsed === 'object' &&
+    (parsed as { object?: unknown }).object === 'v2.core.event'
+  ) {
+    throw reject(
+      'thin_event_unsupported',
+      'this is a thin event (v2 event destination); point a snapshot-event endpoint here',
+    );
+  }
+  return { event: checkShape(parsed), text };
 }
 
 function checkShape(value: unknown): VerifiedEvent {
@@ -122,7 +169,6 @@ function checkShape(value: unknown): VerifiedEvent {
   }
   return {
     ...e,
-    created: typeof e.created === 'number' ? e.created : 0,
     livemode: e.livemode === true,
   } as VerifiedEvent;
 }

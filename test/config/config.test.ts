@@ -36,6 +36,38 @@ describe('serve configuration', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('bounds the listener: 10 s headers, 30 s request, 1024 connections, 64 MiB unverified bodies', () => {
+    expect(loadServeConfig({}, { HOME: '/home/u' })).toMatchObject({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      maxConnections: 1024,
+      maxBodyMemoryBytes: 64 * 1024 * 1024,
+    });
+    expect(
+      loadServeConfig(
+        { requestTimeout: '5', maxConnections: '50', maxBodyMemory: '8mb', maxBody: '1mb' },
+        {},
+      ),
+    ).toMatchObject({
+      headersTimeoutMs: 5_000, // the default gives way to a shorter request timeout
+      requestTimeoutMs: 5_000,
+      maxConnections: 50,
+      maxBodyMemoryBytes: 8 * 1024 * 1024,
+    });
+    expect(configError(() => loadServeConfig({ headersTimeout: '40' }, {})).setting).toBe(
+      '--headers-timeout',
+    );
+    expect(configError(() => loadServeConfig({ requestTimeout: '0' }, {})).setting).toBe(
+      '--request-timeout',
+    );
+    expect(configError(() => loadServeConfig({ maxConnections: 'lots' }, {})).setting).toBe(
+      '--max-connections',
+    );
+    expect(
+      configError(() => loadServeConfig({ maxBody: '4mb', maxBodyMemory: '2mb' }, {})).setting,
+    ).toBe('--max-body-memory');
+  });
+
   it('takes the environment, and a flag over the variable', () => {
     const env = {
       PORT: '9000',

@@ -128,6 +128,25 @@ describe('backfill (stripe-node against a fake Events API over HTTP)', () => {
     expect((await buffer.stats()).counts.pending).toBe(30);
   });
 
+  it('skips events whose envelope the webhook would refuse, counted as ignored (issue #15)', async () => {
+    const events = makeEvents(MAPPED, 6);
+    let deep: unknown = {};
+    for (let i = 0; i < 100; i++) deep = { deep };
+    events[1] = { ...events[1], deep };
+    events[3] = { ...events[3], data: { object: [] } };
+    const f = await fake(events);
+    const buffer = store();
+    const counts = await backfill({
+      stripe: client(f),
+      buffer,
+      catalog: createCatalog(),
+      since: parseSince('1h'),
+    });
+    expect(counts).toMatchObject({ fetched: 6, queued: 4, ignored: 2 });
+    expect(await buffer.get(events[1]!.id as string)).toBeNull();
+    expect(await buffer.get(events[3]!.id as string)).toBeNull();
+  });
+
   it('splits more than 20 catalog types over several requests', async () => {
     const extra = Object.fromEntries(
       Array.from({ length: 15 }, (_, i) => [`test.extra_${i}.created`, { tool: `extra_${i}` }]),
