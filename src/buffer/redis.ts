@@ -625,6 +625,9 @@ export class RedisBuffer implements EventBuffer, HasParkedStore {
     // disconnect(true) ends the socket (destroyed after disconnectTimeout when the other side
     // never answers the FIN); from then on the stream is not writable and calls fail at once.
     this.client.disconnect(true);
+    // The change subscription rode the same Redis: start it over too. Once it is back, its
+    // reconnection tells watchers that changes may have been missed (an `external` change).
+    this.subscriber?.disconnect(true);
   }
 
   private unreachable(): string {

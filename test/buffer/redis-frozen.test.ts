@@ -5,6 +5,7 @@
  * of this test's own; the machine's shared Redis is never stopped.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { BufferChange } from '../../src/buffer/buffer.js';
 import { openRedisBuffer } from '../../src/buffer/redis.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
@@ -135,6 +136,16 @@ describe.skipIf(!canSpawn)(
         commandTimeoutMs: timeoutMs,
       });
       cleanups.push(() => buffer.close());
+      // A watcher, its subscription live: another instance's append reaches it.
+      const changes: BufferChange[] = [];
+      cleanups.push(buffer.watch((change) => changes.push(change)));
+      const other = await openRedisBuffer({ url: redis.url, prefix: buffer.prefix });
+      cleanups.push(() => other.close());
+      await waitFor(async () => {
+        await other.append(incoming(`evt_other_${changes.length}`));
+        await sleep(100);
+        return changes.some((c) => c.kind === 'queued');
+      }, 'the watcher to see another instance append');
       expect((await buffer.append(incoming('evt_before'))).status).toBe('queued');
 
       redis.freeze();
@@ -174,6 +185,12 @@ describe.skipIf(!canSpawn)(
       }, 'an append to succeed after SIGCONT');
       expect((await buffer.health()).ok).toBe(true);
       expect(await buffer.get('evt_before')).not.toBeNull();
+      // The subscription started over with the connection, and its watcher was told that changes
+      // may have been missed meanwhile, so it re-reads what it shows.
+      await waitFor(
+        () => changes.some((c) => c.kind === 'external'),
+        'an external change after the subscription came back',
+      );
     });
   },
 );
