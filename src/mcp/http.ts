@@ -25,7 +25,7 @@ export interface McpHttpOptions extends McpContext {
   allowedOrigins?: readonly string[];
   /** A session with no open request and no request for this long is closed. */
   idleTimeoutMs: number;
-  /** At this many sessions, opening one closes the least recently used idle one (--mcp-max-sessions). */
+  /** At the cap a new session closes the least recently used idle one (--mcp-max-sessions). */
   maxSessions?: number;
 }
 
