@@ -107,6 +107,7 @@ export async function startServer(
     allowedHosts: config.mcpAllowedHosts,
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
+    maxSessions: config.mcpMaxSessions,
   });
   const app = createHttpApp({
     stripe,

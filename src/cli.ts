@@ -167,6 +167,10 @@ function serveOptions(command: Command): Command {
       'close an MCP HTTP session idle this long (default 1800)',
     )
     .option(
+      '--mcp-max-sessions <n>',
+      'MCP HTTP sessions open at once; at the cap the least recently used idle one is closed (default 1000)',
+    )
+    .option(
       '--backfill-on-start',
       'pull events missed while down from the Events API on start (default when STRIPE_SECRET_KEY is set)',
     )

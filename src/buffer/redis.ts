@@ -70,6 +70,8 @@ export interface RedisBufferOptions extends BufferOptions {
 
 /** How many times a state change re-reads and re-applies the rules after losing a race. */
 const CHANGE_ROUNDS = 20;
+/** What every command gets unless the options say otherwise (README, docs/SCALING.md). */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 /** Acked and dead events are deleted this many at a time, each batch its own short script. */
 const PRUNE_BATCH = 1000;
 /** Between reconnection attempts: quick at first, then once a second, forever. */
@@ -104,6 +106,11 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   private closed = false;
   private lastError: string | undefined;
   private connected = false;
+  private readonly commandTimeoutMs: number;
+  /** Counts connections that became ready: a timeout only drops the connection it happened on. */
+  private generation = 0;
+  /** Why we dropped the connection ourselves, for the "lost" log line. */
+  private dropReason: string | undefined;
 
   private constructor(options: RedisBufferOptions) {
     super();
@@ -113,6 +120,7 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     this.now = options.now ?? Date.now;
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
     this.recent = new RecentIds(options.recentIdsMax);
+    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const target = parseRedisTarget(options.url);
     if (!target) throw new StoreUnavailableError(`REDIS_URL ${this.safeUrl} is not a Redis URL`);
     this.client =
@@ -140,14 +148,18 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
         options.onConnectionChange?.('restored', `reconnected to Redis at ${this.safeUrl}`);
       }
       this.connected = true;
+      this.generation += 1;
       this.lastError = undefined;
+      this.dropReason = undefined;
     });
     this.client.on('close', () => {
       if (this.connected && !this.closed) {
         this.lastError ??= 'connection closed';
         options.onConnectionChange?.(
           'lost',
-          `lost the connection to Redis at ${this.safeUrl}; reconnecting`,
+          this.dropReason
+            ? `Redis at ${this.safeUrl} ${this.dropReason}: dropped the connection; reconnecting`
+            : `lost the connection to Redis at ${this.safeUrl}; reconnecting`,
         );
       }
       this.connected = false;
@@ -185,7 +197,10 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      commandTimeout: this.options.commandTimeoutMs ?? 5_000,
+      // ioredis starts this clock only when a command is written, and auto-pipelining writes a
+      // batch only after the previous batch answered: call() keeps its own deadline from the
+      // moment it is called. This one still ends commands ioredis wrote and Redis never answered.
+      commandTimeout: this.commandTimeoutMs,
       connectTimeout: 2_000,
       retryStrategy,
       // After a failover a client may still talk to the demoted primary: reconnect.
@@ -479,14 +494,14 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
 
   async health(): Promise<BufferHealth> {
     if (this.closed) return { ok: false, kind: this.kind, detail: 'closed' };
-    if (this.client.status !== 'ready') {
-      return { ok: false, kind: this.kind, detail: this.unreachable() };
-    }
+    if (!this.usable()) return { ok: false, kind: this.kind, detail: this.unreachable() };
     try {
-      await this.client.ping();
+      // Through call(): the same deadline as every command, so /healthz answers while Redis is
+      // frozen, and a ping that times out drops the connection like any other command.
+      await this.call(() => this.client.ping());
       return { ok: true, kind: this.kind };
     } catch (error) {
-      return { ok: false, kind: this.kind, detail: storeError(error, this.safeUrl).message };
+      return { ok: false, kind: this.kind, detail: (error as Error).message };
     }
   }
 
@@ -579,14 +594,56 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     );
   }
 
+  /**
+   * Every command goes through here: it fails at once while the connection is not ready, and
+   * within commandTimeoutMs of being called otherwise, whatever ioredis does with it (a command
+   * queued behind an unanswered auto-pipelined batch would otherwise wait for that batch's
+   * timeout before its own clock starts: 10 s instead of 5). A timeout means this connection is
+   * presumed dead (a frozen or partitioned Redis keeps the TCP connection open): it is dropped,
+   * so the commands stuck on it fail, and the calls that follow fail at once until a new
+   * connection is ready, instead of each waiting out its own timeout.
+   */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw closedError();
-    if (this.client.status !== 'ready') throw new StoreUnavailableError(this.unreachable());
+    if (!this.usable()) throw new StoreUnavailableError(this.unreachable());
+    const generation = this.generation;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CommandTimeout()), this.commandTimeoutMs);
+    });
     try {
-      return await fn();
+      return await Promise.race([fn(), deadline]);
     } catch (error) {
+      if (error instanceof CommandTimeout || isIoredisTimeout(error)) {
+        const why = `did not answer within ${this.commandTimeoutMs / 1000} s`;
+        this.dropConnection(generation, why);
+        throw new StoreUnavailableError(`Redis at ${this.safeUrl} ${why}; reconnecting`, {
+          cause: error,
+        });
+      }
       throw storeError(error, this.safeUrl);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** Ready, and not being dropped after a timeout (its socket may take a moment to close). */
+  private usable(): boolean {
+    return this.client.status === 'ready' && this.dropReason === undefined;
+  }
+
+  /** Drops the connection a timed-out command was sent on (once), so ioredis reconnects. */
+  private dropConnection(generation: number, why: string): void {
+    if (this.closed || generation !== this.generation || this.client.status !== 'ready') return;
+    if (this.dropReason !== undefined) return;
+    this.dropReason = why;
+    this.lastError = `no answer within ${this.commandTimeoutMs / 1000} s`;
+    // disconnect(true) ends the socket (destroyed after disconnectTimeout when the other side
+    // never answers the FIN); from then on the stream is not writable and calls fail at once.
+    this.client.disconnect(true);
+    // The change subscription rode the same Redis: start it over too. Once it is back, its
+    // reconnection tells watchers that changes may have been missed (an `external` change).
+    this.subscriber?.disconnect(true);
   }
 
   private unreachable(): string {
@@ -654,6 +711,18 @@ function parseHistory(row: string): HistoryEntry {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/** call()'s own deadline passed. */
+class CommandTimeout extends Error {
+  constructor() {
+    super('Command timed out');
+  }
+}
+
+/** ioredis's commandTimeout rejected the command (its message, the only mark it has). */
+function isIoredisTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
 }
 
 function closedError(): StoreUnavailableError {

@@ -57,6 +57,8 @@ export interface ServeConfig {
   mcpAllowedOrigins: readonly string[];
   /** An MCP HTTP session with nothing open and no request for this long is closed. */
   mcpSessionIdleMs: number;
+  /** MCP HTTP sessions open at once; at the cap the least recently used idle one is closed. */
+  mcpMaxSessions: number;
   /** STRIPE_SECRET_KEY (backfill); null when unset. Never logged or printed. */
   stripeSecretKey?: string | null;
   /** STRIPE_API_BASE: another Stripe API origin; null for api.stripe.com. */
@@ -93,6 +95,7 @@ export interface ServeFlags {
   config?: string;
   redact?: string;
   mcpIdleTimeout?: string;
+  mcpMaxSessions?: string;
   /** --backfill-on-start (true) / --no-backfill-on-start (false); undefined: on with a key. */
   backfillOnStart?: boolean;
   backfillInterval?: string;
@@ -108,6 +111,7 @@ export const DEFAULTS = {
   maxBodyBytes: 2 * 1024 * 1024,
   maxPending: 100_000,
   mcpSessionIdleMs: 30 * 60 * 1000,
+  mcpMaxSessions: 1000,
 } as const;
 
 /** Where `trigger` sends by default: the webhook route of a `serve` on the default address. */
@@ -242,6 +246,15 @@ export function loadServeConfig(
           '--mcp-idle-timeout',
           'give the idle time in seconds after which an MCP HTTP session is closed, e.g. 1800.',
         ) * 1000;
+  const mcpMaxSessions =
+    flags.mcpMaxSessions === undefined
+      ? DEFAULTS.mcpMaxSessions
+      : parseWith(
+          wholeNumber(1, 100_000),
+          flags.mcpMaxSessions,
+          '--mcp-max-sessions',
+          'give how many MCP HTTP sessions may be open at once (1 to 100000; each takes about 80 KB), e.g. 1000.',
+        );
   const file = flags.config ? loadConfigFile(flags.config) : {};
   const stripeApi = loadStripeApiSettings(env);
   if (flags.backfillOnStart === true && !stripeApi.secretKey) {
@@ -307,6 +320,7 @@ export function loadServeConfig(
     mcpAllowedHosts: Object.freeze(parseList(env.MCP_ALLOWED_HOSTS)),
     mcpAllowedOrigins: Object.freeze(parseList(env.MCP_ALLOWED_ORIGINS)),
     mcpSessionIdleMs,
+    mcpMaxSessions,
     stripeSecretKey: stripeApi.secretKey,
     stripeApiBase: stripeApi.apiBase,
     backfillOnStart,

@@ -11,7 +11,8 @@ import { ChangeHub } from './notifications.js';
 import { createMcpServer } from './server.js';
 
 export const MCP_PATH = '/mcp';
-const DEFAULT_MAX_SESSIONS = 1000;
+/** About 80 KB of heap each (an McpServer with its tools, and a transport): ~80 MB at the cap. */
+export const DEFAULT_MAX_SESSIONS = 1000;
 const BODY_LIMIT = '4mb';
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 
@@ -24,6 +25,7 @@ export interface McpHttpOptions extends McpContext {
   allowedOrigins?: readonly string[];
   /** A session with no open request and no request for this long is closed. */
   idleTimeoutMs: number;
+  /** At the cap a new session closes the least recently used idle one (--mcp-max-sessions). */
   maxSessions?: number;
 }
 
@@ -43,7 +45,12 @@ interface Session {
   server: McpServer;
   /** Requests and event streams still open. */
   open: number;
+  /** POST and DELETE requests still being answered (event streams not counted). */
+  requests: number;
   lastActive: number;
+  /** Rises with every request and every end of one: the least recently used has the lowest. */
+  used: number;
+  /** GET event streams still open. */
   streams: Set<ServerResponse>;
 }
 
@@ -112,6 +119,9 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
   const hub = new ChangeHub(options.buffer, options.catalog, logger);
   let sweep: NodeJS.Timeout | undefined;
   let closed = false;
+  let clock = 0;
+  /** Initialize requests being answered: each may add a session. */
+  let opening = 0;
 
   const checkHost = (req: Request, res: Response, next: NextFunction) => {
     // On a non-loopback bind without MCP_ALLOWED_HOSTS any name may reach the server (a proxy
@@ -176,14 +186,60 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
     );
   };
 
+  const touch = (session: Session) => {
+    session.lastActive = Date.now();
+    session.used = ++clock;
+  };
+
   const track = (session: Session, res: Response, stream = false) => {
     session.open += 1;
-    session.lastActive = Date.now();
     if (stream) session.streams.add(res);
+    else session.requests += 1;
+    touch(session);
     res.on('close', () => {
       session.open -= 1;
-      session.lastActive = Date.now();
-      session.streams.delete(res);
+      if (stream) session.streams.delete(res);
+      else session.requests -= 1;
+      touch(session);
+    });
+  };
+
+  /**
+   * Which session to close to make room: one that is answering no request, preferring one with
+   * no event stream open either (nobody is listening to it), least recently used first. A session
+   * answering a request is never closed under it. Undefined when every session is busy.
+   */
+  const evictable = (): Session | undefined => {
+    let victim: Session | undefined;
+    const rank = (s: Session) => (s.streams.size > 0 ? 1 : 0);
+    for (const session of sessions.values()) {
+      if (session.requests > 0) continue;
+      if (
+        !victim ||
+        rank(session) < rank(victim) ||
+        (rank(session) === rank(victim) && session.used < victim.used)
+      ) {
+        victim = session;
+      }
+    }
+    return victim;
+  };
+
+  /**
+   * Closes a session properly: its transport (its event stream ends; its next request is
+   * answered 404, so its client initializes again), its McpServer (it leaves the change hub),
+   * and its subscriptions.
+   */
+  const evict = (session: Session) => {
+    sessions.delete(session.id);
+    logger.info('mcp session closed to make room for a new one', {
+      session: session.id,
+      idleSeconds: Math.round((Date.now() - session.lastActive) / 1000),
+      eventStream: session.streams.size > 0,
+      maxSessions,
+    });
+    void session.transport.close().catch((error: unknown) => {
+      logger.warn('mcp session did not close cleanly', { session: session.id, error });
     });
   };
 
@@ -210,21 +266,42 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
   };
 
   const open = async (req: Request, res: Response) => {
-    if (sessions.size >= maxSessions) {
-      rpcError(res, 503, -32000, `Too many open MCP sessions (${maxSessions}); try again later.`);
-      return;
+    // A client without a token on a loopback bind can open sessions as fast as it likes: at the
+    // cap the least recently used idle session gives way, so nobody is locked out for long.
+    // Initializations under way hold a place too, so concurrent ones cannot overshoot the cap.
+    while (sessions.size + opening >= maxSessions) {
+      const victim = opening < maxSessions ? evictable() : undefined;
+      if (!victim) {
+        rpcError(
+          res,
+          503,
+          -32000,
+          `Too many open MCP sessions (${maxSessions}, --mcp-max-sessions), each answering a request right now; try again in a moment.`,
+        );
+        return;
+      }
+      evict(victim);
     }
+    opening += 1;
+    let reserved = true;
+    const release = () => {
+      if (reserved) opening -= 1;
+      reserved = false;
+    };
     const server = createMcpServer({ ...options, hub });
     let session: Session | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => {
+        release();
         session = {
           id,
           transport,
           server,
           open: 0,
+          requests: 0,
           lastActive: Date.now(),
+          used: ++clock,
           streams: new Set(),
         };
         sessions.set(id, session);
@@ -241,8 +318,12 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
         stopSweepIfIdle();
       }
     };
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req, res, req.body);
+    } finally {
+      release();
+    }
     if (!session) await server.close();
   };
 
@@ -260,7 +341,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
           res,
           404,
           -32001,
-          'Session not found: it ended, expired or never existed. Start a new session (initialize without an Mcp-Session-Id header).',
+          'Session not found: it ended, expired, was closed to make room for newer sessions, or never existed. Start a new session (initialize without an Mcp-Session-Id header).',
         );
         return;
       }

@@ -1,5 +1,11 @@
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError, type ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  McpError,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type ReadResourceResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import { errorMessage, type McpContext } from './handlers.js';
 import { EVENT_URI_TEMPLATE, eventUri, PENDING_URI } from './uris.js';
 import { detailForModel, newView, summaryForModel } from './view.js';
@@ -10,6 +16,13 @@ export const PENDING_RESOURCE_LIMIT = 100;
 const LISTED_EVENTS = 50;
 /** JSON-RPC error code the MCP spec gives an unknown resource. */
 const RESOURCE_NOT_FOUND = -32002;
+/**
+ * Subscriptions one session may hold. A client needs a handful (the pending resource and the
+ * events it works on); without a cap one session could store URIs without end.
+ */
+export const MAX_SUBSCRIPTIONS = 100;
+/** Longest URI a subscription takes; ours are far shorter (Stripe event ids are ~30 chars). */
+export const MAX_SUBSCRIPTION_URI_LENGTH = 512;
 
 const JSON_MIME = 'application/json';
 
@@ -124,4 +137,37 @@ export function registerResources(server: McpServer, ctx: McpContext): void {
       }
     },
   );
+}
+
+/**
+ * resources/subscribe and resources/unsubscribe (McpServer does not implement them): the session's
+ * subscribed URIs, in the set returned, which the change hub reads. Any URI may be subscribed, so
+ * a client can subscribe to an event before it arrives, but at most MAX_SUBSCRIPTIONS of them, each
+ * at most MAX_SUBSCRIPTION_URI_LENGTH characters; past either limit the request fails with an
+ * Invalid params error that names the limit, and nothing is stored.
+ */
+export function registerSubscriptions(server: McpServer): Set<string> {
+  const subscriptions = new Set<string>();
+  server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
+    const { uri } = request.params;
+    if (uri.length > MAX_SUBSCRIPTION_URI_LENGTH) {
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `The URI is ${uri.length} characters long; subscriptions take URIs of at most ${MAX_SUBSCRIPTION_URI_LENGTH} characters, such as stripe-events://pending or stripe-events://events/evt_….`,
+      );
+    }
+    if (!subscriptions.has(uri) && subscriptions.size >= MAX_SUBSCRIPTIONS) {
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `This session already has ${subscriptions.size} subscriptions, the most one session may hold (${MAX_SUBSCRIPTIONS}). Unsubscribe from one first (resources/unsubscribe), or subscribe to stripe-events://pending, which changes with every event.`,
+      );
+    }
+    subscriptions.add(uri);
+    return {};
+  });
+  server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
+    subscriptions.delete(request.params.uri);
+    return {};
+  });
+  return subscriptions;
 }

@@ -1,13 +1,9 @@
 import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import {
-  SubscribeRequestSchema,
-  UnsubscribeRequestSchema,
-} from '@modelcontextprotocol/sdk/types.js';
 import { backfillEventsHandler, createToolHandlers, type McpContext } from './handlers.js';
 import { ChangeHub } from './notifications.js';
 import { registerPrompts } from './prompts.js';
-import { registerResources } from './resources.js';
+import { registerResources, registerSubscriptions } from './resources.js';
 import { TOOLS } from './tools.js';
 
 export const SERVER_NAME = 'stripe-events-mcp';
@@ -81,16 +77,8 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   registerResources(server, ctx);
   registerPrompts(server, ctx);
 
-  // McpServer does not implement subscriptions: each session keeps its own set of URIs.
-  const subscriptions = new Set<string>();
-  server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
-    subscriptions.add(request.params.uri);
-    return {};
-  });
-  server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
-    subscriptions.delete(request.params.uri);
-    return {};
-  });
+  // Each session keeps its own, bounded set of subscribed URIs.
+  const subscriptions = registerSubscriptions(server);
 
   const hub = options.hub ?? new ChangeHub(ctx.buffer, ctx.catalog, ctx.logger);
   let leave: (() => void) | undefined;
@@ -100,6 +88,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.server.onclose = () => {
     leave?.();
     leave = undefined;
+    subscriptions.clear();
   };
   return server;
 }

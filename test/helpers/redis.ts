@@ -82,6 +82,12 @@ export interface PrivateRedis {
   start(): Promise<void>;
   /** SIGKILLs it (no chance to save anything more) and waits until it is gone. */
   kill(): Promise<void>;
+  /**
+   * SIGSTOPs it: its sockets stay open and the kernel still accepts bytes, but nothing answers
+   * (what a hung or swapped-out Redis looks like to a client). `thaw` SIGCONTs it.
+   */
+  freeze(): void;
+  thaw(): void;
 }
 
 /**
@@ -144,8 +150,14 @@ export async function privateRedis(
       await exited;
     }
   };
+  const signal = (name: NodeJS.Signals) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`redis-server on port ${port} is not running`);
+    }
+    child.kill(name);
+  };
   await start();
-  return { url, port, start, kill };
+  return { url, port, start, kill, freeze: () => signal('SIGSTOP'), thaw: () => signal('SIGCONT') };
 }
 
 export interface RedisGate {
