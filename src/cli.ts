@@ -243,7 +243,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--since <when>',
-      'a duration (30m, 24h, 7d), an ISO date-time, or an event id (evt_…) to walk forward from (default: the newest queued event less an hour, else 24h)',
+      'where to start: a duration back from now (30m, 24h, 7d), an ISO date-time (2026-11-01T00:00Z), Unix seconds (1764547200), or an event id (evt_…) to walk forward from (default: the newest queued event less an hour, else 24h)',
     )
     .option('--types <a,b>', 'only these event types (default: every type the catalog maps)')
     .option('--dry-run', 'fetch and count, store nothing')

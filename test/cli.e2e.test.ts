@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseSince } from '../src/ingress/backfill.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
   fileMode,
@@ -808,5 +809,26 @@ describe('first contact: version, help and mistyped commands', () => {
     expect(nothing.stderr).toMatch(/unknown command 'xyzzy'\. Commands: serve, agent, stdio/);
     // Nothing was started: no store, no dev secret.
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('backfill --help', () => {
+  it('lists every --since form parseSince accepts, each of which it does accept', async () => {
+    const r = await runCli(['backfill', '--help']);
+    expect(r.code).toBe(0);
+    const help = r.stdout.replace(/\s+/g, ' ');
+    const now = Date.parse('2026-11-02T00:00:00Z');
+    for (const [form, example] of [
+      ['30m', '30m'],
+      ['24h', '24h'],
+      ['7d', '7d'],
+      ['ISO date-time', '2026-11-01T00:00Z'],
+      ['Unix seconds', '1761955200'],
+      ['event id (evt_…)', 'evt_1ABC'],
+    ] as const) {
+      expect(help, form).toContain(form);
+      expect(() => parseSince(example, now), example).not.toThrow();
+    }
+    expect(help).toContain('1764547200');
   });
 });

@@ -231,7 +231,7 @@ const backfillEvents = {
   inputSchema: args({
     since: optional(
       z.string().max(100, 'since is a duration (24h, 7d), an ISO date or an event id (evt_…)'),
-      'How far back: a duration such as 24h or 7d, an ISO date, or an event id; default 24h (Stripe keeps 30 days)',
+      'How far back: a duration such as 24h or 7d, an ISO date, Unix seconds, or an event id; default 24h (Stripe keeps 30 days)',
     ),
     types: optional(
       z.array(z.string().min(1)).max(100),
