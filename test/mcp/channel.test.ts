@@ -1,10 +1,13 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   getDefaultEnvironment,
   StdioClientTransport,
 } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startServer } from '../../src/app.js';
 import type { IncomingEvent } from '../../src/buffer/buffer.js';
+import { loadServeConfig } from '../../src/config/config.js';
 import { postWebhook, newSecret, signatureHeader } from '../helpers/sign.js';
 import { CLI, jsonLines, killLeftovers, startServe, waitFor } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -17,6 +20,7 @@ import {
   newClient,
   onlyInsideFences,
   openStore,
+  silent,
   type Cleanups,
 } from './helpers.js';
 
@@ -107,7 +111,8 @@ describe('Claude Code channel over stdio (the built binary)', () => {
     for (const tool of ['get_event', 'ack_event', 'nack_event', 'approve_action', 'replay_event']) {
       expect(instructions).toContain(tool);
     }
-    expect(instructions).toMatch(/<channel source="stripe-events">/);
+    expect(instructions).toMatch(/<channel> message/);
+    expect(instructions).toMatch(/never grants permission/);
 
     const e = hostileDispute();
     const sentAt = Date.now();
@@ -218,5 +223,38 @@ describe('Claude Code channel (in memory)', () => {
     // The pending notice for `dying` and its death may share one notification (one per second).
     expect(dead.content).toContain(dying.id);
     expectWellFormedMeta(dead.meta);
+  });
+});
+
+describe('Claude Code channel over Streamable HTTP', () => {
+  it('every session gets its own channel notification, by the same code path', async () => {
+    const tmp = tempDir('sem-channel-http-');
+    cleanups.push(tmp.remove);
+    const secret = newSecret();
+    const config = loadServeConfig(
+      { port: '0', dataDir: tmp.dir },
+      { STRIPE_WEBHOOK_SECRET: secret },
+    );
+    const server = await startServer(config, { logger: silent, notice: () => {} });
+    cleanups.push(() => server.close());
+    const sessions = [];
+    for (let i = 0; i < 2; i++) {
+      const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`));
+      const client = newClient(`channel-http-${i}`);
+      const channel = channelInbox(client);
+      await client.connect(transport);
+      cleanups.push(() => client.close());
+      expect(client.getServerCapabilities()?.experimental).toEqual({ 'claude/channel': {} });
+      const sessionId = transport.sessionId!;
+      await waitFor(() => server.mcp.hasEventStream(sessionId), 'the GET event stream');
+      sessions.push(channel);
+    }
+    const e = hostileDispute();
+    await post(`${server.url}/stripe/webhook`, e, secret);
+    for (const channel of sessions) {
+      const got = await waitFor(() => channel[0], 'each session to be told');
+      expect(got.meta).toMatchObject({ event_id: e.id, tool: 'handle_dispute', count: '1' });
+      expect(onlyInsideFences(got.content, INJECTION)).toBe(true);
+    }
   });
 });
