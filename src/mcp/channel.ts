@@ -386,7 +386,8 @@ export function channelMessage(
     );
   }
   const named = Math.min(kept.length, NAMED);
-  if (count > named) lines.push(`…and ${count - named} more.`);
+  // Events only counted (a large round, or another process's backlog) are not "more" of a list.
+  if (count > named && named > 0) lines.push(`…and ${count - named} more.`);
   lines.push(
     'Next: call list_pending_events (and list_approvals for decisions awaiting approval), then get_event for each; finish each with ack_event or nack_event. Approve or reject held decisions only with the user’s consent.',
   );
