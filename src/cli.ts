@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { EventsOptions, ListOptions } from './cli/events.js';
@@ -6,12 +7,16 @@ import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { AppError, ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
+import { unknownCommandMessage } from './cli/suggest.js';
 
 /** Exit codes: 0 ok, 1 runtime failure (e.g. a non-2xx answer), 2 bad configuration or usage. */
 const EXIT_CONFIG = 2;
 
+/** A command line that names no command this program has: exit 2, one line. */
+class UsageError extends Error {}
+
 function fail(error: unknown): never {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof UsageError) {
     process.stderr.write(`stripe-events-mcp: ${error.message}\n`);
     process.exit(EXIT_CONFIG);
   }
@@ -19,6 +24,16 @@ function fail(error: unknown): never {
     error instanceof AppError || error instanceof Error ? error.message : String(error);
   process.stderr.write(`stripe-events-mcp: ${message}\n`);
   process.exit(1);
+}
+
+/** The version in package.json (dist/cli.js → ../package.json, in a clone and when installed). */
+function packageVersion(): string {
+  try {
+    const pkg = createRequire(import.meta.url)('../package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -187,8 +202,13 @@ function serveOptions(command: Command): Command {
 export function buildProgram(): Command {
   const program = new Command('stripe-events-mcp')
     .description('Verified Stripe webhook events, durably queued as tool calls for AI agents.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      '\nWith no command, serve runs: `stripe-events-mcp --port 8000` is `stripe-events-mcp serve --port 8000`.\n`stripe-events-mcp <command> --help` shows its flags.',
+    );
 
   agentOptions(
     policyOptions(
@@ -196,12 +216,22 @@ export function buildProgram(): Command {
         program
           .command('serve', { isDefault: true })
           .description(
-            'webhook ingress on POST /stripe/webhook, MCP Streamable HTTP at /mcp, /healthz and /metrics',
+            '(the default command) webhook ingress on POST /stripe/webhook, MCP Streamable HTTP at /mcp, /healthz and /metrics',
           )
-          .option('--agent', 'also run the autonomous Claude loop (see `agent`)'),
+          .option('--agent', 'also run the autonomous Claude loop (see `agent`)')
+          // Words serve does not take are a mistyped command (`serv`, `evnets list`): the action
+          // says so, instead of commander printing serve's whole help.
+          .allowExcessArguments(),
       ),
     ),
-  ).action(serve);
+  ).action((flags: ServeCommandFlags, command: Command) => {
+    const [word] = command.args;
+    if (word !== undefined) {
+      const names = program.commands.map((c) => c.name()).filter((n) => n !== 'help');
+      throw new UsageError(unknownCommandMessage(word, [...names, 'help']));
+    }
+    return serve(flags);
+  });
 
   agentOptions(
     policyOptions(
@@ -249,7 +279,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--since <when>',
-      'a duration (30m, 24h, 7d), an ISO date-time, or an event id (evt_…) to walk forward from (default: the newest queued event less an hour, else 24h)',
+      'where to start: a duration back from now (30m, 24h, 7d), an ISO date-time (2026-11-01T00:00Z), Unix seconds (1764547200), or an event id (evt_…) to walk forward from (default: the newest queued event less an hour, else 24h)',
     )
     .option('--types <a,b>', 'only these event types (default: every type the catalog maps)')
     .option('--dry-run', 'fetch and count, store nothing')

@@ -9,9 +9,11 @@ import net from 'node:net';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseSince } from '../src/ingress/backfill.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
   fileMode,
+  REPO_ROOT,
   killLeftovers,
   runCli,
   startServe,
@@ -762,4 +764,71 @@ describe('crash safety', () => {
     },
     4 * 60_000,
   );
+});
+
+describe('first contact: version, help and mistyped commands', () => {
+  const version = (
+    JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+
+  it('--version and -V print the package version', async () => {
+    for (const flag of ['--version', '-V']) {
+      const r = await runCli([flag]);
+      expect(r.code, flag).toBe(0);
+      expect(r.stdout.trim(), flag).toBe(version);
+    }
+  });
+
+  it('the top-level help says serve is the default command', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/serve \[options\]\s+\(the default command\)/);
+    expect(r.stdout).toMatch(/With no command, serve runs/);
+    expect(r.stdout).toMatch(/-V, --version/);
+  });
+
+  it('a mistyped command gets "did you mean" and exit 2, not the help of serve', async () => {
+    const dir = tmp();
+    for (const [args, meant] of [
+      [['serv'], 'serve'],
+      [['evnets', 'list'], 'events'],
+      [['stdi'], 'stdio'],
+      [['tigger', 'charge.refunded'], 'trigger'],
+    ] as const) {
+      const r = await runCli([...args, '--data-dir', dir]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`unknown command '${args[0]}'. Did you mean '${meant}'?`);
+      expect(r.stderr).not.toMatch(/--max-pending/);
+      expect(r.stdout).toBe('');
+    }
+    const nothing = await runCli(['xyzzy', '--data-dir', dir]);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/unknown command 'xyzzy'\. Commands: serve, agent, stdio/);
+    // Nothing was started: no store, no dev secret.
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('backfill --help', () => {
+  it('lists every --since form parseSince accepts, each of which it does accept', async () => {
+    const r = await runCli(['backfill', '--help']);
+    expect(r.code).toBe(0);
+    const help = r.stdout.replace(/\s+/g, ' ');
+    const now = Date.parse('2026-11-02T00:00:00Z');
+    for (const [form, example] of [
+      ['30m', '30m'],
+      ['24h', '24h'],
+      ['7d', '7d'],
+      ['ISO date-time', '2026-11-01T00:00Z'],
+      ['Unix seconds', '1761955200'],
+      ['event id (evt_…)', 'evt_1ABC'],
+    ] as const) {
+      expect(help, form).toContain(form);
+      expect(() => parseSince(example, now), example).not.toThrow();
+    }
+    expect(help).toContain('1764547200');
+  });
 });

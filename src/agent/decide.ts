@@ -2,7 +2,8 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { betaZodTool } from '@anthropic-ai/sdk/helpers/beta/zod';
 import { z } from 'zod';
 import type { ToolDefinition } from '../catalog/catalog.js';
-import { LOOP_TOOL_NAMES } from '../catalog/tool.js';
+import { jsonSchemaOf } from '../catalog/formats.js';
+import { LOOP_TOOL_NAMES, withoutNullOptionals } from '../catalog/tool.js';
 import { SYSTEM_PROMPT } from './prompt.js';
 
 /** What the model decided for one event. */
@@ -31,29 +32,40 @@ export const [NO_ACTION_TOOL, ASK_A_PERSON_TOOL] = LOOP_TOOL_NAMES;
 
 const unused = () => '';
 
+/**
+ * A tool for the SDK's runner whose JSON Schema is inline (the SDK's own conversion reuses even a
+ * plain string through `$defs`/`$ref`, which some models and gateways read badly) and whose parse
+ * treats null in an optional field as the field left out.
+ */
+function modelTool<S extends z.ZodObject>(name: string, description: string, schema: S) {
+  const tool = betaZodTool({ name, description, inputSchema: schema, run: unused });
+  return {
+    ...tool,
+    input_schema: { ...jsonSchemaOf(schema), type: 'object' as const },
+    parse: (args: unknown): z.output<S> => schema.parse(withoutNullOptionals(schema, args)),
+  };
+}
+
 /** The model-facing tools of a definition, built once: turning zod into JSON Schema is not free. */
 const toolCache = new WeakMap<ToolDefinition, ReturnType<typeof buildTools>>();
 
 function buildTools(def: ToolDefinition) {
   return {
-    decision: betaZodTool({
-      name: def.tool,
-      description: `${def.description} The system attaches the event's facts; give only your decision.`,
-      inputSchema: def.decision,
-      run: unused,
-    }),
-    noAction: betaZodTool({
-      name: NO_ACTION_TOOL,
-      description: 'Decide that this event needs no action.',
-      inputSchema: z.object({ rationale: z.string().min(1).describe('Why no action is needed') }),
-      run: unused,
-    }),
-    askAPerson: betaZodTool({
-      name: ASK_A_PERSON_TOOL,
-      description: 'Hand this event to a person before anything happens.',
-      inputSchema: z.object({ reason: z.string().min(1).describe('What the person must look at') }),
-      run: unused,
-    }),
+    decision: modelTool(
+      def.tool,
+      `${def.description} The system attaches the event's facts; give only your decision.`,
+      def.decision,
+    ),
+    noAction: modelTool(
+      NO_ACTION_TOOL,
+      'Decide that this event needs no action.',
+      z.object({ rationale: z.string().min(1).describe('Why no action is needed') }),
+    ),
+    askAPerson: modelTool(
+      ASK_A_PERSON_TOOL,
+      'Hand this event to a person before anything happens.',
+      z.object({ reason: z.string().min(1).describe('What the person must look at') }),
+    ),
   };
 }
 

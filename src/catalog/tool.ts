@@ -98,6 +98,23 @@ export function defineTool(spec: ToolSpec): ToolDefinition {
   };
 }
 
+/**
+ * The arguments a model sent, with null dropped from the optional fields that do not take null:
+ * models in strict mode (and some others) send null for a field they leave out, and that means
+ * leaving it out, not a mistake worth another turn. Required fields and nullable ones are kept.
+ */
+export function withoutNullOptionals(schema: z.ZodObject, input: unknown): unknown {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+  const shape = schema.shape;
+  return Object.fromEntries(
+    Object.entries(input).filter(([key, value]) => {
+      if (value !== null || !Object.hasOwn(shape, key)) return true;
+      const field = shape[key]!;
+      return !field.safeParse(undefined).success || field.safeParse(null).success;
+    }),
+  );
+}
+
 /** A copy of a definition under another name or description (user config). */
 export function renameTool(def: ToolDefinition, tool: string, description: string): ToolDefinition {
   return { ...def, tool, description };

@@ -57,6 +57,23 @@ export function readDevSecret(dataDir: string): string | null {
   }
 }
 
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * Random letters and digits only, like Stripe's own secrets: a double-click selects the whole
+ * secret (base64url's `-` and `_` split it). 32 of 62 symbols is about 190 bits.
+ */
+function alphanumeric(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of crypto.randomBytes(length)) {
+      // 248 = 4 × 62: bytes above it are dropped so every symbol is equally likely.
+      if (byte < 248 && out.length < length) out += ALPHANUMERIC[byte % 62];
+    }
+  }
+  return out;
+}
+
 /**
  * Loads the data dir's dev secret, creating a random one (mode 0600) the first time. Used only when
  * no STRIPE_WEBHOOK_SECRET is set, so signatures are still always checked.
@@ -65,7 +82,7 @@ export function loadOrCreateDevSecret(dataDir: string): DevSecret {
   const file = path.join(dataDir, DEV_SECRET_FILE);
   const existing = readDevSecret(dataDir);
   if (existing) return { secret: existing, file, created: false };
-  const secret = `whsec_${crypto.randomBytes(24).toString('base64url')}`;
+  const secret = `whsec_${alphanumeric(32)}`;
   try {
     fs.writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
   } catch (error) {

@@ -109,7 +109,7 @@ export function parseSince(text: string, nowMs = Date.now()): Since {
   if (gte === null) {
     throw new ConfigError(
       '--since',
-      `${JSON.stringify(text)} is not a start. Fix: give a duration (30m, 24h, 7d), an ISO date-time (2026-11-01T00:00Z) or an event id (evt_…).`,
+      `${JSON.stringify(text)} is not a start. Fix: give a duration (30m, 24h, 7d), an ISO date-time (2026-11-01T00:00Z), Unix seconds (1764547200) or an event id (evt_…).`,
     );
   }
   if (gte > nowS) {

@@ -3,6 +3,7 @@ import type { LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { BufferChange, EventBuffer, QueueStats } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Logger } from '../logger.js';
+import { ChannelFeed, type ChannelSink } from './channel.js';
 import { eventIdOfUri, PENDING_URI } from './uris.js';
 
 /** Changes closer together than this share one round of notifications. */
@@ -16,6 +17,8 @@ export interface HubSession {
   server: McpServer;
   /** Resource URIs this session subscribed to. */
   subscriptions: ReadonlySet<string>;
+  /** Where Claude Code channel notifications go (channel.ts); none: the session gets none. */
+  channel?: ChannelSink;
 }
 
 interface LogLine {
@@ -58,13 +61,16 @@ export class ChangeHub {
   private lastRoundAt = Number.NEGATIVE_INFINITY;
   /** Queue counts after the last round: what an external change is measured against. */
   private baseline: Promise<QueueStats | null> | undefined;
+  private readonly channel: ChannelFeed;
 
   constructor(
     private readonly buffer: EventBuffer,
     private readonly catalog: Catalog,
     private readonly logger: Logger,
     private readonly coalesceMs = COALESCE_MS,
-  ) {}
+  ) {
+    this.channel = new ChannelFeed(buffer, logger, () => this.sessions);
+  }
 
   get size(): number {
     return this.sessions.size;
@@ -75,6 +81,7 @@ export class ChangeHub {
     this.sessions.add(session);
     if (!this.unwatch) {
       this.baseline = this.readStats();
+      this.channel.start();
       this.unwatch = this.buffer.watch((change) => this.onChange(change));
     }
     return () => this.leave(session);
@@ -84,6 +91,7 @@ export class ChangeHub {
     if (!this.sessions.delete(session) || this.sessions.size > 0) return;
     this.unwatch?.();
     this.unwatch = undefined;
+    this.channel.stop();
     this.queue = [];
     this.cancelTimer();
   }
@@ -128,6 +136,7 @@ export class ChangeHub {
 
   private async deliver(changes: readonly BufferChange[]): Promise<void> {
     if (changes.length === 0 || this.sessions.size === 0) return;
+    this.channel.observe(changes);
     const external = changes.some((c) => c.kind === 'external');
     const ids = new Set<string>();
     for (const c of changes) if (c.id !== undefined) ids.add(c.id);

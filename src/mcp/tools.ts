@@ -10,6 +10,31 @@ import { EVENT_STATUSES } from '../buffer/buffer.js';
 export const MAX_PAGE = 200;
 export const DEFAULT_PAGE = 20;
 
+/**
+ * A tool's arguments: a closed object (`additionalProperties: false`), so strict-mode clients
+ * (OpenAI's Structured Outputs, the OpenAI Agents SDK) convert every tool, and a misspelt argument
+ * is refused with its name instead of silently dropped.
+ */
+function args<T extends z.ZodRawShape>(shape: T) {
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown argument${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}: this tool takes ${Object.keys(shape).join(', ') || 'no arguments'}`
+        : undefined,
+  });
+}
+
+/**
+ * An optional argument that also accepts null: strict-mode clients must send every property, and
+ * send null for the ones they leave out, which means the same as leaving it out.
+ */
+function optional<T extends z.ZodType>(schema: T, description: string) {
+  return schema
+    .nullish()
+    .transform((value) => value ?? undefined)
+    .describe(description);
+}
+
 const eventId = z
   .string({ error: 'id is required: the Stripe event id (evt_…) from list_pending_events' })
   .min(1, 'id is empty: give the Stripe event id (evt_…) from list_pending_events')
@@ -69,25 +94,27 @@ const listPendingEvents = {
   title: 'List pending Stripe events',
   description:
     'Lists the Stripe events waiting to be handled, oldest first, each with the tool call it maps to (e.g. charge.dispute.created → handle_dispute). Page with next_cursor. Customer-written text is fenced as untrusted data.',
-  inputSchema: {
-    types: z
-      .array(z.string().min(1, 'event types cannot be empty strings'))
-      .max(50, 'give at most 50 event types')
-      .optional()
-      .describe('Only these event types, e.g. ["charge.dispute.created"]; default: all'),
+  inputSchema: args({
+    types: optional(
+      z
+        .array(z.string().min(1, 'event types cannot be empty strings'))
+        .max(50, 'give at most 50 event types'),
+      'Only these event types, e.g. ["charge.dispute.created"]; default: all',
+    ),
     limit: z
       .number({ error: 'limit must be a whole number from 1 to 200; leave it out for 20' })
       .int('limit must be a whole number from 1 to 200')
       .min(1, 'limit must be at least 1; leave it out for 20')
       .max(MAX_PAGE, 'limit must be at most 200; page through more with next_cursor')
+      .nullish()
       .default(DEFAULT_PAGE)
+      .transform((limit) => limit ?? DEFAULT_PAGE)
       .describe('How many events per page, 1 to 200 (default 20)'),
-    cursor: z
-      .string()
-      .max(100, 'cursor is not one this server issued; call again without a cursor')
-      .optional()
-      .describe('next_cursor from the previous page; leave it out for the first page'),
-  },
+    cursor: optional(
+      z.string().max(100, 'cursor is not one this server issued; call again without a cursor'),
+      'next_cursor from the previous page; leave it out for the first page',
+    ),
+  }),
   outputSchema: {
     events: z.array(summarySchema),
     next_cursor: z
@@ -108,7 +135,7 @@ const getEvent = {
   title: 'Get one Stripe event',
   description:
     'Returns one stored event: the event as Stripe sent it, the tool call it maps to, its status, attempts and history (every decision and state change). Customer-written text is fenced as untrusted data.',
-  inputSchema: { id: eventId },
+  inputSchema: args({ id: eventId }),
   outputSchema: {
     id: z.string(),
     type: z.string(),
@@ -130,14 +157,13 @@ const ackEvent = {
   title: 'Acknowledge a Stripe event',
   description:
     'Marks an event as handled so it leaves the pending queue. Acking an event twice is fine. Add a note saying what was done; it is kept in the event history.',
-  inputSchema: {
+  inputSchema: args({
     id: eventId,
-    note: z
-      .string()
-      .max(2000, 'note must be at most 2000 characters')
-      .optional()
-      .describe('What was done about the event, kept in its history'),
-  },
+    note: optional(
+      z.string().max(2000, 'note must be at most 2000 characters'),
+      'What was done about the event, kept in its history',
+    ),
+  }),
   outputSchema: { id: z.string(), status: z.literal('acked') },
   annotations: {
     readOnlyHint: false,
@@ -152,21 +178,22 @@ const nackEvent = {
   title: 'Give a Stripe event back',
   description:
     'Reports that handling an event failed: it goes back to pending for another try (after retry_in_seconds), or to dead once its attempts run out. Counts an attempt each time.',
-  inputSchema: {
+  inputSchema: args({
     id: eventId,
     reason: z
       .string({ error: 'reason is required: say why the event could not be handled' })
       .min(1, 'reason is empty: say why the event could not be handled')
       .max(2000, 'reason must be at most 2000 characters')
       .describe('Why the event could not be handled now'),
-    retry_in_seconds: z
-      .number({ error: 'retry_in_seconds must be a number of seconds from 0 to 604800' })
-      .int('retry_in_seconds must be a whole number of seconds')
-      .min(0, 'retry_in_seconds cannot be negative')
-      .max(7 * 24 * 3600, 'retry_in_seconds must be at most 604800 (7 days)')
-      .optional()
-      .describe('Wait this long before the event may be handled again (default 0)'),
-  },
+    retry_in_seconds: optional(
+      z
+        .number({ error: 'retry_in_seconds must be a number of seconds from 0 to 604800' })
+        .int('retry_in_seconds must be a whole number of seconds')
+        .min(0, 'retry_in_seconds cannot be negative')
+        .max(7 * 24 * 3600, 'retry_in_seconds must be at most 604800 (7 days)'),
+      'Wait this long before the event may be handled again (default 0)',
+    ),
+  }),
   outputSchema: {
     id: z.string(),
     status: z.enum(['pending', 'dead']),
@@ -186,14 +213,13 @@ const replayEvent = {
   title: 'Replay a Stripe event',
   description:
     'Puts a stored event back to pending with its attempts reset, so it is handled again: e.g. a dead event once the cause of its failures is fixed, or an acked one that must be redone. Refused while the event is claimed (being handled) or awaiting approval.',
-  inputSchema: {
+  inputSchema: args({
     id: eventId,
-    note: z
-      .string()
-      .max(2000, 'note must be at most 2000 characters')
-      .optional()
-      .describe('Why it is replayed, kept in its history'),
-  },
+    note: optional(
+      z.string().max(2000, 'note must be at most 2000 characters'),
+      'Why it is replayed, kept in its history',
+    ),
+  }),
   outputSchema: {
     id: z.string(),
     status: z.literal('pending'),
@@ -213,20 +239,16 @@ const backfillEvents = {
   title: "Pull missed events from Stripe's Events API",
   description:
     "Fetches events this server may have missed (while it was down, or of types added since) from Stripe's Events API and queues them through the same dedup as webhooks: nothing is stored twice. Reports progress (fetched, queued) as MCP progress notifications. Needs STRIPE_SECRET_KEY on the server.",
-  inputSchema: {
-    since: z
-      .string()
-      .max(100, 'since is a duration (24h, 7d), an ISO date or an event id (evt_…)')
-      .optional()
-      .describe(
-        'How far back: a duration such as 24h or 7d, an ISO date, or an event id; default 24h (Stripe keeps 30 days)',
-      ),
-    types: z
-      .array(z.string().min(1))
-      .max(100)
-      .optional()
-      .describe('Only these event types; default: every type the catalog maps'),
-  },
+  inputSchema: args({
+    since: optional(
+      z.string().max(100, 'since is a duration (24h, 7d), an ISO date or an event id (evt_…)'),
+      'How far back: a duration such as 24h or 7d, an ISO date, Unix seconds, or an event id; default 24h (Stripe keeps 30 days)',
+    ),
+    types: optional(
+      z.array(z.string().min(1)).max(100),
+      'Only these event types; default: every type the catalog maps',
+    ),
+  }),
   outputSchema: {
     fetched: z.number().int(),
     queued: z.number().int().describe('New events stored'),
@@ -246,7 +268,7 @@ const getQueueStatus = {
   title: 'Stripe event queue status',
   description:
     "Counts events by status (pending, claimed, acked, dead, awaiting_approval), pending events by type, the age of the oldest pending event, and the queue's stored retry policy.",
-  inputSchema: {},
+  inputSchema: args({}),
   outputSchema: {
     counts: z.object({
       pending: z.number().int(),
@@ -287,7 +309,7 @@ const listApprovals = {
   title: 'List decisions waiting for approval',
   description:
     "Lists the agent loop's decided tool calls that wait for a person (awaiting_approval): those the config gates by tool or amount, and events the agent handed to a person. Approve with approve_action, reject with reject_action.",
-  inputSchema: {},
+  inputSchema: args({}),
   outputSchema: { approvals: z.array(approval), notice },
   annotations: { readOnlyHint: true, openWorldHint: false },
 } as const;
@@ -307,7 +329,7 @@ const approveAction = {
   title: 'Approve a waiting decision',
   description:
     "Approves the decided tool call of an event in awaiting_approval: it is dispatched exactly as decided (the event's own facts) to the configured handler, then the event is acked. If the handler fails it keeps waiting.",
-  inputSchema: { id: eventId },
+  inputSchema: args({ id: eventId }),
   outputSchema: approvalResult,
   annotations: {
     readOnlyHint: false,
@@ -322,14 +344,14 @@ const rejectAction = {
   title: 'Reject a waiting decision',
   description:
     'Rejects the decided tool call of an event in awaiting_approval: nothing is dispatched, the reason is recorded, and the event is acked.',
-  inputSchema: {
+  inputSchema: args({
     id: eventId,
     reason: z
       .string({ error: 'reason is required: say why the decision is rejected' })
       .min(1, 'reason is empty: say why the decision is rejected')
       .max(2000, 'reason must be at most 2000 characters')
       .describe('Why the decision is rejected, kept in the event history'),
-  },
+  }),
   outputSchema: approvalResult,
   annotations: {
     readOnlyHint: false,
@@ -354,5 +376,5 @@ export const TOOLS = {
 
 export type ToolName = keyof typeof TOOLS;
 type Shape<T> = T extends z.ZodRawShape ? z.infer<z.ZodObject<T>> : never;
-export type ToolInput<N extends ToolName> = Shape<(typeof TOOLS)[N]['inputSchema']>;
+export type ToolInput<N extends ToolName> = z.output<(typeof TOOLS)[N]['inputSchema']>;
 export type ToolOutput<N extends ToolName> = Shape<(typeof TOOLS)[N]['outputSchema']>;

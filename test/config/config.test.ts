@@ -225,10 +225,27 @@ describe('data directory', () => {
     const tmp = tempDir();
     const first = loadOrCreateDevSecret(tmp.dir);
     expect(first.created).toBe(true);
-    expect(first.secret).toMatch(/^whsec_[A-Za-z0-9_-]{32}$/);
+    // Letters and digits only, like Stripe's: a double-click selects all of it.
+    expect(first.secret).toMatch(/^whsec_[A-Za-z0-9]{32}$/);
     expect(fs.statSync(first.file).mode & 0o777).toBe(0o600);
     const second = loadOrCreateDevSecret(tmp.dir);
     expect(second).toEqual({ ...first, created: false });
+    const others = Array.from({ length: 50 }, () => {
+      const dir = tempDir();
+      const { secret } = loadOrCreateDevSecret(dir.dir);
+      dir.remove();
+      return secret;
+    });
+    for (const secret of others) expect(secret).toMatch(/^whsec_[A-Za-z0-9]{32}$/);
+    expect(new Set(others).size).toBe(50);
+    tmp.remove();
+  });
+
+  it('keeps using a dev secret file made before secrets were letters and digits only', () => {
+    const tmp = tempDir();
+    const old = 'whsec_Ab-_cdEFgh12-34_5678abcdEFGHijklMNop';
+    fs.writeFileSync(path.join(tmp.dir, 'dev-webhook-secret'), old + '\n', { mode: 0o600 });
+    expect(loadOrCreateDevSecret(tmp.dir)).toMatchObject({ secret: old, created: false });
     tmp.remove();
   });
 });

@@ -1,6 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfigFile } from '../../src/config/file.js';
+import { loadConfigFile, parseConfigFile } from '../../src/config/file.js';
 import { ConfigError } from '../../src/errors.js';
+import { REPO_ROOT } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function error(json: unknown): string {
   try {
@@ -76,5 +80,40 @@ describe('config file', () => {
       error({ pricing: { 'claude-x': { input_per_mtok: 3, output_per_mtok: 15, cache: 1 } } }),
     ).toMatch(/cache/);
     expect(error({ model: 'has spaces' })).toMatch(/\$\.model: a model id/);
+  });
+});
+
+describe('the README config example', () => {
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+
+  /** The section a config error points to: its heading must exist. */
+  function sectionNamedByErrors(): string {
+    const message = error({ nope: 1 });
+    const named = /see the "([^"]+)" section of the README/.exec(message);
+    expect(named, message).not.toBeNull();
+    return named![1]!;
+  }
+
+  it('the section config errors name is a heading of the README', () => {
+    const name = sectionNamedByErrors();
+    expect(readme.split('\n')).toContain(`### ${name}`);
+  });
+
+  it('its JSON block loads with the config loader as pasted', () => {
+    const name = sectionNamedByErrors();
+    const section = readme.slice(readme.indexOf(`### ${name}`));
+    const block = /```json\n([\s\S]*?)\n```/.exec(section);
+    expect(block).not.toBeNull();
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, 'config.json');
+      fs.writeFileSync(file, block![1]!);
+      const config = loadConfigFile(file);
+      expect(config.dispatch).toMatchObject({ type: 'http' });
+      expect(config.events?.['charge.refunded']).toBe(false);
+      expect(config.approval?.tools).toEqual(['handle_dispute']);
+    } finally {
+      tmp.remove();
+    }
   });
 });
