@@ -397,6 +397,30 @@ export function buildProgram(): Command {
       (await import('./cli/events.js')).eventsReplay(id, options),
     );
 
+  program
+    .command('pause')
+    .description(
+      'pause the agent loops on this store (every instance): no new claims, events wait pending',
+    )
+    .option('--reason <text>', 'why, shown in get_queue_status, the logs and the console')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (options: EventsOptions & { reason?: string }) =>
+      (await import('./cli/events.js')).agentPause(options),
+    );
+  program
+    .command('resume')
+    .description("lift the agent loops' pause (a person's, the budget's or the breaker's)")
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (options: EventsOptions) =>
+      (await import('./cli/events.js')).agentResume(options),
+    );
+
   return program;
 }
 

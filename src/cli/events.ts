@@ -125,3 +125,19 @@ export async function eventsReplay(id: string, options: EventsOptions): Promise<
     else out(`${id} is pending again`);
   });
 }
+
+export async function agentPause(options: EventsOptions & { reason?: string }): Promise<void> {
+  await withServices(options, async ({ operations }) => {
+    const pause = await operations.pauseAgent({ by: who(), reason: options.reason });
+    if (options.json) outJson(pause);
+    else out('the agent loops on this store are paused: no new claims until `resume`');
+  });
+}
+
+export async function agentResume(options: EventsOptions): Promise<void> {
+  await withServices(options, async ({ operations }) => {
+    const pause = await operations.resumeAgent({ by: who() });
+    if (options.json) outJson(pause);
+    else out('the agent loops on this store run again');
+  });
+}

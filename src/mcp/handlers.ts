@@ -4,7 +4,7 @@ import type {
   ServerNotification,
   ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { EventBuffer } from '../buffer/buffer.js';
+import type { AgentPause, EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
 import type { RedactKind } from '../catalog/untrusted.js';
@@ -227,8 +227,27 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
             max_attempts: stats.policy.maxAttempts,
             retry_base_seconds: stats.policy.retryBaseMs / 1000,
           },
+          agent: agentView(stats.agent),
         },
-        text,
+        stats.agent.paused
+          ? `${text}\nThe agent loop is paused (${stats.agent.reason ?? 'manual'}${stats.agent.note ? `: ${stats.agent.note}` : ''}).`
+          : text,
+      );
+    },
+
+    async pause_agent({ reason }, extra?: Extra) {
+      const pause = await operations.pauseAgent({ by: who(extra), reason });
+      return result<'pause_agent'>(
+        { agent: agentView(pause) },
+        'The agent loop is paused: it claims no new events until resume_agent. Events wait pending.',
+      );
+    },
+
+    async resume_agent(_input: ToolInput<'resume_agent'>, extra?: Extra) {
+      const pause = await operations.resumeAgent({ by: who(extra) });
+      return result<'resume_agent'>(
+        { agent: agentView(pause) },
+        'The agent loop is running again.',
       );
     },
   };
@@ -270,6 +289,18 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
     };
   }
   return guarded as unknown as ToolHandlers;
+}
+
+function agentView(pause: AgentPause) {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    paused: pause.paused,
+    reason: pause.reason,
+    note: pause.note,
+    by: pause.by,
+    since: iso(pause.since),
+    until: iso(pause.until),
+  };
 }
 
 function approvalReply(

@@ -220,6 +220,24 @@ export class ChangeHub {
         },
       });
     }
+    if (changes.some((c) => c.kind === 'agent')) {
+      // The agent loops were paused or resumed (pause_agent, the budget, the breaker).
+      try {
+        const pause = await this.buffer.agentPause();
+        lines.push({
+          level: pause.paused ? 'warning' : 'info',
+          data: pause.paused
+            ? {
+                message: `agent loop paused (${pause.reason ?? 'manual'})${pause.note ? `: ${pause.note}` : ''}`,
+                agent: 'paused',
+                reason: pause.reason,
+              }
+            : { message: 'agent loop resumed', agent: 'running' },
+        });
+      } catch {
+        // The store is down: the next change says more.
+      }
+    }
     const before = await this.baseline;
     const after = await (this.baseline = this.readStats());
     if (external && before && after) {

@@ -263,6 +263,20 @@ const backfillEvents = {
   },
 } as const;
 
+const agentState = z
+  .object({
+    paused: z.boolean(),
+    reason: z
+      .string()
+      .nullable()
+      .describe('manual (pause_agent), budget (the daily budget is spent) or breaker'),
+    note: z.string().nullable().describe('Why, in words'),
+    by: z.string().nullable().describe('Who paused it: a person, or an agent loop'),
+    since: z.string().nullable(),
+    until: z.string().nullable().describe('When it lifts by itself, if it does'),
+  })
+  .describe('Whether the agent loops on this queue are paused, and why');
+
 const getQueueStatus = {
   name: 'get_queue_status',
   title: 'Stripe event queue status',
@@ -290,8 +304,41 @@ const getQueueStatus = {
           .describe('Delay before the first retry; it doubles with each failed attempt'),
       })
       .describe('Stored with the queue (serve/agent --max-attempts); every process follows it'),
+    agent: agentState,
   },
   annotations: { readOnlyHint: true, openWorldHint: false },
+} as const;
+
+const pauseAgent = {
+  name: 'pause_agent',
+  title: 'Pause the agent loop',
+  description:
+    'Pauses the built-in agent loops on this queue (every instance): they finish the events they hold and claim no new ones; events wait pending, nothing goes dead. Stays paused until resume_agent.',
+  inputSchema: args({
+    reason: optional(z.string().max(500), 'Why it is paused, shown in get_queue_status and logs'),
+  }),
+  outputSchema: { agent: agentState },
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: false,
+  },
+} as const;
+
+const resumeAgent = {
+  name: 'resume_agent',
+  title: 'Resume the agent loop',
+  description:
+    "Lifts the agent loops' pause, whoever set it (a person, the daily budget, the circuit breaker). A budget or breaker pause comes back if its cause still holds.",
+  inputSchema: args({}),
+  outputSchema: { agent: agentState },
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: false,
+  },
 } as const;
 
 const approval = z.object({
@@ -372,6 +419,8 @@ export const TOOLS = {
   list_approvals: listApprovals,
   approve_action: approveAction,
   reject_action: rejectAction,
+  pause_agent: pauseAgent,
+  resume_agent: resumeAgent,
 } as const;
 
 export type ToolName = keyof typeof TOOLS;

@@ -1,10 +1,12 @@
-import type {
-  EventStatus,
-  HistoryEntry,
-  QueuePolicy,
-  QueueStats,
-  StoredEvent,
-  EventBuffer,
+import {
+  NOT_PAUSED,
+  type AgentPause,
+  type EventStatus,
+  type HistoryEntry,
+  type QueuePolicy,
+  type QueueStats,
+  type StoredEvent,
+  type EventBuffer,
 } from '../buffer/buffer.js';
 import { EventNotFoundError } from '../errors.js';
 import { recordSink, type Sink } from '../dispatch/dispatch.js';
@@ -54,6 +56,13 @@ export interface QueueOperations {
   /** Whether backfill can run here (it needs STRIPE_SECRET_KEY). */
   readonly canBackfill: boolean;
   status(): Promise<QueueStatus>;
+  /**
+   * Pauses the agent loops on this store (every instance): they finish what they hold and claim
+   * nothing new; events wait pending. Kept in the store until resumed.
+   */
+  pauseAgent(request: { by: string; reason?: string }): Promise<AgentPause>;
+  /** Lifts any pause: a person's, the budget's or the breaker's (they trip again if still due). */
+  resumeAgent(request: { by: string }): Promise<AgentPause>;
 }
 
 export interface ListRequest {
@@ -73,6 +82,8 @@ export interface ListResult {
 export interface QueueStatus extends QueueStats {
   /** The policy the store keeps and every process on it follows. */
   policy: QueuePolicy;
+  /** Whether the agent loops are paused, and why (manual, budget, breaker). */
+  agent: AgentPause;
 }
 
 export interface QueueOperationsOptions {
@@ -144,8 +155,30 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     async status() {
-      const [stats, policy] = await Promise.all([store.stats(), store.policy()]);
-      return { ...stats, policy };
+      const [stats, policy, agent] = await Promise.all([
+        store.stats(),
+        store.policy(),
+        store.agentPause(),
+      ]);
+      return { ...stats, policy, agent };
+    },
+
+    async pauseAgent({ by, reason }) {
+      const pause: AgentPause = {
+        paused: true,
+        reason: 'manual',
+        by,
+        note: reason ?? null,
+        since: Date.now(),
+        until: null,
+      };
+      await store.setAgentPause(pause);
+      return pause;
+    },
+
+    async resumeAgent() {
+      await store.setAgentPause({ ...NOT_PAUSED });
+      return { ...NOT_PAUSED };
     },
   };
 }

@@ -11,7 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { killLeftovers, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -60,7 +62,47 @@ async function start(config: unknown, apiUrl: string, extra: string[] = []) {
   return { server, send, dataDir };
 }
 
+async function mcp(server: ServeHandle): Promise<Client> {
+  const client = new Client({ name: 'guardrails-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
+  cleanups.push(() => client.close());
+  return client;
+}
+
 describe('guardrails in the live loop', () => {
+  it('pauses on pause_agent (MCP) and runs again on `resume` (CLI)', async () => {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const { server, send, dataDir } = await start({}, api.url, ['--concurrency', '2']);
+    const client = await mcp(server);
+    const paused = await client.callTool({
+      name: 'pause_agent',
+      arguments: { reason: 'investigating refunds' },
+    });
+    expect(paused.isError).toBeFalsy();
+    await waitFor(
+      async () => /^stripe_events_agent_paused\{reason="manual"\} 1$/m.test(await metrics(server)),
+      'the manual pause in /metrics',
+    );
+    await send(4);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await counts(server)).pending).toBe(4);
+    expect(api.requests).toHaveLength(0);
+    const status = (await client.callTool({ name: 'get_queue_status', arguments: {} }))
+      .structuredContent as { agent: Record<string, unknown> };
+    expect(status.agent).toMatchObject({
+      paused: true,
+      reason: 'manual',
+      note: 'investigating refunds',
+    });
+    expect(String(status.agent.by)).toMatch(/^mcp:/);
+    const resumed = await runCli(['resume', '--data-dir', dataDir]);
+    expect(resumed.code).toBe(0);
+    await waitFor(async () => (await counts(server)).acked === 4, 'the events to be handled');
+    expect(server.logs().some((l) => l.msg === 'agent loop resumed')).toBe(true);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('pauses at the daily token budget: events wait pending, none dead', async () => {
     const api = await startFakeAnthropic();
     cleanups.push(() => api.close());
@@ -88,6 +130,12 @@ describe('guardrails in the live loop', () => {
     expect(spent).toBeGreaterThanOrEqual(2500);
     // It paused at the first decision past the budget, not later.
     expect(spent - spent / c.acked!).toBeLessThan(2500);
+    // Any MCP client sees the pause and why.
+    const client = await mcp(server);
+    const status = (await client.callTool({ name: 'get_queue_status', arguments: {} }))
+      .structuredContent as { agent: { paused: boolean; reason: string; until: string } };
+    expect(status.agent).toMatchObject({ paused: true, reason: 'budget' });
+    expect(new Date(status.agent.until).getUTCHours()).toBe(0);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 
