@@ -7,7 +7,8 @@ import { REPO_ROOT } from './helpers/spawn.js';
  * The dependency rule of docs/ARCHITECTURE.md, checked on every import in src/ (static, dynamic
  * and re-exports, type-only included: a type import still couples the layers):
  *
- *   cli → app → {ingress, mcp, agent, console} → operations → dispatch → buffer → {catalog, stripe}
+ *   cli → {app, rehearse} → {ingress, mcp, agent, console} → operations → dispatch → buffer
+ *       → {catalog, stripe}
  *
  * A module may import its own layer and any layer to its right, never one to its left, and never
  * a sibling in the same braces. config, errors, logger and metrics are shared: every layer may
@@ -18,6 +19,7 @@ const SRC = path.join(REPO_ROOT, 'src');
 const RANK: Record<string, number> = {
   cli: 7,
   app: 6,
+  rehearse: 6,
   ingress: 5,
   mcp: 5,
   agent: 5,

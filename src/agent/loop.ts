@@ -116,6 +116,19 @@ export class AgentLoop {
       if (change.kind !== 'claimed' && change.kind !== 'acked') this.wakeAll();
     });
     this.showPause();
+    // A budget or breaker pause left by a process that stopped (a restart, say with a larger
+    // budget) is lifted: this loop starts with its own count and a closed breaker.
+    this.o.buffer.agentPause().then(
+      (pause) => {
+        if (pause.paused && pause.reason !== 'manual' && pause.reason !== null) {
+          return this.setPause(null);
+        }
+        this.pause = pause;
+        this.pauseReadAt = Date.now();
+        this.showPause();
+      },
+      () => {},
+    );
     for (let i = 0; i < this.o.concurrency; i++)
       this.workers.push(this.work(`${this.o.owner}#${i}`));
     this.o.logger.info('agent loop started', {
@@ -207,15 +220,14 @@ export class AgentLoop {
     }
     const breaker = this.guard.breakerGate();
     const stored = this.pause;
-    if (stored.paused && stored.by !== this.pauser) {
-      // A person's pause, or another instance's budget or breaker: wait until it lifts.
-      const lapsed = stored.until !== null && stored.until <= Date.now();
-      if (stored.reason === 'manual' || !lapsed) {
-        if (breaker === 'probe') this.guard.abandonProbe();
-        return 'wait';
-      }
-      await this.setPause(null);
+    if (stored.paused && (stored.reason ?? 'manual') === 'manual') {
+      // A person's pause holds every loop on the store until someone resumes.
+      if (breaker === 'probe') this.guard.abandonProbe();
+      return 'wait';
     }
+    // Another loop's budget or breaker pause is its own: budgets count per process, and this
+    // loop's breaker trips by itself if the handler fails here too. It stays recorded for people
+    // to see until that loop lifts it.
     if (breaker === 'wait') {
       const stop = this.guard.breakerStop();
       if (stop) await this.ensurePause(stop);
@@ -230,6 +242,8 @@ export class AgentLoop {
 
   private async ensurePause(stop: Stop): Promise<void> {
     const p = this.pause;
+    // A person's pause stays as they set it: it says more than ours, and only they lift it.
+    if (p.paused && (p.reason ?? 'manual') === 'manual') return;
     if (p.paused && p.by === this.pauser && p.reason === stop.reason && p.until === stop.until) {
       return;
     }

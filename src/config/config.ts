@@ -10,7 +10,7 @@ import { loadConfigFile, type ConfigFile } from './file.js';
 import { wholeNumber } from './numbers.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
 import { loadStripeApiSettings, SECRET_KEY_SETTING } from '../stripe/client.js';
-import { LIMIT_DEFAULTS, type ListenerLimits } from '../ingress/limits.js';
+import { LIMIT_DEFAULTS, type ListenerLimits } from './limits.js';
 
 /**
  * Settings come from defaults < environment < flags; each is validated once here, and a bad one

@@ -40,7 +40,16 @@ describe('integer settings take whole decimal numbers only', () => {
   });
 
   it('applies the same rule to every integer flag of serve and agent', () => {
-    const serveFlags = ['tolerance', 'maxPending', 'mcpIdleTimeout', 'backfillInterval'] as const;
+    const serveFlags = [
+      'tolerance',
+      'maxPending',
+      'mcpIdleTimeout',
+      'backfillInterval',
+      'maxAttempts',
+      'mcpMaxSessions',
+      'maxConnections',
+      'requestTimeout',
+    ] as const;
     for (const flag of serveFlags) {
       for (const text of NOT_DECIMAL) {
         const error = configError(() => loadServeConfig({ [flag]: text }, {}));
@@ -48,13 +57,7 @@ describe('integer settings take whole decimal numbers only', () => {
       }
       expect(() => loadServeConfig({ [flag]: '60' }, {}), flag).not.toThrow();
     }
-    const agentFlags = [
-      'concurrency',
-      'maxAttempts',
-      'maxTurns',
-      'maxTokens',
-      'leaseSeconds',
-    ] as const;
+    const agentFlags = ['concurrency', 'maxTurns', 'maxTokens', 'leaseSeconds'] as const;
     for (const flag of agentFlags) {
       for (const text of NOT_DECIMAL) {
         const error = configError(() => loadAgentConfig({ [flag]: text }, AGENT_ENV));

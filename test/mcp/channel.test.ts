@@ -194,9 +194,9 @@ describe('Claude Code channel (in memory)', () => {
     const held = hostileDispute();
     await store.buffer.append(held);
     await waitFor(() => channel.length === 1, 'the pending notification');
-    await store.buffer.claim({ owner: 'agent', leaseMs: 60_000 });
+    const [claimed] = await store.buffer.claim({ owner: 'agent', leaseMs: 60_000 });
     const call = store.catalog.toolCall(held.type, held.payload)!;
-    await store.buffer.hold(held.id, 'agent', `needs a person: ${INJECTION}`, [
+    await store.buffer.hold(held.id, claimed!.leaseOwner!, `needs a person: ${INJECTION}`, [
       {
         kind: 'decision',
         tool_call: { name: call.name, input: { ...call.input, action: 'accept' } },

@@ -29,8 +29,10 @@ const TOOL_NAMES = [
   'list_approvals',
   'list_pending_events',
   'nack_event',
+  'pause_agent',
   'reject_action',
   'replay_event',
+  'resume_agent',
 ];
 
 describe('MCP tools (SDK client, in-memory transport, SQLite store)', () => {
