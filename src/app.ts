@@ -7,6 +7,8 @@ import type { ServeConfig } from './config/config.js';
 import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './config/data-dir.js';
 import { ConfigError } from './errors.js';
 import { createHttpApp } from './http-app.js';
+import { createConsole } from './console/router.js';
+import { createConsoleBackend } from './console/backend.js';
 import type { Logger } from './logger.js';
 import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
@@ -161,6 +163,14 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
   });
+  const consoleUi = createConsole({
+    backend: createConsoleBackend({ buffer, catalog, sink, agentRunning: () => !!options.agent }),
+    logger: logger.child({ component: 'console' }),
+    host: config.host,
+    authToken: config.mcpAuthToken,
+    allowedHosts: config.mcpAllowedHosts,
+    allowedOrigins: config.mcpAllowedOrigins,
+  });
   const app = createHttpApp({
     stripe,
     parked,
@@ -171,6 +181,7 @@ export async function startServer(
     maxBodyBytes: config.maxBodyBytes,
     verify: { secrets, toleranceSeconds: config.toleranceSeconds },
     mcp: mcp.router,
+    console: consoleUi.router,
   });
 
   const server = http.createServer(app);
@@ -230,6 +241,7 @@ export async function startServer(
     url,
     webhook: `${url}/stripe/webhook`,
     mcp: `${url}/mcp`,
+    console: `${url}/console`,
     store: buffer.kind,
     ...(config.store === 'redis'
       ? { redis: redactRedisUrl(config.redisUrl), redisPrefix: config.redisPrefix }
@@ -282,6 +294,7 @@ export async function startServer(
       force.unref();
       // MCP sessions first: their open event streams would keep server.close() waiting.
       await mcp.close();
+      consoleUi.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -9,6 +9,8 @@ export interface HttpAppDeps extends WebhookDeps {
   metrics: Metrics;
   /** MCP Streamable HTTP at `/mcp` (it parses JSON on that path only). */
   mcp?: express.Router;
+  /** The operator console at `/console` (src/console/); `/` redirects there when it is on. */
+  console?: express.Router;
 }
 
 /**
@@ -24,6 +26,10 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   const webhook = createWebhookIngress(deps);
   app.use(webhook.router);
   if (deps.mcp) app.use(deps.mcp);
+  if (deps.console) {
+    app.use(deps.console);
+    app.get('/', (_req: Request, res: Response) => res.redirect(302, '/console'));
+  }
 
   app.get('/healthz', async (_req: Request, res: Response) => {
     const health = await deps.buffer.health();
