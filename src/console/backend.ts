@@ -9,7 +9,7 @@ import type {
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import { approveAction, rejectAction, type ApprovalResult } from '../agent/approvals.js';
 import type { Sink } from '../agent/dispatch.js';
-import { listNewest } from './newest.js';
+import { lastArrivals, listNewest } from './newest.js';
 
 /**
  * Every call the console makes to the queue, and nothing else does. Today it is built on the
@@ -90,7 +90,7 @@ export interface ConsoleBackendDeps {
 const WINDOW_MS = 60 * 60 * 1000;
 const BIN_MS = 60 * 1000;
 /** The bounds of the insights: events read, and histories read among them. */
-const INSIGHT_EVENTS = 1000;
+const INSIGHT_EVENTS = 500;
 const INSIGHT_HISTORIES = 200;
 /** Insights are recomputed at most this often, however many consoles refresh. */
 const INSIGHT_TTL_MS = 2000;
@@ -108,8 +108,8 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
       decided: 0,
     }));
     const binOf = (ms: number) => bins[Math.floor((ms - from) / BIN_MS)];
-    const page = await listNewest((q) => buffer.list(q), { limit: INSIGHT_EVENTS });
-    const recent = page.events.filter((e) => e.receivedAt >= from);
+    const latest = await lastArrivals((q) => buffer.list(q), INSIGHT_EVENTS);
+    const recent = latest.filter((e) => e.receivedAt >= from);
     for (const e of recent) {
       const bin = binOf(e.receivedAt);
       if (bin) bin.received += 1;
@@ -160,7 +160,11 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
       approvalWaits,
       dispatchFailures: dispatchFailures.slice(0, 20),
       scanned: read.length,
-      capped: recent.length === INSIGHT_EVENTS || recent.length > INSIGHT_HISTORIES,
+      // The sample (the last INSIGHT_EVENTS arrivals) lies wholly inside the hour, or not every
+      // history in it was read: the figures are a lower bound.
+      capped:
+        (latest.length >= INSIGHT_EVENTS && recent.length === latest.length) ||
+        recent.length > INSIGHT_HISTORIES,
     };
   };
 

@@ -213,7 +213,7 @@ export function chartSvg(insights: Insights): string {
 <text class="tick" x="${pad - 4}" y="${H - pad}" text-anchor="end">0</text>
 ${rects}
 </svg>
-<p class="legend"><span class="key rec"></span> received (${received}) <span class="key dec"></span> decisions (${decided})</p>`;
+<p class="legend"><span class="key rec"></span> received (${received}) <span class="key dec"></span> decisions (${decided})${insights.capped ? ' — at least: the busiest hours are sampled' : ''}</p>`;
 }
 
 function median(values: number[]): number {
@@ -358,24 +358,37 @@ function lastOf(history: readonly HistoryEntry[], kind: HistoryEntry['kind']) {
 }
 
 function decisionSection(history: readonly HistoryEntry[]): string {
-  const d = lastOf(history, 'decision');
-  if (!d) {
+  // The model's decision, and a person's verdict on it when one came after (a rejection).
+  const d = [...history].reverse().find((h) => h.kind === 'decision' && h.by === undefined);
+  const verdict = [...history]
+    .reverse()
+    .find((h) => h.kind === 'decision' && h.by !== undefined && (!d || h.at >= d.at));
+  if (!d && !verdict) {
     return '<section id="decision" data-live class="card"><h2>Decision</h2><p class="muted">No decision yet.</p></section>';
   }
-  const input = d.tool_call?.input ?? {};
-  const action =
-    typeof input.action === 'string' && d.outcome === 'decided' ? input.action : d.outcome;
-  const rationale = typeof input.rationale === 'string' ? input.rationale : d.note;
-  const rows: [string, string | undefined][] = [
-    ['Model', d.model ?? (d.by ? `a person (${d.by})` : undefined)],
-    ['Action', action],
-    ['Tool', d.tool_call?.name],
-    ['Rationale', rationale],
-    ['Tokens', d.usage ? `${d.usage.input_tokens} in, ${d.usage.output_tokens} out` : undefined],
-    ['Latency', d.latency_ms !== undefined ? duration(d.latency_ms) : undefined],
-    ['At', time(d.at)],
-  ];
-  const decided = d.tool_call
+  const rows: [string, string | undefined][] = [];
+  if (d) {
+    const input = d.tool_call?.input ?? {};
+    const action =
+      typeof input.action === 'string' && d.outcome === 'decided' ? input.action : d.outcome;
+    const rationale = typeof input.rationale === 'string' ? input.rationale : d.note;
+    rows.push(
+      ['Model', d.model],
+      ['Action', action],
+      ['Tool', d.tool_call?.name],
+      ['Rationale', rationale],
+      ['Tokens', d.usage ? `${d.usage.input_tokens} in, ${d.usage.output_tokens} out` : undefined],
+      ['Latency', d.latency_ms !== undefined ? duration(d.latency_ms) : undefined],
+      ['At', time(d.at)],
+    );
+  }
+  if (verdict) {
+    rows.push([
+      verdict.outcome === 'rejected' ? 'Rejected by' : 'Decided by',
+      `${verdict.by} at ${time(verdict.at)}${verdict.note ? `: ${verdict.note}` : ''}`,
+    ]);
+  }
+  const decided = d?.tool_call
     ? `<details><summary>Decided call (${esc(d.tool_call.name)})</summary>${factsList(d.tool_call.input)}</details>`
     : '';
   return `<section id="decision" data-live class="card"><h2>Decision</h2><dl class="facts">${rows
@@ -393,7 +406,7 @@ function historySection(history: readonly HistoryEntry[]): string {
         h.tool_call ? `→ ${h.tool_call.name}` : '',
         h.model ? `model ${h.model}` : '',
       ].filter(Boolean);
-      return `<li class="k-${esc(h.kind)}"><time datetime="${esc(h.at)}">${esc(time(h.at))}</time> <strong>${esc(h.kind)}</strong>${bits.length ? ` <span class="muted">${esc(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${esc(h.note)}</div>` : ''}</li>`;
+      return `<li class="k-${esc(h.kind)}"><time datetime="${esc(h.at)}">${esc(time(h.at))}</time> <strong>${esc(h.kind)}</strong>${bits.length ? ` <span class="muted">${esc(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${esc(h.kind === 'claimed' ? `by ${ownerOf(h.note)}` : h.note)}</div>` : ''}</li>`;
     })
     .join('');
   return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;

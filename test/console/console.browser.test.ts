@@ -144,14 +144,14 @@ describe('the console on an open loopback server', () => {
     await poll(() =>
       page.getByText('<script>window.__pwned=2</script>', { exact: true }).count(),
     ).toBeGreaterThan(0);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: path.join(SHOTS, 'event.png'), fullPage: false });
     await page.getByText('Raw payload').click();
     await poll(() => page.locator('#raw pre').textContent()).toContain(XSS.replace(/"/g, '\\"'));
     // The payload's markup never became elements.
     expect(await page.locator('main img, main script').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
 
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.screenshot({ path: path.join(SHOTS, 'event.png'), fullPage: false });
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 
@@ -368,7 +368,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await poll(() => page.locator('.timeline').textContent()).toMatch(
       /evidence is thin; refund instead/,
     );
-    await poll(() => page.locator('#decision').textContent()).toMatch(/rejected/);
+    await poll(() => page.locator('#decision').textContent()).toMatch(/Rejected by\s*console:/);
     expect(handler.ids).toEqual([approved]);
     await page.setViewportSize({ width: 1280, height: 1000 });
     await page.screenshot({ path: path.join(SHOTS, 'event-rejected.png'), fullPage: true });
