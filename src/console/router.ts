@@ -277,13 +277,18 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     }
   });
 
-  type Action = (id: string, by: string, text: string | null) => Promise<string>;
+  /** What an action answers: its message, and whether it did what was asked. */
+  type Action = (
+    id: string,
+    by: string,
+    text: string | null,
+  ) => Promise<string | { failed: string }>;
   const actions: Record<string, Action> = {
     approve: async (id, by) => {
       const result = await backend.approve(id, by);
       return result.status === 'acked'
         ? `Approved ${id}: ${result.outcome}${result.tool_call ? ` (${result.tool_call.name})` : ''}.`
-        : `Approved ${id}, but ${result.outcome}; it still waits for approval.`;
+        : { failed: `Approved ${id}, but ${result.outcome}; it still waits for approval.` };
     },
     reject: async (id, by, reason) => {
       if (!reason) throw new AppError('reason_required', 'a reason is required to reject a call');
@@ -315,9 +320,17 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       if (text && text.length > MAX_TEXT) {
         throw new AppError('too_long', `the text is over ${MAX_TEXT} characters`);
       }
-      const message = await act(id, by, text?.trim() || null);
+      const done = await act(id, by, text?.trim() || null);
       logger.info('console action', { action: req.params.action, id });
-      if (wantsJson(req)) res.json({ ok: true, message });
+      if (typeof done !== 'string') {
+        // The handler failed (502, as a gateway would): the call still waits, and the person sees why.
+        if (wantsJson(req)) res.status(502).json({ ok: false, message: done.failed });
+        else
+          res
+            .status(502)
+            .type('html')
+            .send(messagePage('Not done', done.failed, back, token !== null));
+      } else if (wantsJson(req)) res.json({ ok: true, message: done });
       else res.redirect(303, back);
     } catch (error) {
       const [status, message] = described(error);
