@@ -89,6 +89,14 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
         liveState.textContent = 'reconnecting…';
         liveState.className = 'live-state off';
       }
+      // The browser retries a dropped stream by itself, but not one the server refused (the
+      // session expired: the refresh reloads to the sign-in page; too many consoles: try later).
+      if (source.readyState === 2) {
+        setTimeout(function () {
+          refresh();
+          connect();
+        }, 5000);
+      }
     };
   }
 

@@ -1,14 +1,19 @@
 /**
  * Newest-first paging over the port's oldest-first list (src/console/newest.ts): every page of
- * every filter equals the same slice of the full list reversed, on the memory and SQLite stores,
+ * every filter equals the same slice of the full list reversed, on the memory, SQLite and Redis stores,
  * and the work stays logarithmic (counted list calls and rows read).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBuffer, EventStatus, ListQuery } from '../../src/buffer/buffer.js';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { openRedisBuffer } from '../../src/buffer/redis.js';
 import { openSqliteBuffer } from '../../src/buffer/sqlite.js';
 import { lastArrivals, listNewest, newestSeq } from '../../src/console/newest.js';
+import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
+
+const redis = await redisGate();
+const KINDS = ['memory', 'sqlite', ...(redis.run ? ['redis' as const] : [])] as const;
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -17,10 +22,18 @@ afterEach(async () => {
 
 const TYPES = ['a.created', 'b.updated', 'c.rare'];
 
-async function filled(kind: 'memory' | 'sqlite', n: number, mix = true): Promise<EventBuffer> {
+async function filled(
+  kind: 'memory' | 'sqlite' | 'redis',
+  n: number,
+  mix = true,
+): Promise<EventBuffer> {
   let buffer: EventBuffer;
   if (kind === 'memory') buffer = new MemoryBuffer();
-  else {
+  else if (kind === 'redis') {
+    const prefix = uniquePrefix('newest');
+    buffer = await openRedisBuffer({ url: REDIS_URL, prefix });
+    cleanups.push(async () => void (await deleteKeys(prefix)));
+  } else {
     const t = tempDir();
     buffer = openSqliteBuffer(t.dir, {});
     cleanups.push(t.remove);
@@ -63,7 +76,7 @@ async function everything(buffer: EventBuffer, query: Omit<ListQuery, 'limit' | 
   return ids.reverse();
 }
 
-describe.each(['memory', 'sqlite'] as const)('listNewest on %s', (kind) => {
+describe.each(KINDS)('listNewest on %s', (kind) => {
   it('pages newest first through every filter, matching the full list reversed', async () => {
     const buffer = await filled(kind, 1234);
     const filters: { statuses?: EventStatus[]; types?: string[] }[] = [
