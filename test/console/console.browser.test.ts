@@ -239,14 +239,14 @@ describe('the console on an open loopback server', () => {
 describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
   const TOKEN = 'console-test-token-0123456789abcdef';
 
-  async function handlerServer(): Promise<{ url: string; ids: string[] }> {
+  async function handlerServer(status = 200): Promise<{ url: string; ids: string[] }> {
     const ids: string[] = [];
     const server = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         ids.push(String(JSON.parse(body).event_id));
-        res.writeHead(200).end();
+        res.writeHead(status).end();
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -254,10 +254,10 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, ids };
   }
 
-  async function agentServer(held: number) {
+  async function agentServer(held: number, handlerStatus = 200) {
     const api = await startFakeAnthropic();
     cleanups.push(() => api.close());
-    const handler = await handlerServer();
+    const handler = await handlerServer(handlerStatus);
     const secret = newSecret();
     const config = path.join(tmp(), 'agent.json');
     fs.writeFileSync(
@@ -409,6 +409,23 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     const own = await replay(server.url);
     expect(own.status).toBe(200);
     expect(handler.ids).toEqual([id]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('says so when the handler fails on Approve, and the call keeps waiting', async () => {
+    const { server, handler, ids } = await agentServer(1, 500);
+    const { page } = await signIn(server.url);
+    const id = ids[0]!;
+    await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await poll(() => page.locator('#flash.error').textContent()).toMatch(
+      /dispatch failed.*still waits for approval/,
+    );
+    // The http sink's own retries, all for this call.
+    expect(handler.ids.length).toBeGreaterThan(0);
+    expect(new Set(handler.ids)).toEqual(new Set([id]));
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('awaiting approval');
+    expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(1);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });
