@@ -345,7 +345,17 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   });
 
   r.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const [status, message] = described(error);
+    // The form parser's refusals (a body over the limit, a bad encoding) are the client's: 4xx.
+    const parser = error as { status?: number; type?: string };
+    const [status, message] =
+      typeof parser.status === 'number' && parser.status >= 400 && parser.status < 500
+        ? [
+            parser.status,
+            parser.type === 'entity.too.large'
+              ? `The form is over ${BODY_LIMIT}.`
+              : 'The form could not be read.',
+          ]
+        : described(error);
     if (status >= 500) logger.error('console request failed', { error });
     if (res.headersSent) return;
     refuse(req, res, status, message);
