@@ -12,6 +12,7 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
   var inFlight = false;
   var again = false;
   var timer = null;
+  var settle = null;
 
   function say(text, ok) {
     if (!flash) return;
@@ -83,6 +84,10 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
     };
     source.onmessage = function () {
       schedule();
+      // One more once things settle: the server recomputes the chart at most every 2 s, so the
+      // refresh right after the last change of a burst may show it a change behind.
+      clearTimeout(settle);
+      settle = setTimeout(refresh, 2500);
     };
     source.onerror = function () {
       if (liveState) {

@@ -119,6 +119,8 @@ describe('the console on an open loopback server', () => {
     expect(await page.locator('table.queue tbody tr').first().getAttribute('data-id')).toBe(id);
     await poll(() => page.locator('[data-count="pending"]').textContent()).toBe('2');
     await poll(() => page.locator('svg.chart rect.rec').count()).toBeGreaterThan(0);
+    // The chart catches up too (it is recomputed at most every 2 s, and the page asks again).
+    await poll(() => page.locator('#chart .legend').textContent()).toMatch(/received \(2\)/);
 
     fs.mkdirSync(SHOTS, { recursive: true });
     await page.setViewportSize({ width: 1280, height: 900 });
