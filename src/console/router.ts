@@ -1,6 +1,10 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { EventNotFoundError, InvalidTransitionError, StoreUnavailableError } from '../errors.js';
-import { AppError } from '../errors.js';
+import {
+  AppError,
+  EventNotFoundError,
+  InvalidTransitionError,
+  StoreUnavailableError,
+} from '../errors.js';
 import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
 import { createRequestGuard, sameToken } from '../mcp/http.js';
