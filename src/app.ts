@@ -8,6 +8,8 @@ import { ensureWritableDir, loadOrCreateDevSecret, type DevSecret } from './conf
 import { ConfigError } from './errors.js';
 import { createHttpApp } from './http-app.js';
 import { createLimitedServer } from './ingress/limits.js';
+import { createConsole } from './console/router.js';
+import { createConsoleBackend } from './console/backend.js';
 import type { Logger } from './logger.js';
 import { assertMcpAccess, createMcpHttpHandler, type McpHttpHandler } from './mcp/http.js';
 import { createMetrics } from './metrics.js';
@@ -109,6 +111,19 @@ export async function startServer(
     idleTimeoutMs: config.mcpSessionIdleMs,
     maxSessions: config.mcpMaxSessions,
   });
+  const consoleUi = createConsole({
+    backend: createConsoleBackend({
+      buffer,
+      catalog,
+      operations: services.operations,
+      agentRunning: () => !!options.agent,
+    }),
+    logger: logger.child({ component: 'console' }),
+    host: config.host,
+    authToken: config.mcpAuthToken,
+    allowedHosts: config.mcpAllowedHosts,
+    allowedOrigins: config.mcpAllowedOrigins,
+  });
   const app = createHttpApp({
     stripe,
     parked,
@@ -122,6 +137,7 @@ export async function startServer(
     healthProbeDir: buffer.kind === 'sqlite' ? config.dataDir : null,
     verify: { secrets, toleranceSeconds: config.toleranceSeconds },
     mcp: mcp.router,
+    console: consoleUi.router,
   });
 
   const server = createLimitedServer(config, app, () =>
@@ -183,6 +199,7 @@ export async function startServer(
     url,
     webhook: `${url}/stripe/webhook`,
     mcp: `${url}/mcp`,
+    console: `${url}/console`,
     store: buffer.kind,
     ...(config.store === 'redis'
       ? { redis: redactRedisUrl(config.redisUrl), redisPrefix: config.redisPrefix }
@@ -236,6 +253,7 @@ export async function startServer(
       force.unref();
       // MCP sessions first: their open event streams would keep server.close() waiting.
       await mcp.close();
+      consoleUi.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

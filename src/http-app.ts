@@ -18,6 +18,8 @@ export interface HttpAppDeps extends WebhookDeps {
   authToken?: string | null;
   /** Where the store writes on local disk, for the health write probe; null for Redis. */
   healthProbeDir?: string | null;
+  /** The operator console at `/console` (src/console/); `/` redirects there when it is on. */
+  console?: express.Router;
 }
 
 /**
@@ -40,6 +42,10 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   });
   app.use(webhook.router);
   if (deps.mcp) app.use(deps.mcp);
+  if (deps.console) {
+    app.use(deps.console);
+    app.get('/', (_req: Request, res: Response) => res.redirect(302, '/console'));
+  }
 
   const token = deps.authToken || null;
   const authorized = (req: Request) =>

@@ -99,6 +99,45 @@ export function hasBearerToken(header: string | undefined, expected: string): bo
   return match?.[1] !== undefined && sameToken(match[1], expected);
 }
 
+export interface RequestGuard {
+  /** The Host header names this server (DNS rebinding protection). */
+  hostAllowed(hostHeader: string | undefined): boolean;
+  /** A browser Origin allowed to call: MCP_ALLOWED_ORIGINS, or localhost on a loopback bind. */
+  originAllowed(origin: string): boolean;
+}
+
+/** The Host and Origin rules of `/mcp`, shared with the console (src/console/). */
+export function createRequestGuard(options: {
+  host: string;
+  allowedHosts?: readonly string[];
+  allowedOrigins?: readonly string[];
+}): RequestGuard {
+  const loopback = isLoopbackHost(options.host);
+  const allowedHosts = new Set(
+    [...(loopback ? LOOPBACK_NAMES : []), ...(options.allowedHosts ?? [])].map((h) =>
+      h.toLowerCase(),
+    ),
+  );
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  return {
+    hostAllowed(hostHeader) {
+      // On a non-loopback bind without MCP_ALLOWED_HOSTS any name may reach the server (a proxy
+      // in front decides); the bearer token is required there.
+      if (allowedHosts.size === 0) return true;
+      const host = hostnameOf(hostHeader ?? '');
+      return host !== null && allowedHosts.has(host);
+    },
+    originAllowed(origin) {
+      if (allowedOrigins.has(origin.toLowerCase())) return true;
+      const host =
+        origin === 'null' ? null : hostnameOf(origin.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
+      return (
+        loopback && host !== null && /^https?:\/\//i.test(origin) && LOOPBACK_NAMES.includes(host)
+      );
+    },
+  };
+}
+
 /**
  * MCP Streamable HTTP at `/mcp`: stateful sessions (session id → transport + McpServer), so
  * notifications reach each client over its GET event stream. Every request passes, in order:
@@ -107,13 +146,6 @@ export function hasBearerToken(header: string | undefined, expected: string): bo
  */
 export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
   const { logger } = options;
-  const loopback = isLoopbackHost(options.host);
-  const allowedHosts = new Set(
-    [...(loopback ? LOOPBACK_NAMES : []), ...(options.allowedHosts ?? [])].map((h) =>
-      h.toLowerCase(),
-    ),
-  );
-  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const sessions = new Map<string, Session>();
   const hub = new ChangeHub(options.buffer, options.catalog, logger);
@@ -123,38 +155,28 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
   /** Initialize requests being answered: each may add a session. */
   let opening = 0;
 
+  const guard = createRequestGuard(options);
   const checkHost = (req: Request, res: Response, next: NextFunction) => {
-    // On a non-loopback bind without MCP_ALLOWED_HOSTS any name may reach the server (a proxy
-    // in front decides); the bearer token is required there.
-    if (allowedHosts.size > 0) {
-      const host = hostnameOf(req.headers.host ?? '');
-      if (host === null || !allowedHosts.has(host)) {
-        logger.warn('mcp request refused: Host not allowed', { host: req.headers.host ?? null });
-        rpcError(
-          res,
-          403,
-          -32000,
-          `Forbidden: Host ${JSON.stringify(req.headers.host ?? '')} is not allowed (DNS rebinding protection). Connect through localhost or 127.0.0.1, or add the name to MCP_ALLOWED_HOSTS.`,
-        );
-        return;
-      }
+    if (!guard.hostAllowed(req.headers.host)) {
+      logger.warn('mcp request refused: Host not allowed', { host: req.headers.host ?? null });
+      rpcError(
+        res,
+        403,
+        -32000,
+        `Forbidden: Host ${JSON.stringify(req.headers.host ?? '')} is not allowed (DNS rebinding protection). Connect through localhost or 127.0.0.1, or add the name to MCP_ALLOWED_HOSTS.`,
+      );
+      return;
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
-      const host =
-        origin === 'null' ? null : hostnameOf(origin.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
-      const local =
-        loopback && host !== null && /^https?:\/\//i.test(origin) && LOOPBACK_NAMES.includes(host);
-      if (!local) {
-        logger.warn('mcp request refused: Origin not allowed', { origin });
-        rpcError(
-          res,
-          403,
-          -32000,
-          `Forbidden: Origin ${JSON.stringify(origin)} is not allowed. Browser pages may call /mcp only from an origin listed in MCP_ALLOWED_ORIGINS.`,
-        );
-        return;
-      }
+    if (origin !== undefined && !guard.originAllowed(origin)) {
+      logger.warn('mcp request refused: Origin not allowed', { origin });
+      rpcError(
+        res,
+        403,
+        -32000,
+        `Forbidden: Origin ${JSON.stringify(origin)} is not allowed. Browser pages may call /mcp only from an origin listed in MCP_ALLOWED_ORIGINS.`,
+      );
+      return;
     }
     next();
   };

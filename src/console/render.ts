@@ -1,0 +1,479 @@
+import {
+  EVENT_STATUSES,
+  type EventStatus,
+  type HistoryEntry,
+  type QueueCounts,
+  type StoredEvent,
+} from '../buffer/buffer.js';
+import { ownerOf } from '../buffer/transitions.js';
+import type { AgentState, EventView, Insights } from './backend.js';
+
+/**
+ * The console's HTML, rendered on the server. Every value that came from outside (an event's
+ * payload, a customer's name, a model's rationale, a refusal's message) goes through `esc`: it is
+ * shown as text and never becomes markup. The page's script adds behaviour, not content.
+ */
+export function esc(value: unknown): string {
+  return String(value)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+const STATUS_WORDS: Record<EventStatus, string> = {
+  pending: 'pending',
+  claimed: 'claimed',
+  awaiting_approval: 'awaiting approval',
+  dead: 'dead',
+  acked: 'acked',
+};
+
+export function time(ms: number | string): string {
+  const d = typeof ms === 'number' ? new Date(ms) : new Date(ms);
+  if (Number.isNaN(d.getTime())) return String(ms);
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+function ago(ms: number, now: number): string {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+function statusChip(status: EventStatus): string {
+  return `<span class="chip s-${status}">${esc(STATUS_WORDS[status])}</span>`;
+}
+
+/** Who holds a claimed event and for how long, in words. */
+export function leaseText(event: StoredEvent, now: number): string {
+  if (event.status !== 'claimed') return '';
+  const left = (event.leaseExpiresAt ?? 0) - now;
+  const who = ownerOf(event.leaseOwner);
+  return left > 0
+    ? `${who}, lease ${duration(left)} left`
+    : `${who}, lease expired (returns to pending)`;
+}
+
+export interface Layout {
+  title: string;
+  /** Show the sign-out button (a token is configured and this is a signed-in page). */
+  signedIn: boolean;
+  body: string;
+  /** What the live script refreshes on: the event id on its page. */
+  eventId?: string;
+  /** Follow the store's changes (the overview and event pages). */
+  live?: boolean;
+}
+
+export function page(layout: Layout): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml">
+<title>${esc(layout.title)} · stripe-events-mcp console</title>
+<link rel="stylesheet" href="/console/assets/console.css">
+<script src="/console/assets/console.js" defer></script>
+</head>
+<body${layout.live ? ' data-live-feed' : ''}${layout.eventId ? ` data-event="${esc(layout.eventId)}"` : ''}>
+<header class="top">
+<a class="brand" href="/console">stripe-events-mcp <span>console</span></a>
+<span id="live-state" class="live-state" aria-live="polite"></span>
+${
+  layout.signedIn
+    ? '<form method="post" action="/console/logout" class="signout"><button type="submit">Sign out</button></form>'
+    : ''
+}
+</header>
+<div id="flash" role="status" aria-live="polite"></div>
+<main>
+${layout.body}
+</main>
+</body>
+</html>`;
+}
+
+export function signInPage(message?: string): string {
+  return page({
+    title: 'Sign in',
+    signedIn: false,
+    body: `<section class="card signin">
+<h1>Sign in</h1>
+<p>This server was started with <code>MCP_AUTH_TOKEN</code>. Enter it to open the console.</p>
+${message ? `<p class="error" role="alert">${esc(message)}</p>` : ''}
+<form method="post" action="/console/login">
+<label for="token">Token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+</section>`,
+  });
+}
+
+export function messagePage(title: string, message: string, back: string, signedIn: boolean) {
+  return page({
+    title,
+    signedIn,
+    body: `<section class="card"><h1>${esc(title)}</h1><p>${esc(message)}</p><p><a href="${esc(back)}">Back</a></p></section>`,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The overview
+
+export interface OverviewData {
+  counts: QueueCounts;
+  events: StoredEvent[];
+  older: number | null;
+  filter: { status: EventStatus | null; type: string | null; through: number | null };
+  types: string[];
+  insights: Insights;
+  agent: AgentState;
+  /** The tool each listed event maps to (by type). */
+  toolOf: (type: string) => string | null;
+  now: number;
+}
+
+function overviewHref(filter: {
+  status?: string | null;
+  type?: string | null;
+  through?: number | null;
+}): string {
+  const q = new URLSearchParams();
+  if (filter.status) q.set('status', filter.status);
+  if (filter.type) q.set('type', filter.type);
+  if (filter.through) q.set('through', String(filter.through));
+  const s = q.toString();
+  return s ? `/console?${s}` : '/console';
+}
+
+function countsSection(counts: QueueCounts, filter: OverviewData['filter']): string {
+  const items = EVENT_STATUSES.map(
+    (s) =>
+      `<li><a class="count s-${s}${filter.status === s ? ' current' : ''}" href="${esc(
+        overviewHref({ status: s, type: filter.type }),
+      )}"><span class="n" data-count="${s}">${counts[s]}</span> <span class="label">${esc(
+        STATUS_WORDS[s],
+      )}</span></a></li>`,
+  ).join('');
+  return `<section id="counts" data-live aria-label="Counts by status"><ul class="counts">${items}</ul></section>`;
+}
+
+export function chartSvg(insights: Insights): string {
+  const W = 600;
+  const H = 150;
+  const pad = 24;
+  const bins = insights.bins;
+  const max = Math.max(1, ...bins.map((b) => Math.max(b.received, b.decided)));
+  const slot = (W - pad) / bins.length;
+  const bar = Math.max(1, slot / 2 - 0.5);
+  const y = (v: number) => H - pad - ((H - 2 * pad) * v) / max;
+  const rects = bins
+    .map((b, i) => {
+      const x = pad + i * slot;
+      const parts: string[] = [];
+      if (b.received > 0) {
+        parts.push(
+          `<rect class="rec" x="${x.toFixed(1)}" y="${y(b.received).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.received)).toFixed(1)}"><title>${esc(`${time(b.start)}: ${b.received} received`)}</title></rect>`,
+        );
+      }
+      if (b.decided > 0) {
+        parts.push(
+          `<rect class="dec" x="${(x + bar).toFixed(1)}" y="${y(b.decided).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.decided)).toFixed(1)}"><title>${esc(`${time(b.start)}: ${b.decided} decided`)}</title></rect>`,
+        );
+      }
+      return parts.join('');
+    })
+    .join('');
+  const received = bins.reduce((n, b) => n + b.received, 0);
+  const decided = bins.reduce((n, b) => n + b.decided, 0);
+  return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(
+    `Last hour: ${received} events received, ${decided} decisions made`,
+  )}">
+<line class="axis" x1="${pad}" y1="${H - pad}" x2="${W}" y2="${H - pad}"/>
+<text class="tick" x="${pad}" y="${H - 6}">−60 min</text>
+<text class="tick" x="${pad + (W - pad) / 2}" y="${H - 6}" text-anchor="middle">−30 min</text>
+<text class="tick" x="${W}" y="${H - 6}" text-anchor="end">now</text>
+<text class="tick" x="${pad - 4}" y="${pad}" text-anchor="end">${max}</text>
+<text class="tick" x="${pad - 4}" y="${H - pad}" text-anchor="end">0</text>
+${rects}
+</svg>
+<p class="legend"><span class="key rec"></span> received (${received}) <span class="key dec"></span> decisions (${decided})${insights.capped ? ' — at least: the busiest hours are sampled' : ''}</p>`;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function agentText(agent: AgentState): string {
+  if (agent.paused) {
+    const p = agent.paused;
+    const since = p.since ? ` since ${time(p.since)}` : '';
+    return `paused (${p.reason})${since}${p.note ? `: ${p.note}` : ''}${p.by ? ` — by ${p.by}` : ''}`;
+  }
+  if (!agent.running) return 'not running in this process (start with `agent` or `serve --agent`)';
+  return 'running';
+}
+
+function insightsSection(insights: Insights, agent: AgentState): string {
+  const mixRows = Object.entries(insights.mix)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(
+      ([tool, actions]) =>
+        `<tr><th scope="row">${esc(tool)}</th><td>${Object.entries(actions)
+          .sort((a, b) => b[1] - a[1])
+          .map(([action, n]) => `<span class="pill">${esc(action)} ${n}</span>`)
+          .join(' ')}</td></tr>`,
+    )
+    .join('');
+  const waits = insights.approvalWaits;
+  const failures = insights.dispatchFailures
+    .map(
+      (f) =>
+        `<li><a href="/console/event/${encodeURIComponent(f.id)}">${esc(f.id)}</a> <span class="muted">${esc(time(f.at))} ${esc(f.tool)}</span><br><span class="note">${esc(f.note)}</span></li>`,
+    )
+    .join('');
+  return `<aside id="insights" data-live class="card insights" aria-label="Decisions and approvals">
+<h2>Agent</h2>
+<p id="agent-state" data-running="${agent.running}">${esc(agentText(agent))}</p>
+<h2>Decisions by tool <span class="muted">(last hour)</span></h2>
+${mixRows ? `<table class="mix"><tbody>${mixRows}</tbody></table>` : '<p class="muted">No decisions in the last hour.</p>'}
+<h2>Approval waits</h2>
+${
+  waits.length
+    ? `<p>${waits.length} answered; median ${esc(duration(median(waits)))}, longest ${esc(duration(Math.max(...waits)))}</p>`
+    : '<p class="muted">No approvals answered in the last hour.</p>'
+}
+<h2>Dispatch failures</h2>
+${failures ? `<ul class="failures">${failures}</ul>` : '<p class="muted">None in the last hour.</p>'}
+<p class="muted small">From the histories of the ${insights.scanned} newest events received in the last hour${insights.capped ? ' (bounded: older ones are not counted)' : ''}.</p>
+</aside>`;
+}
+
+function filterForm(data: OverviewData): string {
+  const statusOptions = ['', ...EVENT_STATUSES]
+    .map(
+      (s) =>
+        `<option value="${esc(s)}"${(data.filter.status ?? '') === s ? ' selected' : ''}>${esc(
+          s ? STATUS_WORDS[s as EventStatus] : 'every status',
+        )}</option>`,
+    )
+    .join('');
+  const types = [
+    ...new Set([...(data.filter.type ? [data.filter.type] : []), ...data.types]),
+  ].sort();
+  const typeOptions = ['', ...types]
+    .map(
+      (t) =>
+        `<option value="${esc(t)}"${(data.filter.type ?? '') === t ? ' selected' : ''}>${esc(t || 'every type')}</option>`,
+    )
+    .join('');
+  return `<form class="filter" method="get" action="/console">
+<label>Status <select name="status">${statusOptions}</select></label>
+<label>Type <select name="type">${typeOptions}</select></label>
+<button type="submit">Filter</button>
+${data.filter.status || data.filter.type ? '<a href="/console">Clear</a>' : ''}
+</form>`;
+}
+
+function queueSection(data: OverviewData): string {
+  const rows = data.events
+    .map((e) => {
+      const tool = data.toolOf(e.type);
+      const lease = leaseText(e, data.now);
+      return `<tr data-id="${esc(e.id)}" class="row s-${e.status}">
+<td><a href="/console/event/${encodeURIComponent(e.id)}">${esc(e.id)}</a></td>
+<td>${esc(e.type)}</td>
+<td>${statusChip(e.status)}${lease ? `<div class="muted small">${esc(lease)}</div>` : ''}${e.lastError ? `<div class="muted small">${esc(e.lastError)}</div>` : ''}</td>
+<td>${tool ? esc(tool) : '<span class="muted">—</span>'}</td>
+<td class="num">${e.attempts}</td>
+<td title="${esc(time(e.receivedAt))}">${esc(ago(e.receivedAt, data.now))}</td>
+</tr>`;
+    })
+    .join('');
+  const f = data.filter;
+  const nav = [
+    f.through
+      ? `<a href="${esc(overviewHref({ status: f.status, type: f.type }))}">Newest</a>`
+      : '',
+    data.older
+      ? `<a rel="next" href="${esc(overviewHref({ status: f.status, type: f.type, through: data.older }))}">Older</a>`
+      : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
+  return `<section id="queue" data-live aria-label="Queue">
+<table class="queue">
+<caption>${esc(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${esc(f.type)}` : ''}, newest first</caption>
+<thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Tool</th><th scope="col">Attempts</th><th scope="col">Received</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="6" class="muted">No events.</td></tr>'}</tbody>
+</table>
+${nav ? `<nav class="pager">${nav}</nav>` : ''}
+</section>`;
+}
+
+export function overviewBody(data: OverviewData): string {
+  return `${countsSection(data.counts, data.filter)}
+<div class="overview">
+<section class="card" aria-label="Last hour">
+<h2>Last hour</h2>
+<div id="chart" data-live>${chartSvg(data.insights)}</div>
+</section>
+${insightsSection(data.insights, data.agent)}
+</div>
+${filterForm(data)}
+${queueSection(data)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One event
+
+function valueText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  return JSON.stringify(value);
+}
+
+function factsList(input: Record<string, unknown>): string {
+  const rows = Object.entries(input)
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(valueText(v))}</dd>`)
+    .join('');
+  return rows ? `<dl class="facts">${rows}</dl>` : '<p class="muted">No facts.</p>';
+}
+
+function lastOf(history: readonly HistoryEntry[], kind: HistoryEntry['kind']) {
+  return [...history].reverse().find((h) => h.kind === kind);
+}
+
+function decisionSection(history: readonly HistoryEntry[]): string {
+  // The model's decision, and a person's verdict on it when one came after (a rejection).
+  const d = [...history].reverse().find((h) => h.kind === 'decision' && h.by === undefined);
+  const verdict = [...history]
+    .reverse()
+    .find((h) => h.kind === 'decision' && h.by !== undefined && (!d || h.at >= d.at));
+  if (!d && !verdict) {
+    return '<section id="decision" data-live class="card"><h2>Decision</h2><p class="muted">No decision yet.</p></section>';
+  }
+  const rows: [string, string | undefined][] = [];
+  if (d) {
+    const input = d.tool_call?.input ?? {};
+    const action =
+      typeof input.action === 'string' && d.outcome === 'decided' ? input.action : d.outcome;
+    const rationale = typeof input.rationale === 'string' ? input.rationale : d.note;
+    rows.push(
+      ['Model', d.model],
+      ['Action', action],
+      ['Tool', d.tool_call?.name],
+      ['Rationale', rationale],
+      ['Tokens', d.usage ? `${d.usage.input_tokens} in, ${d.usage.output_tokens} out` : undefined],
+      ['Latency', d.latency_ms !== undefined ? duration(d.latency_ms) : undefined],
+      ['At', time(d.at)],
+    );
+  }
+  if (verdict) {
+    rows.push([
+      verdict.outcome === 'rejected' ? 'Rejected by' : 'Decided by',
+      `${verdict.by} at ${time(verdict.at)}${verdict.note ? `: ${verdict.note}` : ''}`,
+    ]);
+  }
+  const decided = d?.tool_call
+    ? `<details><summary>Decided call (${esc(d.tool_call.name)})</summary>${factsList(d.tool_call.input)}</details>`
+    : '';
+  return `<section id="decision" data-live class="card"><h2>Decision</h2><dl class="facts">${rows
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
+    .join('')}</dl>${decided}</section>`;
+}
+
+function historySection(history: readonly HistoryEntry[]): string {
+  const items = history
+    .map((h) => {
+      const bits = [
+        h.by ? `by ${h.by}` : '',
+        h.outcome ? `outcome ${h.outcome}` : '',
+        h.tool_call ? `→ ${h.tool_call.name}` : '',
+        h.model ? `model ${h.model}` : '',
+      ].filter(Boolean);
+      return `<li class="k-${esc(h.kind)}"><time datetime="${esc(h.at)}">${esc(time(h.at))}</time> <strong>${esc(h.kind)}</strong>${bits.length ? ` <span class="muted">${esc(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${esc(h.kind === 'claimed' ? `by ${ownerOf(h.note)}` : h.note)}</div>` : ''}</li>`;
+    })
+    .join('');
+  return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;
+}
+
+function actionsSection(event: StoredEvent): string {
+  const id = encodeURIComponent(event.id);
+  const forms: string[] = [];
+  if (event.status === 'awaiting_approval') {
+    forms.push(
+      `<form method="post" action="/console/event/${id}/approve" class="act"><button type="submit" class="primary">Approve</button><span class="muted small">dispatches the decided call</span></form>`,
+      `<form method="post" action="/console/event/${id}/reject" class="act reject"><label for="reason">Reason</label><input id="reason" name="reason" required maxlength="1000"><button type="submit" class="danger">Reject</button></form>`,
+    );
+  }
+  if (event.status === 'dead' || event.status === 'acked') {
+    forms.push(
+      `<form method="post" action="/console/event/${id}/replay" class="act"><button type="submit">Replay</button><span class="muted small">back to pending, attempts reset</span></form>`,
+    );
+  }
+  if (event.status === 'pending') {
+    forms.push(
+      `<form method="post" action="/console/event/${id}/ack" class="act"><label for="note">Note <span class="muted">(optional)</span></label><input id="note" name="note" maxlength="1000"><button type="submit">Ack</button></form>`,
+    );
+  }
+  return `<section id="actions" data-live class="card actions" aria-label="Actions">${
+    forms.length
+      ? forms.join('')
+      : `<p class="muted">No action for a ${esc(STATUS_WORDS[event.status])} event.</p>`
+  }</section>`;
+}
+
+export function eventBody(view: EventView, now: number): string {
+  const { event, toolCall, history } = view;
+  let pretty = event.payload;
+  try {
+    pretty = JSON.stringify(JSON.parse(event.payload), null, 2);
+  } catch {
+    // shown as received
+  }
+  const lease = leaseText(event, now);
+  const rows: [string, string][] = [
+    ['Type', event.type],
+    ['Attempts', String(event.attempts)],
+    ['Received', time(event.receivedAt)],
+    ['Created', time(event.created * 1000)],
+    ['Object', event.objectId ?? '—'],
+    ['Mode', event.livemode ? 'live' : 'test'],
+  ];
+  if (lease) rows.push(['Claimed by', lease]);
+  if (event.retryAt) rows.push(['Retry from', time(event.retryAt)]);
+  if (event.lastError) rows.push(['Last error', event.lastError]);
+  return `<p><a href="/console">← Queue</a></p>
+<section id="summary" data-live class="card">
+<h1><span class="mono">${esc(event.id)}</span> ${statusChip(event.status)}</h1>
+<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
+</section>
+${actionsSection(event)}
+<div class="two">
+<section id="toolcall" data-live class="card"><h2>Tool call${toolCall ? `: <span class="mono">${esc(toolCall.name)}</span>` : ''}</h2>${
+    toolCall ? factsList(toolCall.input) : '<p class="muted">This type maps to no tool.</p>'
+  }</section>
+${decisionSection(history)}
+</div>
+${historySection(history)}
+<details id="raw" class="card"><summary>Raw payload</summary><pre>${esc(pretty)}</pre></details>`;
+}

@@ -1,0 +1,383 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import {
+  AppError,
+  EventNotFoundError,
+  InvalidTransitionError,
+  StoreUnavailableError,
+} from '../errors.js';
+import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
+import type { Logger } from '../logger.js';
+import { createRequestGuard, sameToken } from '../mcp/http.js';
+import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
+import type { ConsoleBackend } from './backend.js';
+import { LiveFeed } from './live.js';
+import { eventBody, messagePage, overviewBody, page, signInPage } from './render.js';
+import { cookieValue, SESSION_COOKIE, Sessions } from './sessions.js';
+
+export const CONSOLE_PATH = '/console';
+const PAGE_SIZE = 50;
+const BODY_LIMIT = '16kb';
+const MAX_TEXT = 1000;
+
+export interface ConsoleOptions {
+  backend: ConsoleBackend;
+  logger: Logger;
+  /** The bind, MCP_AUTH_TOKEN and the allow-lists: the same rules as `/mcp`. */
+  host: string;
+  authToken: string | null;
+  allowedHosts?: readonly string[];
+  allowedOrigins?: readonly string[];
+  maxLiveClients?: number;
+}
+
+export interface ConsoleHandler {
+  router: express.Router;
+  /** Ends the live streams (so the server can close). */
+  close(): void;
+}
+
+/**
+ * Strict: scripts, styles, images and connections from this origin only, no inline script, no
+ * framing, forms post here only. The console loads nothing from anywhere else.
+ */
+const FAVICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#635bff"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>';
+
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/**
+ * The operator console at `/console`: server-rendered pages (render.ts), one small script and
+ * stylesheet (assets.ts), live updates over server-sent events (live.ts), and the actions —
+ * Approve, Reject, Replay, Ack — through the console's backend (backend.ts), so they meet the same
+ * rules and refusals as MCP and the CLI.
+ *
+ * Access, like `/mcp`: the Host must name this server and a cross-site Origin is refused (403);
+ * every state-changing request must carry an allowed Origin (or its own). With MCP_AUTH_TOKEN set
+ * a person signs in with it once and gets a session cookie (sessions.ts); without it (loopback
+ * only — startServer refuses otherwise) the console is open, as `/mcp` is.
+ */
+export function createConsole(options: ConsoleOptions): ConsoleHandler {
+  const { backend, logger } = options;
+  const guard = createRequestGuard(options);
+  const sessions = new Sessions();
+  const live = new LiveFeed((listener) => backend.watch(listener), options.maxLiveClients);
+  const token = options.authToken;
+
+  const signedIn = (req: Request) =>
+    token === null || sessions.valid(cookieValue(req.headers.cookie, SESSION_COOKIE));
+
+  const headers = (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Content-Security-Policy', CSP);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('X-Frame-Options', 'DENY');
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the
+    // console's own form posts, which the Origin check must refuse.
+    res.setHeader('Referrer-Policy', 'same-origin');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  };
+
+  /** The page's own origin: the scheme it was reached by and the Host it named. */
+  const ownOrigin = (req: Request) => `${req.protocol}://${req.headers.host ?? ''}`.toLowerCase();
+
+  const originOk = (req: Request, origin: string) =>
+    guard.originAllowed(origin) || origin.toLowerCase() === ownOrigin(req);
+
+  const checkHostAndOrigin = (req: Request, res: Response, next: NextFunction) => {
+    if (!guard.hostAllowed(req.headers.host)) {
+      logger.warn('console request refused: Host not allowed', { host: req.headers.host ?? null });
+      res
+        .status(403)
+        .type('text/plain')
+        .send(
+          `Forbidden: Host ${JSON.stringify(req.headers.host ?? '')} is not allowed (DNS rebinding protection). Open the console through localhost or 127.0.0.1, or add the name to MCP_ALLOWED_HOSTS.`,
+        );
+      return;
+    }
+    const origin = req.headers.origin;
+    // A state change must say where it comes from: no Origin, no change (browsers send one).
+    const changes = req.method !== 'GET' && req.method !== 'HEAD';
+    if ((changes && origin === undefined) || (origin !== undefined && !originOk(req, origin))) {
+      logger.warn('console request refused: Origin not allowed', { origin: origin ?? null });
+      refuse(
+        req,
+        res,
+        403,
+        origin === undefined
+          ? 'Forbidden: a state-changing request must carry an Origin header (browsers send one).'
+          : `Forbidden: Origin ${JSON.stringify(origin)} is not allowed. The console accepts changes only from its own pages (or an origin in MCP_ALLOWED_ORIGINS).`,
+      );
+      return;
+    }
+    next();
+  };
+
+  const wantsJson = (req: Request) => (req.headers.accept ?? '').includes('application/json');
+
+  function refuse(req: Request, res: Response, status: number, message: string): void {
+    if (wantsJson(req) || req.path === '/live') {
+      res.status(status).json({ ok: false, message });
+    } else {
+      res
+        .status(status)
+        .type('html')
+        .send(messagePage('Refused', message, CONSOLE_PATH, false));
+    }
+  }
+
+  const requireSession = (req: Request, res: Response, next: NextFunction) => {
+    if (signedIn(req)) {
+      next();
+      return;
+    }
+    if (req.method === 'GET' && req.path !== '/live') {
+      res.status(401).type('html').send(signInPage());
+      return;
+    }
+    refuse(req, res, 401, 'Sign in first: the session is missing or has expired.');
+  };
+
+  const router = express.Router();
+  const r = express.Router();
+  router.use(CONSOLE_PATH, headers, checkHostAndOrigin, r);
+
+  // Assets carry no data: the sign-in page needs its stylesheet before anyone signs in.
+  r.get('/assets/console.js', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('text/javascript').send(CONSOLE_SCRIPT);
+  });
+  r.get('/assets/console.css', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('text/css').send(CONSOLE_STYLES);
+  });
+
+  r.get('/assets/favicon.svg', (_req, res) => {
+    res.setHeader('Cache-Control', 'max-age=86400');
+    res.type('image/svg+xml').send(FAVICON);
+  });
+
+  const form = express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 });
+
+  r.post('/login', form, (req: Request, res: Response) => {
+    if (token === null) {
+      res.redirect(303, CONSOLE_PATH);
+      return;
+    }
+    const given = typeof req.body?.token === 'string' ? req.body.token : '';
+    if (!given || !sameToken(given, token)) {
+      logger.warn('console sign-in refused: wrong token');
+      res
+        .status(401)
+        .type('html')
+        .send(signInPage('That is not the token this server was started with (MCP_AUTH_TOKEN).'));
+      return;
+    }
+    const id = sessions.create();
+    const secure = req.protocol === 'https' ? '; Secure' : '';
+    res.setHeader(
+      'Set-Cookie',
+      `${SESSION_COOKIE}=${id}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`,
+    );
+    logger.info('console signed in');
+    res.redirect(303, CONSOLE_PATH);
+  });
+
+  r.post('/logout', (req: Request, res: Response) => {
+    sessions.end(cookieValue(req.headers.cookie, SESSION_COOKIE));
+    res.setHeader(
+      'Set-Cookie',
+      `${SESSION_COOKIE}=; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=0`,
+    );
+    res.redirect(303, CONSOLE_PATH);
+  });
+
+  r.use(requireSession);
+
+  r.get('/live', (_req: Request, res: Response) => {
+    if (!live.open(res)) {
+      res.status(503).json({ ok: false, message: 'Too many open consoles; close one and reload.' });
+    }
+  });
+
+  const one = (value: unknown): string | null =>
+    typeof value === 'string' && value !== '' ? value : null;
+
+  r.get('/', async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const status = one(req.query.status);
+      const type = one(req.query.type);
+      const throughText = one(req.query.through);
+      const through = throughText && /^\d{1,15}$/.test(throughText) ? Number(throughText) : null;
+      const filter = {
+        status: status && isEventStatus(status) ? (status as EventStatus) : null,
+        type: type && type.length <= 200 ? type : null,
+        through,
+      };
+      const [counts, listed, insights, agent] = await Promise.all([
+        backend.counts(),
+        backend.page({
+          statuses: filter.status ? [filter.status] : undefined,
+          types: filter.type ? [filter.type] : undefined,
+          limit: PAGE_SIZE,
+          through,
+        }),
+        backend.insights(),
+        backend.agent(),
+      ]);
+      const types = backend.types();
+      res.type('html').send(
+        page({
+          title: 'Queue',
+          signedIn: token !== null,
+          live: true,
+          body: overviewBody({
+            counts,
+            events: listed.events,
+            older: listed.older,
+            filter,
+            types,
+            insights,
+            agent,
+            toolOf: (t) => backend.toolOf(t),
+            now: Date.now(),
+          }),
+        }),
+      );
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  r.get('/event/:id', async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const id = String(req.params.id);
+      const view = await backend.event(id);
+      if (!view) {
+        res
+          .status(404)
+          .type('html')
+          .send(
+            messagePage(
+              'Not found',
+              new EventNotFoundError(id).message,
+              CONSOLE_PATH,
+              token !== null,
+            ),
+          );
+        return;
+      }
+      res.type('html').send(
+        page({
+          title: id,
+          signedIn: token !== null,
+          eventId: id,
+          live: true,
+          body: eventBody(view, Date.now()),
+        }),
+      );
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  /** What an action answers: its message, and whether it did what was asked. */
+  type Action = (
+    id: string,
+    by: string,
+    text: string | null,
+  ) => Promise<string | { failed: string }>;
+  const actions: Record<string, Action> = {
+    approve: async (id, by) => {
+      const result = await backend.approve(id, by);
+      return result.status === 'acked'
+        ? `Approved ${id}: ${result.outcome}${result.tool_call ? ` (${result.tool_call.name})` : ''}.`
+        : { failed: `Approved ${id}, but ${result.outcome}; it still waits for approval.` };
+    },
+    reject: async (id, by, reason) => {
+      if (!reason) throw new AppError('reason_required', 'a reason is required to reject a call');
+      await backend.reject(id, by, reason);
+      return `Rejected ${id}; nothing was dispatched.`;
+    },
+    replay: async (id, by, note) => {
+      await backend.replay(id, by, note ?? undefined);
+      return `Replayed ${id}: it is pending again.`;
+    },
+    ack: async (id, by, note) => {
+      await backend.ack(id, by, note ?? undefined);
+      return `Acked ${id}.`;
+    },
+  };
+
+  r.post('/event/:id/:action', form, async (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const act = actions[String(req.params.action)];
+    if (!act || !Object.hasOwn(actions, String(req.params.action))) {
+      refuse(req, res, 404, 'No such action.');
+      return;
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const text = one(body.reason) ?? one(body.note);
+    const by = `console:${process.pid}`;
+    const back = `${CONSOLE_PATH}/event/${encodeURIComponent(id)}`;
+    try {
+      if (text && text.length > MAX_TEXT) {
+        throw new AppError('too_long', `the text is over ${MAX_TEXT} characters`);
+      }
+      const done = await act(id, by, text?.trim() || null);
+      logger.info('console action', { action: req.params.action, id });
+      if (typeof done !== 'string') {
+        // The handler failed (502, as a gateway would): the call still waits, and the person sees why.
+        if (wantsJson(req)) res.status(502).json({ ok: false, message: done.failed });
+        else
+          res
+            .status(502)
+            .type('html')
+            .send(messagePage('Not done', done.failed, back, token !== null));
+      } else if (wantsJson(req)) res.json({ ok: true, message: done });
+      else res.redirect(303, back);
+    } catch (error) {
+      const [status, message] = described(error);
+      if (status >= 500) logger.error('console action failed', { error });
+      if (wantsJson(req)) res.status(status).json({ ok: false, message });
+      else
+        res
+          .status(status)
+          .type('html')
+          .send(messagePage('Refused', message, back, token !== null));
+    }
+  });
+
+  r.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // The form parser's refusals (a body over the limit, a bad encoding) are the client's: 4xx.
+    const parser = error as { status?: number; type?: string };
+    const [status, message] =
+      typeof parser.status === 'number' && parser.status >= 400 && parser.status < 500
+        ? [
+            parser.status,
+            parser.type === 'entity.too.large'
+              ? `The form is over ${BODY_LIMIT}.`
+              : 'The form could not be read.',
+          ]
+        : described(error);
+    if (status >= 500) logger.error('console request failed', { error });
+    if (res.headersSent) return;
+    refuse(req, res, status, message);
+  });
+
+  return { router, close: () => live.close() };
+}
+
+/** A refusal in words, with the status it answers: the queue's own typed errors. */
+function described(error: unknown): [number, string] {
+  const sentence = (m: string) =>
+    m.charAt(0).toUpperCase() + m.slice(1) + (m.endsWith('.') ? '' : '.');
+  if (error instanceof EventNotFoundError) return [404, sentence(error.message)];
+  if (error instanceof InvalidTransitionError) return [409, sentence(error.message)];
+  if (error instanceof StoreUnavailableError) {
+    return [503, `The event store is unavailable (${error.message}); nothing was changed.`];
+  }
+  if (error instanceof AppError) return [400, sentence(error.message)];
+  return [500, 'Unexpected error; see the server log.'];
+}

@@ -1,0 +1,433 @@
+/**
+ * The operator console (issue #13) in a real browser: Debian's Chromium driven by playwright-core,
+ * against the built server (`serve`, and `serve --agent` with the fake Anthropic API). Every page
+ * the tests open records its requests: nothing may be asked of another origin.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteBuffer } from '../../src/buffer/sqlite.js';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
+import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
+import { killLeftovers, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** Generous: the bound the tests hold; the figures measured are logged beside it. */
+const ON_SCREEN_MS = 10_000;
+const SHOTS = process.env.CONSOLE_SCREENSHOTS ?? path.join(os.tmpdir(), 'console-screenshots');
+/** expect.poll waits 1 s by default: too tight for a loaded 2-core box. */
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: ON_SCREEN_MS });
+const XSS = '<img src=x onerror="window.__pwned=1;alert(1)">';
+
+let browser: Browser;
+const cleanups: (() => Promise<void> | void)[] = [];
+/** Per page: every URL it requested, and whether a dialog opened. */
+const watched: { page: Page; origin: string; urls: string[]; dialogs: string[] }[] = [];
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+afterEach(async () => {
+  // Nothing from another origin, ever; no dialog (an injected alert) ever opened.
+  for (const w of watched.splice(0)) {
+    const foreign = w.urls.filter((u) => !u.startsWith(w.origin + '/'));
+    expect(foreign, 'requests to another origin').toEqual([]);
+    expect(w.dialogs).toEqual([]);
+  }
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+  await killLeftovers();
+});
+
+function tmp(): string {
+  const t = tempDir();
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+async function openPage(origin: string, context?: BrowserContext): Promise<Page> {
+  const ctx = context ?? (await browser.newContext());
+  if (!context) cleanups.push(() => ctx.close());
+  const page = await ctx.newPage();
+  const w = { page, origin, urls: [] as string[], dialogs: [] as string[] };
+  page.on('request', (r) => w.urls.push(r.url()));
+  page.on('dialog', (d) => {
+    w.dialogs.push(d.message());
+    void d.dismiss();
+  });
+  watched.push(w);
+  return page;
+}
+
+async function send(server: ServeHandle, secret: string, event: Record<string, unknown>) {
+  const payload = JSON.stringify(event);
+  const res = await postWebhook(server.url, payload, {
+    'stripe-signature': signatureHeader(payload, secret),
+  });
+  expect(res.status).toBe(200);
+  return String(event.id);
+}
+
+async function counts(server: ServeHandle): Promise<Record<string, number>> {
+  const res = await fetch(`${server.url}/healthz`);
+  return ((await res.json()) as { counts: Record<string, number> }).counts;
+}
+
+describe('the console on an open loopback server', () => {
+  it('shows a webhook event without a reload, newest first, and takes an overview screenshot', async () => {
+    const secret = newSecret();
+    const server = await startServe({ dataDir: tmp(), env: { STRIPE_WEBHOOK_SECRET: secret } });
+    await send(server, secret, buildTestEvent('invoice.payment_failed'));
+
+    const page = await openPage(server.url);
+    const res = await page.goto(server.url + '/');
+    expect(page.url()).toBe(`${server.url}/console`);
+    const headers = res!.headers();
+    expect(headers['content-security-policy']).toMatch(/default-src 'self'/);
+    expect(headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(headers['content-security-policy']).not.toMatch(/unsafe-inline/);
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    await page.locator('#live-state.on').waitFor();
+
+    const id = await send(server, secret, buildTestEvent('charge.dispute.created'));
+    const sent = Date.now();
+    const row = page.locator(`tr[data-id="${id}"]`);
+    await row.waitFor({ timeout: ON_SCREEN_MS });
+    console.info(`live update: webhook event on screen ${Date.now() - sent} ms after it was sent`);
+    // Newest first: the new event heads the table; the counts followed.
+    expect(await page.locator('table.queue tbody tr').first().getAttribute('data-id')).toBe(id);
+    await poll(() => page.locator('[data-count="pending"]').textContent()).toBe('2');
+    await poll(() => page.locator('svg.chart rect.rec').count()).toBeGreaterThan(0);
+    // The chart catches up too (it is recomputed at most every 2 s, and the page asks again).
+    await poll(() => page.locator('#chart .legend').textContent()).toMatch(/received \(2\)/);
+
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('shows customer-written markup as text: nothing runs, nothing loads, no dialog', async () => {
+    const secret = newSecret();
+    const server = await startServe({ dataDir: tmp(), env: { STRIPE_WEBHOOK_SECRET: secret } });
+    const event = buildTestEvent('charge.dispute.created');
+    const dispute = (event.data as { object: { evidence: Record<string, unknown> } }).object;
+    dispute.evidence.customer_name = XSS;
+    dispute.evidence.product_description = '<script>window.__pwned=2</script>';
+    const id = await send(server, secret, event);
+
+    const page = await openPage(server.url);
+    await page.goto(`${server.url}/console`);
+    await page.getByRole('link', { name: id }).click();
+    await page.waitForURL(`${server.url}/console/event/${id}`);
+    // Shown literally, as the customer typed it.
+    await poll(() => page.getByText(XSS, { exact: true }).count()).toBeGreaterThan(0);
+    await poll(() =>
+      page.getByText('<script>window.__pwned=2</script>', { exact: true }).count(),
+    ).toBeGreaterThan(0);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: path.join(SHOTS, 'event.png'), fullPage: false });
+    await page.getByText('Raw payload').click();
+    await poll(() => page.locator('#raw pre').textContent()).toContain(XSS.replace(/"/g, '\\"'));
+    // The payload's markup never became elements.
+    expect(await page.locator('main img, main script').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('replays a dead event with its Replay button; a pending event offers Ack, not Replay', async () => {
+    const dataDir = tmp();
+    const secret = newSecret();
+    // A dead event, made in the store before the server starts.
+    const store = openSqliteBuffer(dataDir, {});
+    const dead = buildTestEvent('charge.dispute.created');
+    await store.append({
+      id: String(dead.id),
+      type: 'charge.dispute.created',
+      created: Number(dead.created),
+      livemode: false,
+      objectId: null,
+      payload: JSON.stringify(dead),
+    });
+    for (let i = 0; i < 5; i++)
+      await store.nack(String(dead.id), { reason: 'handler down', by: 'test' });
+    expect((await store.get(String(dead.id)))!.status).toBe('dead');
+    await store.close();
+    const server = await startServe({ dataDir, env: { STRIPE_WEBHOOK_SECRET: secret } });
+
+    const page = await openPage(server.url);
+    await page.goto(`${server.url}/console/event/${dead.id}`);
+    await poll(() => page.getByRole('button', { name: 'Ack' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Replay' }).click();
+    await poll(() => page.locator('#flash').textContent()).toMatch(/pending again/);
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('pending');
+    await poll(() => page.locator('.timeline').textContent()).toMatch(/replayed/);
+    expect((await counts(server)).pending).toBe(1);
+    // Pending now: Ack (with an optional note) is offered, Replay is not.
+    await page.getByLabel('Note').fill('handled by hand');
+    await page.getByRole('button', { name: 'Ack' }).click();
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('.timeline').textContent()).toMatch(/handled by hand/);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('shows the newest of 10 000 stored events on the first load', async () => {
+    const dataDir = tmp();
+    const store = openSqliteBuffer(dataDir, {});
+    const N = 10_000;
+    let newest = '';
+    for (let start = 0; start < N; start += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, N - start) }, (_, k) => {
+          const i = start + k;
+          const id = `evt_bulk${String(i).padStart(6, '0')}`;
+          newest = id;
+          return store.append({
+            id,
+            type: i % 3 === 0 ? 'invoice.payment_failed' : 'charge.dispute.created',
+            created: 1_700_000_000 + i,
+            livemode: false,
+            objectId: null,
+            payload: JSON.stringify({
+              id,
+              object: 'event',
+              type: 'charge.dispute.created',
+              data: { object: {} },
+            }),
+          });
+        }),
+      );
+    }
+    await store.close();
+    const server = await startServe({ dataDir, env: { STRIPE_WEBHOOK_SECRET: newSecret() } });
+
+    const page = await openPage(server.url);
+    const started = Date.now();
+    await page.goto(`${server.url}/console`);
+    await page.locator(`tr[data-id="${newest}"]`).waitFor({ timeout: ON_SCREEN_MS });
+    console.info(`10 000 events: the newest on screen ${Date.now() - started} ms after opening`);
+    expect(await page.locator('table.queue tbody tr').first().getAttribute('data-id')).toBe(newest);
+    // Paging on: the next page starts right below this one.
+    await page.getByRole('link', { name: 'Older' }).click();
+    await page.waitForURL(/through=/);
+    const first = await page.locator('table.queue tbody tr').first().getAttribute('data-id');
+    expect(first).toBe(`evt_bulk${String(N - 51).padStart(6, '0')}`);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
+  const TOKEN = 'console-test-token-0123456789abcdef';
+
+  async function handlerServer(status = 200): Promise<{ url: string; ids: string[] }> {
+    const ids: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        ids.push(String(JSON.parse(body).event_id));
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, ids };
+  }
+
+  async function agentServer(held: number, handlerStatus = 200) {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const handler = await handlerServer(handlerStatus);
+    const secret = newSecret();
+    const config = path.join(tmp(), 'agent.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dispatch: { type: 'http', url: handler.url, secret: 'a-long-enough-test-secret' },
+        approval: { tools: ['handle_dispute'] },
+      }),
+    );
+    const server = await startServe({
+      dataDir: tmp(),
+      env: {
+        STRIPE_WEBHOOK_SECRET: secret,
+        ANTHROPIC_API_KEY: 'k',
+        ANTHROPIC_BASE_URL: api.url,
+        MCP_AUTH_TOKEN: TOKEN,
+      },
+      args: ['--agent', '--config', config],
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < held; i++) {
+      ids.push(await send(server, secret, buildTestEvent('charge.dispute.created')));
+    }
+    await waitFor(
+      async () => (await counts(server)).awaiting_approval === held,
+      `${held} held calls`,
+    );
+    return { server, handler, ids };
+  }
+
+  async function signIn(origin: string): Promise<{ page: Page; context: BrowserContext }> {
+    const context = await browser.newContext();
+    cleanups.push(() => context.close());
+    const page = await openPage(origin, context);
+    await page.goto(`${origin}/console`);
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('table.queue').waitFor();
+    return { page, context };
+  }
+
+  it('shows nothing before sign-in, refuses a wrong token, and keeps the session in an HttpOnly SameSite=Strict cookie', async () => {
+    const { server, ids } = await agentServer(1);
+    const context = await browser.newContext();
+    cleanups.push(() => context.close());
+    const page = await openPage(server.url, context);
+    const first = await page.goto(`${server.url}/console`);
+    expect(first!.status()).toBe(401);
+    const before =
+      (await page.content()) + (await page.goto(`${server.url}/console/event/${ids[0]}`))!.status();
+    expect(before).not.toContain(ids[0]);
+    expect(before).toMatch(/401$/);
+    expect((await fetch(`${server.url}/console/live`)).status).toBe(401);
+
+    await page.getByLabel('Token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await poll(() => page.getByRole('alert').textContent()).toMatch(/not the token/);
+    expect(await page.content()).not.toContain(ids[0]);
+
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`tr[data-id="${ids[0]}"]`).waitFor();
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(cookie!.value).not.toContain(TOKEN);
+    expect(await page.locator('#agent-state').textContent()).toBe('running');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').waitFor();
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('Approve dispatches the held call to the sink once; Reject needs a Reason and dispatches nothing', async () => {
+    const { server, handler, ids } = await agentServer(2);
+    const { page } = await signIn(server.url);
+    const [approved, rejected] = ids as [string, string];
+
+    // Another console, open on the overview, follows along.
+    const { page: other } = await signIn(server.url);
+    await other.locator('#live-state.on').waitFor();
+
+    await page.goto(`${server.url}/console/event/${approved}`);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await poll(() => page.locator('#flash').textContent()).toMatch(/Approved .*dispatched/);
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    expect(handler.ids).toEqual([approved]);
+    await poll(() => other.locator(`tr[data-id="${approved}"] .chip`).textContent()).toBe('acked');
+    // A second approval is refused in words, and dispatches nothing more.
+    const again = await page.evaluate(async (id) => {
+      const res = await fetch(`/console/event/${id}/approve`, {
+        method: 'POST',
+        headers: { Accept: 'application/json' },
+      });
+      return { status: res.status, body: (await res.json()) as { message: string } };
+    }, approved);
+    expect(again.status).toBe(409);
+    expect(again.body.message).toMatch(/not awaiting approval/);
+    expect(handler.ids).toEqual([approved]);
+
+    await page.goto(`${server.url}/console/event/${rejected}`);
+    await page.getByRole('button', { name: 'Reject' }).click();
+    // The Reason is required: nothing was sent.
+    expect((await counts(server)).awaiting_approval).toBe(1);
+    await page.getByLabel('Reason').fill('evidence is thin; refund instead');
+    await page.getByRole('button', { name: 'Reject' }).click();
+    await poll(() => page.locator('#flash').textContent()).toMatch(/Rejected/);
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('.timeline').textContent()).toMatch(
+      /evidence is thin; refund instead/,
+    );
+    await poll(() => page.locator('#decision').textContent()).toMatch(/Rejected by\s*console:/);
+    expect(handler.ids).toEqual([approved]);
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await page.screenshot({ path: path.join(SHOTS, 'event-rejected.png'), fullPage: true });
+    await other.setViewportSize({ width: 1280, height: 900 });
+    await other.screenshot({ path: path.join(SHOTS, 'overview-agent.png'), fullPage: true });
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it("refuses the console's own approve request replayed from another Origin (403), changing nothing", async () => {
+    const { server, handler, ids } = await agentServer(1);
+    const { page } = await signIn(server.url);
+    const id = ids[0]!;
+    let captured: { url: string; headers: Record<string, string>; body: string | null } | null =
+      null;
+    await page.route('**/approve', async (route) => {
+      const req = route.request();
+      captured = { url: req.url(), headers: await req.allHeaders(), body: req.postData() };
+      await route.abort();
+    });
+    await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await waitFor(() => captured, 'the approve request');
+    const request = captured!;
+    expect(request.headers.cookie).toMatch(/sem_console=/);
+    expect(request.headers.origin).toBe(server.url);
+
+    const replay = (origin: string) =>
+      fetch(request.url, {
+        method: 'POST',
+        headers: { ...request.headers, origin },
+        body: request.body ?? undefined,
+      });
+    const evil = await replay('http://evil.example');
+    expect(evil.status).toBe(403);
+    expect((await counts(server)).awaiting_approval).toBe(1);
+    expect(handler.ids).toEqual([]);
+    // The same request from the console's own origin is the one that works.
+    const own = await replay(server.url);
+    expect(own.status).toBe(200);
+    expect(handler.ids).toEqual([id]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('says so when the handler fails on Approve, and the call keeps waiting', async () => {
+    const { server, handler, ids } = await agentServer(1, 500);
+    const { page } = await signIn(server.url);
+    const id = ids[0]!;
+    await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await poll(() => page.locator('#flash.error').textContent()).toMatch(
+      /dispatch failed.*still waits for approval/,
+    );
+    // The http sink's own retries, all for this call.
+    expect(handler.ids.length).toBeGreaterThan(0);
+    expect(new Set(handler.ids)).toEqual(new Set([id]));
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('awaiting approval');
+    expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(1);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
