@@ -4,7 +4,7 @@ import type { EventBuffer } from './buffer/buffer.js';
 import { createWebhookIngress, type WebhookDeps } from './ingress/webhook.js';
 import type { Metrics } from './metrics.js';
 import { createAppendHealth } from './ingress/append-health.js';
-import { hasBearerToken } from './mcp/http.js';
+import { hasBearerToken } from './http-guard.js';
 
 export interface HttpAppDeps extends WebhookDeps {
   buffer: EventBuffer;

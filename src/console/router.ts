@@ -7,7 +7,7 @@ import {
 } from '../errors.js';
 import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
-import { createRequestGuard, sameToken } from '../mcp/http.js';
+import { createRequestGuard, sameToken } from '../http-guard.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { ConsoleBackend } from './backend.js';
 import { LiveFeed } from './live.js';

@@ -89,8 +89,11 @@ async function send(server: ServeHandle, secret: string, event: Record<string, u
   return String(event.id);
 }
 
-async function counts(server: ServeHandle): Promise<Record<string, number>> {
-  const res = await fetch(`${server.url}/healthz`);
+/** /healthz's counts (they need the bearer token when the server has one). */
+async function counts(server: ServeHandle, token?: string): Promise<Record<string, number>> {
+  const res = await fetch(`${server.url}/healthz`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   return ((await res.json()) as { counts: Record<string, number> }).counts;
 }
 
@@ -284,7 +287,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
       ids.push(await send(server, secret, buildTestEvent('charge.dispute.created')));
     }
     await waitFor(
-      async () => (await counts(server)).awaiting_approval === held,
+      async () => (await counts(server, TOKEN)).awaiting_approval === held,
       `${held} held calls`,
     );
     return { server, handler, ids };
@@ -362,7 +365,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.goto(`${server.url}/console/event/${rejected}`);
     await page.getByRole('button', { name: 'Reject' }).click();
     // The Reason is required: nothing was sent.
-    expect((await counts(server)).awaiting_approval).toBe(1);
+    expect((await counts(server, TOKEN)).awaiting_approval).toBe(1);
     await page.getByLabel('Reason').fill('evidence is thin; refund instead');
     await page.getByRole('button', { name: 'Reject' }).click();
     await poll(() => page.locator('#flash').textContent()).toMatch(/Rejected/);
@@ -405,7 +408,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
       });
     const evil = await replay('http://evil.example');
     expect(evil.status).toBe(403);
-    expect((await counts(server)).awaiting_approval).toBe(1);
+    expect((await counts(server, TOKEN)).awaiting_approval).toBe(1);
     expect(handler.ids).toEqual([]);
     // The same request from the console's own origin is the one that works.
     const own = await replay(server.url);
