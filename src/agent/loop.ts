@@ -458,7 +458,7 @@ export class AgentLoop {
     // The check right before the handler is called: a claim lost while the model decided (a
     // person acked the event, or this process stalled past its lease and another worker took
     // over) throws LeaseLostError here, and nothing is dispatched.
-    await buffer.renew(event.id, token, this.o.leaseMs);
+    await buffer.assertHeld(event.id, token);
     try {
       await dispatchAndAck(buffer, this.o.sink, event, call, token, {
         signal,

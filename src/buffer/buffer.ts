@@ -200,6 +200,8 @@ export interface EventBuffer {
   apply(id: string, command: Command): Promise<StoredEvent>;
   /** `apply` renew: throws LeaseLostError when `token` no longer holds the claim. */
   renew(id: string, token: string, leaseMs: number): Promise<StoredEvent>;
+  /** Throws LeaseLostError unless `token` holds the claim now (a read: the pre-dispatch check). */
+  assertHeld(id: string, token: string): Promise<StoredEvent>;
   release(
     id: string,
     token: string,

@@ -7,7 +7,8 @@ import {
   type NackOptions,
   type StoredEvent,
 } from './buffer.js';
-import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
+import { EventNotFoundError, LeaseLostError } from '../errors.js';
+import { DEFAULT_POLICY, holds, ownerOf, type Command, type QueuePolicy } from './transitions.js';
 
 /**
  * The named state changes of the port, each one `apply` command: every adapter extends this, so
@@ -19,6 +20,25 @@ export abstract class CommandMethods {
   renew(id: string, token: string, leaseMs: number): Promise<StoredEvent> {
     return this.apply(id, { op: 'renew', token, leaseMs });
   }
+
+  /**
+   * Throws LeaseLostError unless `token` holds the event's claim now: a read, no write. The loop's
+   * check right before it calls a handler (the lease itself is kept alive by renew).
+   */
+  async assertHeld(id: string, token: string, now = Date.now()): Promise<StoredEvent> {
+    const event = await this.get(id);
+    if (!event) throw new EventNotFoundError(id);
+    if (!holds(event, token, now)) {
+      throw new LeaseLostError(
+        id,
+        event.status === 'claimed' ? `claimed by ${ownerOf(event.leaseOwner)}` : event.status,
+        'dispatch',
+      );
+    }
+    return event;
+  }
+
+  abstract get(id: string): Promise<StoredEvent | null>;
 
   release(
     id: string,

@@ -31,6 +31,13 @@ export interface StateWrite {
   updated_at: number;
   /** History rows written in the same transaction, in order. */
   history: { at: number; kind: string; data: string | null }[];
+  /**
+   * False for a claim or a lease renewal: a batch of only such changes commits without an fsync
+   * (synchronous=NORMAL). Safe because WAL commits stay in order: the next fsynced commit makes
+   * them durable too, and only an OS crash or power cut (which ends every worker anyway) can lose
+   * them — leaving the event pending, to be claimed again. Everything else is fsynced (FULL).
+   */
+  durable: boolean;
 }
 
 export const APPEND_SQL = {
@@ -77,6 +84,12 @@ function applyChange(w) {
   for (const h of w.history) history.run(w.id, h.at, h.kind, h.data);
   return 'ok';
 }
+let synchronous = 'FULL';
+function setSynchronous(mode) {
+  if (mode === synchronous) return;
+  db.pragma('synchronous = ' + mode);
+  synchronous = mode;
+}
 const appendAll = db.transaction((items) => {
   let pending = pendingCount.get();
   let newestQueued = null;
@@ -108,6 +121,9 @@ let sinceCheckpoint = 0;
 function commit(batch) {
   const ns = batch.map((m) => m.n);
   try {
+    // A batch of claims and renewals only needs no fsync (StateWrite.durable); any append or
+    // outcome in it makes the whole commit FULL.
+    setSynchronous(batch.every((m) => m.change && !m.change.durable) ? 'NORMAL' : 'FULL');
     // IMMEDIATE: take the write lock up front; a deferred upgrade can fail with SQLITE_BUSY at once.
     parentPort.postMessage({ ns, outcomes: appendAll.immediate(batch) });
   } catch (error) {

@@ -176,6 +176,8 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   private readonly commitMode: CommitMode;
   /** Ids this process is claiming right now: its other claims skip them (no herd on one row). */
   private readonly claiming = new Set<string>();
+  /** Read on every state change (the policy may change from another process): prepared once. */
+  private policyStmt: Database.Statement | undefined;
   private readonly recent: RecentIds;
   private writerThread: SqliteWriter | undefined;
   private closed = false;
@@ -417,7 +419,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
       try {
         const results = await Promise.all(
           picked.map((row) =>
-            this.write(row, claimed(toEvent(row), token, options.leaseMs, now), now),
+            this.write(row, claimed(toEvent(row), token, options.leaseMs, now), now, false),
           ),
         );
         for (const result of results) {
@@ -456,7 +458,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
       const event = toEvent(row);
       const t = transition(event, command, this.readPolicy(), now);
       if (t.noop) return event;
-      const written = await this.write(row, t, now);
+      const written = await this.write(row, t, now, command.op !== 'renew');
       if (written) return written;
     }
     throw new StoreUnavailableError(
@@ -517,9 +519,10 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
 
   private readPolicy(): QueuePolicy {
     return this.run(() => {
-      const rows = this.db
-        .prepare("SELECT key, value FROM meta WHERE key IN ('max_attempts', 'retry_base_ms')")
-        .all() as { key: string; value: number }[];
+      this.policyStmt ??= this.db.prepare(
+        "SELECT key, value FROM meta WHERE key IN ('max_attempts', 'retry_base_ms')",
+      );
+      const rows = this.policyStmt.all() as { key: string; value: number }[];
       const get = (key: string) => rows.find((r) => r.key === key)?.value ?? null;
       return policyFrom({ maxAttempts: get('max_attempts'), retryBaseMs: get('retry_base_ms') });
     });
@@ -539,7 +542,12 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
    * Has the writer commit `t` if the row is still at the revision read; the committed event, or
    * null when another change got there first.
    */
-  private async write(row: EventRow, t: Transition, now: number): Promise<StoredEvent | null> {
+  private async write(
+    row: EventRow,
+    t: Transition,
+    now: number,
+    durable = true,
+  ): Promise<StoredEvent | null> {
     if (this.closed) throw closedError();
     const before = toEvent(row);
     const updatedAt = touches(before, t.state) ? now : before.updatedAt;
@@ -555,6 +563,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
         lease_expires_at: t.state.leaseExpiresAt,
         last_error: t.state.lastError,
         updated_at: updatedAt,
+        durable,
         history: t.entries.map((entry) => {
           const { kind, ...data } = entry;
           return { at: now, kind, data: Object.keys(data).length ? JSON.stringify(data) : null };
