@@ -13,6 +13,7 @@ import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -75,6 +76,12 @@ describe('guardrails in the live loop', () => {
     cleanups.push(() => api.close());
     const { server, send, dataDir } = await start({}, api.url, ['--concurrency', '2']);
     const client = await mcp(server);
+    const logs: string[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      logs.push(String((n.params.data as { message?: string }).message ?? ''));
+    });
+    // Log notifications go to sessions that set a level (and to every session by default).
+    await client.setLoggingLevel('info');
     const paused = await client.callTool({
       name: 'pause_agent',
       arguments: { reason: 'investigating refunds' },
@@ -96,10 +103,18 @@ describe('guardrails in the live loop', () => {
       note: 'investigating refunds',
     });
     expect(String(status.agent.by)).toMatch(/^mcp:/);
+    await waitFor(
+      () => logs.some((m) => /agent loop paused \(manual\): investigating refunds/.test(m)),
+      'the pause as an MCP log notification',
+    );
     const resumed = await runCli(['resume', '--data-dir', dataDir]);
     expect(resumed.code).toBe(0);
     await waitFor(async () => (await counts(server)).acked === 4, 'the events to be handled');
     expect(server.logs().some((l) => l.msg === 'agent loop resumed')).toBe(true);
+    await waitFor(
+      () => logs.includes('agent loop resumed'),
+      'the resume as an MCP log notification',
+    );
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 
