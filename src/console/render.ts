@@ -7,20 +7,13 @@ import {
 } from '../buffer/buffer.js';
 import { ownerOf } from '../buffer/transitions.js';
 import type { AgentState, EventView, Insights } from './backend.js';
+import { escapeHtml } from '../html.js';
 
 /**
  * The console's HTML, rendered on the server. Every value that came from outside (an event's
- * payload, a customer's name, a model's rationale, a refusal's message) goes through `esc`: it is
+ * payload, a customer's name, a model's rationale, a refusal's message) goes through `escapeHtml`: it is
  * shown as text and never becomes markup. The page's script adds behaviour, not content.
  */
-export function esc(value: unknown): string {
-  return String(value)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
 
 const STATUS_WORDS: Record<EventStatus, string> = {
   pending: 'pending',
@@ -55,7 +48,7 @@ function duration(ms: number): string {
 }
 
 function statusChip(status: EventStatus): string {
-  return `<span class="chip s-${status}">${esc(STATUS_WORDS[status])}</span>`;
+  return `<span class="chip s-${status}">${escapeHtml(STATUS_WORDS[status])}</span>`;
 }
 
 /** Who holds a claimed event and for how long, in words. */
@@ -86,11 +79,11 @@ export function page(layout: Layout): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml">
-<title>${esc(layout.title)} · stripe-events-mcp console</title>
+<title>${escapeHtml(layout.title)} · stripe-events-mcp console</title>
 <link rel="stylesheet" href="/console/assets/console.css">
 <script src="/console/assets/console.js" defer></script>
 </head>
-<body${layout.live ? ' data-live-feed' : ''}${layout.eventId ? ` data-event="${esc(layout.eventId)}"` : ''}>
+<body${layout.live ? ' data-live-feed' : ''}${layout.eventId ? ` data-event="${escapeHtml(layout.eventId)}"` : ''}>
 <header class="top">
 <a class="brand" href="/console">stripe-events-mcp <span>console</span></a>
 <span id="live-state" class="live-state" aria-live="polite"></span>
@@ -115,7 +108,7 @@ export function signInPage(message?: string): string {
     body: `<section class="card signin">
 <h1>Sign in</h1>
 <p>This server was started with <code>MCP_AUTH_TOKEN</code>. Enter it to open the console.</p>
-${message ? `<p class="error" role="alert">${esc(message)}</p>` : ''}
+${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}
 <form method="post" action="/console/login">
 <label for="token">Token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required>
@@ -129,7 +122,7 @@ export function messagePage(title: string, message: string, back: string, signed
   return page({
     title,
     signedIn,
-    body: `<section class="card"><h1>${esc(title)}</h1><p>${esc(message)}</p><p><a href="${esc(back)}">Back</a></p></section>`,
+    body: `<section class="card"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(back)}">Back</a></p></section>`,
   });
 }
 
@@ -165,9 +158,9 @@ function overviewHref(filter: {
 function countsSection(counts: QueueCounts, filter: OverviewData['filter']): string {
   const items = EVENT_STATUSES.map(
     (s) =>
-      `<li><a class="count s-${s}${filter.status === s ? ' current' : ''}" href="${esc(
+      `<li><a class="count s-${s}${filter.status === s ? ' current' : ''}" href="${escapeHtml(
         overviewHref({ status: s, type: filter.type }),
-      )}"><span class="n" data-count="${s}">${counts[s]}</span> <span class="label">${esc(
+      )}"><span class="n" data-count="${s}">${counts[s]}</span> <span class="label">${escapeHtml(
         STATUS_WORDS[s],
       )}</span></a></li>`,
   ).join('');
@@ -189,12 +182,12 @@ export function chartSvg(insights: Insights): string {
       const parts: string[] = [];
       if (b.received > 0) {
         parts.push(
-          `<rect class="rec" x="${x.toFixed(1)}" y="${y(b.received).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.received)).toFixed(1)}"><title>${esc(`${time(b.start)}: ${b.received} received`)}</title></rect>`,
+          `<rect class="rec" x="${x.toFixed(1)}" y="${y(b.received).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.received)).toFixed(1)}"><title>${escapeHtml(`${time(b.start)}: ${b.received} received`)}</title></rect>`,
         );
       }
       if (b.decided > 0) {
         parts.push(
-          `<rect class="dec" x="${(x + bar).toFixed(1)}" y="${y(b.decided).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.decided)).toFixed(1)}"><title>${esc(`${time(b.start)}: ${b.decided} decided`)}</title></rect>`,
+          `<rect class="dec" x="${(x + bar).toFixed(1)}" y="${y(b.decided).toFixed(1)}" width="${bar.toFixed(1)}" height="${(H - pad - y(b.decided)).toFixed(1)}"><title>${escapeHtml(`${time(b.start)}: ${b.decided} decided`)}</title></rect>`,
         );
       }
       return parts.join('');
@@ -202,7 +195,7 @@ export function chartSvg(insights: Insights): string {
     .join('');
   const received = bins.reduce((n, b) => n + b.received, 0);
   const decided = bins.reduce((n, b) => n + b.decided, 0);
-  return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(
+  return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(
     `Last hour: ${received} events received, ${decided} decisions made`,
   )}">
 <line class="axis" x1="${pad}" y1="${H - pad}" x2="${W}" y2="${H - pad}"/>
@@ -237,9 +230,9 @@ function insightsSection(insights: Insights, agent: AgentState): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(
       ([tool, actions]) =>
-        `<tr><th scope="row">${esc(tool)}</th><td>${Object.entries(actions)
+        `<tr><th scope="row">${escapeHtml(tool)}</th><td>${Object.entries(actions)
           .sort((a, b) => b[1] - a[1])
-          .map(([action, n]) => `<span class="pill">${esc(action)} ${n}</span>`)
+          .map(([action, n]) => `<span class="pill">${escapeHtml(action)} ${n}</span>`)
           .join(' ')}</td></tr>`,
     )
     .join('');
@@ -247,18 +240,18 @@ function insightsSection(insights: Insights, agent: AgentState): string {
   const failures = insights.dispatchFailures
     .map(
       (f) =>
-        `<li><a href="/console/event/${encodeURIComponent(f.id)}">${esc(f.id)}</a> <span class="muted">${esc(time(f.at))} ${esc(f.tool)}</span><br><span class="note">${esc(f.note)}</span></li>`,
+        `<li><a href="/console/event/${encodeURIComponent(f.id)}">${escapeHtml(f.id)}</a> <span class="muted">${escapeHtml(time(f.at))} ${escapeHtml(f.tool)}</span><br><span class="note">${escapeHtml(f.note)}</span></li>`,
     )
     .join('');
   return `<aside id="insights" data-live class="card insights" aria-label="Decisions and approvals">
 <h2>Agent</h2>
-<p id="agent-state" data-running="${agent.running}">${esc(agentText(agent))}</p>
+<p id="agent-state" data-running="${agent.running}">${escapeHtml(agentText(agent))}</p>
 <h2>Decisions by tool <span class="muted">(last hour)</span></h2>
 ${mixRows ? `<table class="mix"><tbody>${mixRows}</tbody></table>` : '<p class="muted">No decisions in the last hour.</p>'}
 <h2>Approval waits</h2>
 ${
   waits.length
-    ? `<p>${waits.length} answered; median ${esc(duration(median(waits)))}, longest ${esc(duration(Math.max(...waits)))}</p>`
+    ? `<p>${waits.length} answered; median ${escapeHtml(duration(median(waits)))}, longest ${escapeHtml(duration(Math.max(...waits)))}</p>`
     : '<p class="muted">No approvals answered in the last hour.</p>'
 }
 <h2>Dispatch failures</h2>
@@ -271,7 +264,7 @@ function filterForm(data: OverviewData): string {
   const statusOptions = ['', ...EVENT_STATUSES]
     .map(
       (s) =>
-        `<option value="${esc(s)}"${(data.filter.status ?? '') === s ? ' selected' : ''}>${esc(
+        `<option value="${escapeHtml(s)}"${(data.filter.status ?? '') === s ? ' selected' : ''}>${escapeHtml(
           s ? STATUS_WORDS[s as EventStatus] : 'every status',
         )}</option>`,
     )
@@ -282,7 +275,7 @@ function filterForm(data: OverviewData): string {
   const typeOptions = ['', ...types]
     .map(
       (t) =>
-        `<option value="${esc(t)}"${(data.filter.type ?? '') === t ? ' selected' : ''}>${esc(t || 'every type')}</option>`,
+        `<option value="${escapeHtml(t)}"${(data.filter.type ?? '') === t ? ' selected' : ''}>${escapeHtml(t || 'every type')}</option>`,
     )
     .join('');
   return `<form class="filter" method="get" action="/console">
@@ -298,30 +291,30 @@ function queueSection(data: OverviewData): string {
     .map((e) => {
       const tool = data.toolOf(e.type);
       const lease = leaseText(e, data.now);
-      return `<tr data-id="${esc(e.id)}" class="row s-${e.status}">
-<td><a href="/console/event/${encodeURIComponent(e.id)}">${esc(e.id)}</a></td>
-<td>${esc(e.type)}</td>
-<td>${statusChip(e.status)}${lease ? `<div class="muted small">${esc(lease)}</div>` : ''}${e.lastError ? `<div class="muted small">${esc(e.lastError)}</div>` : ''}</td>
-<td>${tool ? esc(tool) : '<span class="muted">—</span>'}</td>
+      return `<tr data-id="${escapeHtml(e.id)}" class="row s-${e.status}">
+<td><a href="/console/event/${encodeURIComponent(e.id)}">${escapeHtml(e.id)}</a></td>
+<td>${escapeHtml(e.type)}</td>
+<td>${statusChip(e.status)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${e.lastError ? `<div class="muted small">${escapeHtml(e.lastError)}</div>` : ''}</td>
+<td>${tool ? escapeHtml(tool) : '<span class="muted">—</span>'}</td>
 <td class="num">${e.attempts}</td>
-<td title="${esc(time(e.receivedAt))}">${esc(ago(e.receivedAt, data.now))}</td>
+<td title="${escapeHtml(time(e.receivedAt))}">${escapeHtml(ago(e.receivedAt, data.now))}</td>
 </tr>`;
     })
     .join('');
   const f = data.filter;
   const nav = [
     f.through
-      ? `<a href="${esc(overviewHref({ status: f.status, type: f.type }))}">Newest</a>`
+      ? `<a href="${escapeHtml(overviewHref({ status: f.status, type: f.type }))}">Newest</a>`
       : '',
     data.older
-      ? `<a rel="next" href="${esc(overviewHref({ status: f.status, type: f.type, through: data.older }))}">Older</a>`
+      ? `<a rel="next" href="${escapeHtml(overviewHref({ status: f.status, type: f.type, through: data.older }))}">Older</a>`
       : '',
   ]
     .filter(Boolean)
     .join(' · ');
   return `<section id="queue" data-live aria-label="Queue">
 <table class="queue">
-<caption>${esc(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${esc(f.type)}` : ''}, newest first</caption>
+<caption>${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}, newest first</caption>
 <thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Tool</th><th scope="col">Attempts</th><th scope="col">Received</th></tr></thead>
 <tbody>${rows || '<tr><td colspan="6" class="muted">No events.</td></tr>'}</tbody>
 </table>
@@ -352,7 +345,7 @@ function valueText(value: unknown): string {
 
 function factsList(input: Record<string, unknown>): string {
   const rows = Object.entries(input)
-    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(valueText(v))}</dd>`)
+    .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(valueText(v))}</dd>`)
     .join('');
   return rows ? `<dl class="facts">${rows}</dl>` : '<p class="muted">No facts.</p>';
 }
@@ -393,11 +386,11 @@ function decisionSection(history: readonly HistoryEntry[]): string {
     ]);
   }
   const decided = d?.tool_call
-    ? `<details><summary>Decided call (${esc(d.tool_call.name)})</summary>${factsList(d.tool_call.input)}</details>`
+    ? `<details><summary>Decided call (${escapeHtml(d.tool_call.name)})</summary>${factsList(d.tool_call.input)}</details>`
     : '';
   return `<section id="decision" data-live class="card"><h2>Decision</h2><dl class="facts">${rows
     .filter(([, v]) => v !== undefined && v !== '')
-    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
+    .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`)
     .join('')}</dl>${decided}</section>`;
 }
 
@@ -410,7 +403,7 @@ function historySection(history: readonly HistoryEntry[]): string {
         h.tool_call ? `→ ${h.tool_call.name}` : '',
         h.model ? `model ${h.model}` : '',
       ].filter(Boolean);
-      return `<li class="k-${esc(h.kind)}"><time datetime="${esc(h.at)}">${esc(time(h.at))}</time> <strong>${esc(h.kind)}</strong>${bits.length ? ` <span class="muted">${esc(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${esc(h.kind === 'claimed' ? `by ${ownerOf(h.note)}` : h.note)}</div>` : ''}</li>`;
+      return `<li class="k-${escapeHtml(h.kind)}"><time datetime="${escapeHtml(h.at)}">${escapeHtml(time(h.at))}</time> <strong>${escapeHtml(h.kind)}</strong>${bits.length ? ` <span class="muted">${escapeHtml(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${escapeHtml(h.kind === 'claimed' ? `by ${ownerOf(h.note)}` : h.note)}</div>` : ''}</li>`;
     })
     .join('');
   return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;
@@ -438,7 +431,7 @@ function actionsSection(event: StoredEvent): string {
   return `<section id="actions" data-live class="card actions" aria-label="Actions">${
     forms.length
       ? forms.join('')
-      : `<p class="muted">No action for a ${esc(STATUS_WORDS[event.status])} event.</p>`
+      : `<p class="muted">No action for a ${escapeHtml(STATUS_WORDS[event.status])} event.</p>`
   }</section>`;
 }
 
@@ -464,16 +457,16 @@ export function eventBody(view: EventView, now: number): string {
   if (event.lastError) rows.push(['Last error', event.lastError]);
   return `<p><a href="/console">← Queue</a></p>
 <section id="summary" data-live class="card">
-<h1><span class="mono">${esc(event.id)}</span> ${statusChip(event.status)}</h1>
-<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
+<h1><span class="mono">${escapeHtml(event.id)}</span> ${statusChip(event.status)}</h1>
+<dl class="facts">${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>
 ${actionsSection(event)}
 <div class="two">
-<section id="toolcall" data-live class="card"><h2>Tool call${toolCall ? `: <span class="mono">${esc(toolCall.name)}</span>` : ''}</h2>${
+<section id="toolcall" data-live class="card"><h2>Tool call${toolCall ? `: <span class="mono">${escapeHtml(toolCall.name)}</span>` : ''}</h2>${
     toolCall ? factsList(toolCall.input) : '<p class="muted">This type maps to no tool.</p>'
   }</section>
 ${decisionSection(history)}
 </div>
 ${historySection(history)}
-<details id="raw" class="card"><summary>Raw payload</summary><pre>${esc(pretty)}</pre></details>`;
+<details id="raw" class="card"><summary>Raw payload</summary><pre>${escapeHtml(pretty)}</pre></details>`;
 }

@@ -1,18 +1,11 @@
 import type { DecisionRow, PolicySummary, Report } from './report.js';
+import { escapeHtml } from '../html.js';
 
 /**
  * report.html: one self-contained page (inline style, inline SVG, no script, nothing fetched).
  * Every string that came from an event or a model (ids, rationales, customer text quoted in them)
  * goes through `esc`.
  */
-export function esc(value: unknown): string {
-  return String(value ?? '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
 
 const FIXED: Record<string, string> = {
   no_action: '#9aa5b1',
@@ -42,7 +35,7 @@ function dollars(value: number | null | undefined): string {
 /** Stacked horizontal bars: per tool, its events split by action. */
 function actionMixChart(summary: PolicySummary, title: string, palette: string[]): string {
   const tools = Object.entries(summary.by_tool).sort((a, b) => a[0].localeCompare(b[0]));
-  if (tools.length === 0) return `<p>${esc(title)}: no events.</p>`;
+  if (tools.length === 0) return `<p>${escapeHtml(title)}: no events.</p>`;
   const actions = [...new Set(tools.flatMap(([, t]) => Object.keys(t.actions)))].sort();
   const decided = palette;
   const max = Math.max(...tools.map(([, t]) => t.events));
@@ -58,24 +51,24 @@ function actionMixChart(summary: PolicySummary, title: string, palette: string[]
         .sort((a, b) => a[0].localeCompare(b[0]))
         .map(([action, n]) => {
           const w = (n / max) * barW;
-          const rect = `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="18" fill="${colorOf(action, decided)}"><title>${esc(tool)} · ${esc(action)}: ${n}</title></rect>`;
+          const rect = `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="18" fill="${colorOf(action, decided)}"><title>${escapeHtml(tool)} · ${escapeHtml(action)}: ${n}</title></rect>`;
           x += w;
           return rect;
         })
         .join('');
-      return `<text x="${labelW - 8}" y="${y + 13}" text-anchor="end">${esc(tool)}</text>${segments}<text x="${(x + 6).toFixed(1)}" y="${y + 13}">${t.events}</text>`;
+      return `<text x="${labelW - 8}" y="${y + 13}" text-anchor="end">${escapeHtml(tool)}</text>${segments}<text x="${(x + 6).toFixed(1)}" y="${y + 13}">${t.events}</text>`;
     })
     .join('');
   let lx = 10;
   const legend = actions
     .map((action) => {
-      const item = `<rect x="${lx}" y="${height - 22}" width="12" height="12" fill="${colorOf(action, decided)}"/><text x="${lx + 16}" y="${height - 12}">${esc(action)}</text>`;
+      const item = `<rect x="${lx}" y="${height - 22}" width="12" height="12" fill="${colorOf(action, decided)}"/><text x="${lx + 16}" y="${height - 12}">${escapeHtml(action)}</text>`;
       lx += 24 + action.length * 7;
       return item;
     })
     .join('');
   const width = Math.max(labelW + barW + 60, lx + 10);
-  return `<figure><figcaption>${esc(title)}</figcaption><svg role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${rows}${legend}</svg></figure>`;
+  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg role="img" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${rows}${legend}</svg></figure>`;
 }
 
 /** Cost per tool (and per config when comparing), as bars. */
@@ -83,7 +76,7 @@ function costChart(report: Report): string {
   const series: { name: string; summary: PolicySummary }[] = [{ name: 'primary', summary: report }];
   if (report.compare) series.push({ name: 'compare', summary: report.compare });
   if (series.some((s) => s.summary.cost_usd === null)) {
-    return `<p>Cost: not available (${esc(series.find((s) => s.summary.cost_usd === null)?.summary.cost_note)}).</p>`;
+    return `<p>Cost: not available (${escapeHtml(series.find((s) => s.summary.cost_usd === null)?.summary.cost_note)}).</p>`;
   }
   const costByTool = (
     rows: DecisionRow[],
@@ -111,14 +104,14 @@ function costChart(report: Report): string {
   const bars = tools
     .map((tool, i) => {
       const y0 = 8 + i * groupH;
-      const label = `<text x="${labelW - 8}" y="${y0 + 12}" text-anchor="end">${esc(tool)}</text>`;
+      const label = `<text x="${labelW - 8}" y="${y0 + 12}" text-anchor="end">${escapeHtml(tool)}</text>`;
       return (
         label +
         perSeries
           .map((s, k) => {
             const v = s[tool] ?? 0;
             const y = y0 + k * (barH + 2);
-            return `<rect x="${labelW}" y="${y}" width="${((v / max) * barW).toFixed(1)}" height="${barH}" fill="${colors[k]}"><title>${esc(series[k]!.name)} ${esc(tool)}: ${dollars(v)}</title></rect><text x="${(labelW + (v / max) * barW + 6).toFixed(1)}" y="${y + 11}">${dollars(v)}</text>`;
+            return `<rect x="${labelW}" y="${y}" width="${((v / max) * barW).toFixed(1)}" height="${barH}" fill="${colors[k]}"><title>${escapeHtml(series[k]!.name)} ${escapeHtml(tool)}: ${dollars(v)}</title></rect><text x="${(labelW + (v / max) * barW + 6).toFixed(1)}" y="${y + 11}">${dollars(v)}</text>`;
           })
           .join('')
       );
@@ -127,7 +120,7 @@ function costChart(report: Report): string {
   const legend = series
     .map(
       (s, k) =>
-        `<rect x="10" y="${height - 20 * (series.length - k) - 2}" width="12" height="12" fill="${colors[k]}"/><text x="26" y="${height - 20 * (series.length - k) + 8}">${esc(s.name)} (${esc(s.summary.config.model)}): ${dollars(s.summary.cost_usd)}</text>`,
+        `<rect x="10" y="${height - 20 * (series.length - k) - 2}" width="12" height="12" fill="${colors[k]}"/><text x="26" y="${height - 20 * (series.length - k) + 8}">${escapeHtml(s.name)} (${escapeHtml(s.summary.config.model)}): ${dollars(s.summary.cost_usd)}</text>`,
     )
     .join('');
   const width = labelW + barW + 110;
@@ -171,8 +164,8 @@ function summaryTable(report: Report): string {
   const cols: { name: string; s: PolicySummary }[] = [{ name: 'primary', s: report }];
   if (report.compare) cols.push({ name: 'compare', s: report.compare });
   const line = (label: string, cell: (s: PolicySummary) => unknown) =>
-    `<tr><th>${esc(label)}</th>${cols.map((c) => `<td>${esc(cell(c.s))}</td>`).join('')}</tr>`;
-  return `<table class="summary"><tr><th></th>${cols.map((c) => `<th>${esc(c.name)}</th>`).join('')}</tr>${[
+    `<tr><th>${escapeHtml(label)}</th>${cols.map((c) => `<td>${escapeHtml(cell(c.s))}</td>`).join('')}</tr>`;
+  return `<table class="summary"><tr><th></th>${cols.map((c) => `<th>${escapeHtml(c.name)}</th>`).join('')}</tr>${[
     line('config', (s) => s.config.file),
     line('model', (s) => s.config.model),
     line('events', (s) => s.events),
@@ -193,9 +186,9 @@ function decisionsTable(report: Report): string {
   const rows = report.decisions
     .map((d) => {
       const differs = compare && (d.compare?.tool !== d.tool || d.compare?.action !== d.action);
-      return `<tr${differs ? ' class="differs"' : ''}><td><code>${esc(d.event_id)}</code></td><td>${esc(d.type)}</td><td>${esc(d.tool ?? '–')}</td><td>${esc(d.action)}</td><td>${esc(d.approval ?? '')}</td><td class="why">${esc(d.rationale ?? '')}</td><td>${d.tokens.input + d.tokens.output}</td><td>${esc(dollars(d.cost_usd))}</td><td>${d.latency_ms}</td>${
+      return `<tr${differs ? ' class="differs"' : ''}><td><code>${escapeHtml(d.event_id)}</code></td><td>${escapeHtml(d.type)}</td><td>${escapeHtml(d.tool ?? '–')}</td><td>${escapeHtml(d.action)}</td><td>${escapeHtml(d.approval ?? '')}</td><td class="why">${escapeHtml(d.rationale ?? '')}</td><td>${d.tokens.input + d.tokens.output}</td><td>${escapeHtml(dollars(d.cost_usd))}</td><td>${d.latency_ms}</td>${
         compare
-          ? `<td>${esc(d.compare?.action ?? '')}</td><td>${esc(d.compare?.approval ?? '')}</td><td class="why">${esc(d.compare?.rationale ?? '')}</td>`
+          ? `<td>${escapeHtml(d.compare?.action ?? '')}</td><td>${escapeHtml(d.compare?.approval ?? '')}</td><td class="why">${escapeHtml(d.compare?.rationale ?? '')}</td>`
           : ''
       }</tr>`;
     })
@@ -230,7 +223,7 @@ export function renderHtml(report: Report): string {
             ? 'interrupted: the events decided before it'
             : 'stopped: the model API failed';
   const compare = report.compare
-    ? `<h2>Compare</h2><p>${report.compare.differ} of ${report.compare.differ + report.compare.same} events decided differently; cost difference ${esc(
+    ? `<h2>Compare</h2><p>${report.compare.differ} of ${report.compare.differ + report.compare.same} events decided differently; cost difference ${escapeHtml(
         report.compare.cost_difference_usd === null
           ? 'n/a'
           : `${report.compare.cost_difference_usd >= 0 ? '+' : '-'}${dollars(Math.abs(report.compare.cost_difference_usd))}`,
@@ -238,9 +231,9 @@ export function renderHtml(report: Report): string {
     : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Rehearsal ${esc(report.generated_at)}</title><style>${STYLE}</style></head><body>
+<title>Rehearsal ${escapeHtml(report.generated_at)}</title><style>${STYLE}</style></head><body>
 <h1>Rehearsal of ${report.events} events</h1>
-<p class="note">Generated ${esc(report.generated_at)} · ${esc(JSON.stringify(report.source))} · ${esc(stopped)}. Nothing was dispatched and the live queue was not touched.</p>
+<p class="note">Generated ${escapeHtml(report.generated_at)} · ${escapeHtml(JSON.stringify(report.source))} · ${escapeHtml(stopped)}. Nothing was dispatched and the live queue was not touched.</p>
 ${summaryTable(report)}
 <h2>Actions</h2>${actionMixChart(report, 'Action mix per tool (primary)', palette)}
 <h2>Cost</h2>${costChart(report)}

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import {
   decideFirstAction,
@@ -10,36 +8,25 @@ import {
   type FakeAnthropic,
 } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { killLeftovers, runCli, startServe, waitFor } from '../helpers/spawn.js';
-import { tempDir } from '../helpers/tmp.js';
+import { runCli, startServe, waitFor } from '../helpers/spawn.js';
+import { e2eScope, sinkServer } from '../helpers/e2e.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  await killLeftovers();
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
+const { cleanups, tmp } = e2eScope();
 
 /** A handler endpoint for the http sink that counts calls per idempotency key. */
 async function handlerServer(): Promise<{ url: string; calls: Map<string, number> }> {
-  const calls = new Map<string, number>();
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const key = String(JSON.parse(body).idempotency_key);
-      calls.set(key, (calls.get(key) ?? 0) + 1);
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, calls };
+  const sink = await sinkServer(cleanups);
+  return {
+    url: sink.url,
+    get calls() {
+      const calls = new Map<string, number>();
+      for (const b of sink.bodies) {
+        const key = String(b.idempotency_key);
+        calls.set(key, (calls.get(key) ?? 0) + 1);
+      }
+      return calls;
+    },
+  };
 }
 
 async function fake(): Promise<FakeAnthropic> {

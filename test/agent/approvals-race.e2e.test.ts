@@ -4,48 +4,27 @@
  * on SQLite and on Redis.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { killLeftovers, runCli, startServe, waitFor } from '../helpers/spawn.js';
-import { tempDir } from '../helpers/tmp.js';
+import { runCli, startServe, waitFor } from '../helpers/spawn.js';
+import { e2eScope, sinkServer } from '../helpers/e2e.js';
 
 const HELD = 40;
 const redis = await redisGate();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  await killLeftovers();
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const { cleanups, tmp } = e2eScope();
 
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
-
-async function handlerServer(): Promise<{ url: string; ids: string[] }> {
-  const ids: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      ids.push(String(JSON.parse(body).event_id));
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, ids };
+/** An http sink endpoint that records the event id of every call it gets. */
+async function handlerServer(): Promise<{ url: string; ids: () => string[] }> {
+  const sink = await sinkServer(cleanups);
+  return { url: sink.url, ids: () => sink.bodies.map((b) => String(b.event_id)) };
 }
 
 async function mcpClient(url: string, name: string): Promise<Client> {
@@ -126,7 +105,7 @@ async function race(store: 'sqlite' | 'redis'): Promise<void> {
     if (!approved.isError) approvedIds.push(id);
   }
   // Every approval dispatched once, no rejection dispatched.
-  expect([...handler.ids].sort()).toEqual([...approvedIds].sort());
+  expect([...handler.ids()].sort()).toEqual([...approvedIds].sort());
   const storeFlags = store === 'redis' ? storeArgs : [];
   for (const id of ids.slice(0, 10)) {
     const shown = await runCli(['events', 'show', id, '--data-dir', dataDir, ...storeFlags], {

@@ -3,10 +3,8 @@
  * a fake Messages API over HTTP, and handlers that count what reaches them.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import {
   decideFirstAction,
@@ -15,20 +13,10 @@ import {
   type Responder,
 } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
-import { tempDir } from '../helpers/tmp.js';
+import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { e2eScope, sinkServer } from '../helpers/e2e.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  await killLeftovers();
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
+const { cleanups, tmp } = e2eScope();
 
 async function fake(): Promise<FakeAnthropic> {
   const f = await startFakeAnthropic();
@@ -38,20 +26,8 @@ async function fake(): Promise<FakeAnthropic> {
 
 /** An http sink endpoint that counts the calls it receives. */
 async function handlerServer(): Promise<{ url: string; calls: () => number }> {
-  let calls = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      calls += 1;
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`,
-    calls: () => calls,
-  };
+  const sink = await sinkServer(cleanups);
+  return { url: sink.url, calls: () => sink.bodies.length };
 }
 
 /** Answers the first model request only when `release()` is called; every later one at once. */

@@ -4,30 +4,18 @@
  * through the queue. Real `serve --agent` processes, a fake Messages API over HTTP.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { tempDir } from '../helpers/tmp.js';
+import { e2eScope, sinkServer } from '../helpers/e2e.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  await killLeftovers();
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
+const { cleanups, tmp } = e2eScope();
 
 async function counts(server: ServeHandle): Promise<Record<string, number>> {
   const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
@@ -157,17 +145,8 @@ describe('guardrails in the live loop', () => {
   it('trips the circuit breaker on a handler that always fails, killing no event', async () => {
     const api = await startFakeAnthropic();
     cleanups.push(() => api.close());
-    let requests = 0;
-    const handler = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        requests += 1;
-        res.writeHead(503).end();
-      });
-    });
-    await new Promise<void>((r) => handler.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => handler.close(() => r())));
-    const url = `http://127.0.0.1:${(handler.address() as AddressInfo).port}/actions`;
+    const handler = await sinkServer(cleanups, 503);
+    const url = handler.url;
     const { server, send } = await start(
       { dispatch: { type: 'http', url, secret: 'a-long-enough-test-secret' } },
       api.url,
@@ -181,7 +160,7 @@ describe('guardrails in the live loop', () => {
     await new Promise((r) => setTimeout(r, 12_000 - 0));
     const c = await counts(server);
     // Five events tried (three HTTP attempts each), then the loop waits out the pause.
-    expect(requests).toBeLessThanOrEqual(5 * 3);
+    expect(handler.bodies.length).toBeLessThanOrEqual(5 * 3);
     expect(c.dead).toBe(0);
     expect(c.pending).toBe(10);
     expect(server.logs().some((l) => l.msg === 'circuit breaker open: pausing the loop')).toBe(

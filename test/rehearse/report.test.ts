@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCatalog } from '../../src/catalog/catalog.js';
-import { esc, renderHtml } from '../../src/rehearse/html.js';
+import { renderHtml } from '../../src/rehearse/html.js';
+import { escapeHtml as esc } from '../../src/html.js';
 import { buildReport, percentile } from '../../src/rehearse/report.js';
 import type { Outcome, Policy, Rehearsed } from '../../src/rehearse/run.js';
 
