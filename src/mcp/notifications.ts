@@ -62,6 +62,8 @@ export class ChangeHub {
   /** Queue counts after the last round: what an external change is measured against. */
   private baseline: Promise<QueueStats | null> | undefined;
   private readonly channel: ChannelFeed;
+  /** The agent pause as last announced (`running`, `paused:<reason>`); read when the hub starts. */
+  private agentState: string | undefined;
 
   constructor(
     private readonly buffer: EventBuffer,
@@ -81,6 +83,11 @@ export class ChangeHub {
     this.sessions.add(session);
     if (!this.unwatch) {
       this.baseline = this.readStats();
+      // The pause as it stands when watching starts: later changes of it are announced.
+      this.buffer.agentPause().then(
+        (p) => (this.agentState ??= p.paused ? `paused:${p.reason ?? 'manual'}` : 'running'),
+        () => {},
+      );
       this.channel.start();
       this.unwatch = this.buffer.watch((change) => this.onChange(change));
     }
@@ -220,20 +227,26 @@ export class ChangeHub {
         },
       });
     }
-    if (changes.some((c) => c.kind === 'agent')) {
-      // The agent loops were paused or resumed (pause_agent, the budget, the breaker).
+    if (external || changes.some((c) => c.kind === 'agent')) {
+      // The agent loops were paused or resumed (pause_agent, `pause` from the CLI in another
+      // process, the budget, the breaker): said once per change of state.
       try {
         const pause = await this.buffer.agentPause();
-        lines.push({
-          level: pause.paused ? 'warning' : 'info',
-          data: pause.paused
-            ? {
-                message: `agent loop paused (${pause.reason ?? 'manual'})${pause.note ? `: ${pause.note}` : ''}`,
-                agent: 'paused',
-                reason: pause.reason,
-              }
-            : { message: 'agent loop resumed', agent: 'running' },
-        });
+        const state = pause.paused ? `paused:${pause.reason ?? 'manual'}` : 'running';
+        const was = this.agentState;
+        this.agentState = state;
+        if (was !== undefined && was !== state) {
+          lines.push({
+            level: pause.paused ? 'warning' : 'info',
+            data: pause.paused
+              ? {
+                  message: `agent loop paused (${pause.reason ?? 'manual'})${pause.note ? `: ${pause.note}` : ''}`,
+                  agent: 'paused',
+                  reason: pause.reason,
+                }
+              : { message: 'agent loop resumed', agent: 'running' },
+          });
+        }
       } catch {
         // The store is down: the next change says more.
       }
