@@ -8,7 +8,14 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { EventNotFoundError, LeaseLostError } from '../errors.js';
-import { DEFAULT_POLICY, holds, ownerOf, type Command, type QueuePolicy } from './transitions.js';
+import {
+  DEFAULT_POLICY,
+  holds,
+  ownerOf,
+  type Command,
+  type EventState,
+  type QueuePolicy,
+} from './transitions.js';
 
 /**
  * The named state changes of the port, each one `apply` command: every adapter extends this, so
@@ -122,4 +129,23 @@ export function pauseFrom(text: string | null | undefined): AgentPause {
   } catch {
     return { ...NOT_PAUSED };
   }
+}
+
+/** A transition's state as the stores' columns and fields name it (SQLite and Redis alike). */
+export function stateColumns(state: EventState, updatedAt: number) {
+  return {
+    status: state.status,
+    attempts: state.attempts,
+    retry_at: state.retryAt,
+    lease_owner: state.leaseOwner,
+    lease_expires_at: state.leaseExpiresAt,
+    last_error: state.lastError,
+    updated_at: updatedAt,
+  };
+}
+
+/** A history entry as stored: its kind, and the other fields as JSON (null when there are none). */
+export function entryRow(entry: HistoryInput): { kind: string; data: string | null } {
+  const { kind, ...data } = entry;
+  return { kind, data: Object.keys(data).length ? JSON.stringify(data) : null };
 }

@@ -46,7 +46,14 @@ import {
   type Command,
   type QueuePolicy,
 } from './transitions.js';
-import { claimToken, CommandMethods, pauseFrom, policyFrom } from './commands.js';
+import {
+  claimToken,
+  CommandMethods,
+  entryRow,
+  pauseFrom,
+  policyFrom,
+  stateColumns,
+} from './commands.js';
 
 export { redactRedisUrl };
 
@@ -405,22 +412,9 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       const reply = await this.script<[string, string?, string[]?]>('sem_change', [
         id,
         flat.rev ?? '0',
-        JSON.stringify({
-          status: t.state.status,
-          attempts: t.state.attempts,
-          retry_at: t.state.retryAt,
-          lease_owner: t.state.leaseOwner,
-          lease_expires_at: t.state.leaseExpiresAt,
-          last_error: t.state.lastError,
-          updated_at: updatedAt,
-        }),
+        JSON.stringify(stateColumns(t.state, updatedAt)),
         t.change ?? '',
-        JSON.stringify(
-          t.entries.map((entry) => {
-            const { kind, ...data } = entry;
-            return [kind, Object.keys(data).length ? JSON.stringify(data) : ''];
-          }),
-        ),
+        JSON.stringify(t.entries.map(entryRow).map(({ kind, data }) => [kind, data ?? ''])),
       ]);
       if (reply[0] === 'notfound') throw new EventNotFoundError(id);
       if (reply[0] === 'conflict') continue;

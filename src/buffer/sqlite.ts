@@ -27,7 +27,14 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { ChangeFeed } from './changes.js';
-import { claimToken, CommandMethods, pauseFrom, policyFrom } from './commands.js';
+import {
+  claimToken,
+  CommandMethods,
+  entryRow,
+  pauseFrom,
+  policyFrom,
+  stateColumns,
+} from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { SqliteWriter } from './sqlite-writer.js';
@@ -556,18 +563,9 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
       outcome = await this.writer().change({
         id: row.id,
         rev: row.rev,
-        status: t.state.status,
-        attempts: t.state.attempts,
-        retry_at: t.state.retryAt,
-        lease_owner: t.state.leaseOwner,
-        lease_expires_at: t.state.leaseExpiresAt,
-        last_error: t.state.lastError,
-        updated_at: updatedAt,
+        ...stateColumns(t.state, updatedAt),
         durable,
-        history: t.entries.map((entry) => {
-          const { kind, ...data } = entry;
-          return { at: now, kind, data: Object.keys(data).length ? JSON.stringify(data) : null };
-        }),
+        history: t.entries.map((entry) => ({ at: now, ...entryRow(entry) })),
       });
     } catch (error) {
       throw asStoreError(error, 'could not commit the change to the store');

@@ -3,7 +3,7 @@ import { boundDepth } from '../catalog/depth.js';
 import { isoDate } from '../catalog/extract.js';
 import type { HistoryEntry, StoredEvent } from './buffer.js';
 
-/** The public shape of one event in a list (DESIGN.md §3), shared by MCP and the CLI. */
+/** The public shape of one event in a list (docs/MCP.md, `list_pending_events`), shared by MCP and the CLI. */
 export interface EventSummary {
   id: string;
   type: string;
