@@ -185,6 +185,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   private readonly claiming = new Set<string>();
   /** Read on every state change (the policy may change from another process): prepared once. */
   private policyStmt: Database.Statement | undefined;
+  private pauseStmt: Database.Statement | undefined;
   private readonly recent: RecentIds;
   private writerThread: SqliteWriter | undefined;
   private closed = false;
@@ -494,17 +495,19 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
 
   async agentPause(): Promise<AgentPause> {
     return this.run(() => {
-      // Prepared when asked: a read-only open of a store from before schema 5 has no such table.
-      const exists = this.db
-        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'settings'")
-        .pluck()
-        .get();
-      if (!exists) return { ...NOT_PAUSED };
-      const text = this.db
-        .prepare("SELECT value FROM settings WHERE key = 'agent_pause'")
-        .pluck()
-        .get() as string | undefined;
-      return pauseFrom(text);
+      // Prepared on the first ask, once the table exists (a read-only open of a store from before
+      // schema 5 has none): every running loop asks once a second, and MCP hubs on each change.
+      if (!this.pauseStmt) {
+        const exists = this.db
+          .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'settings'")
+          .pluck()
+          .get();
+        if (!exists) return { ...NOT_PAUSED };
+        this.pauseStmt = this.db
+          .prepare("SELECT value FROM settings WHERE key = 'agent_pause'")
+          .pluck();
+      }
+      return pauseFrom(this.pauseStmt.get() as string | undefined);
     });
   }
 
