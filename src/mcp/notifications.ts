@@ -227,7 +227,10 @@ export class ChangeHub {
         },
       });
     }
-    if (external || changes.some((c) => c.kind === 'agent')) {
+    // Read on every round, not only on `external`: another process's commit can be absorbed into
+    // this process's own writer commit (SqliteBuffer.absorbWriterCommit), and a resume is then
+    // seen only as the events the loop starts claiming. One prepared read per round.
+    {
       // The agent loops were paused or resumed (pause_agent, `pause` from the CLI in another
       // process, the budget, the breaker): said once per change of state.
       try {
@@ -235,7 +238,10 @@ export class ChangeHub {
         const state = pause.paused ? `paused:${pause.reason ?? 'manual'}` : 'running';
         const was = this.agentState;
         this.agentState = state;
-        if (was !== undefined && was !== state) {
+        // A pause or resume made in this process (`agent`) is said as it is; another process's
+        // shows only as `external`, and is said when the stored state differs from the last one.
+        const own = changes.some((c) => c.kind === 'agent');
+        if (own || (was !== undefined && was !== state)) {
           lines.push({
             level: pause.paused ? 'warning' : 'info',
             data: pause.paused
