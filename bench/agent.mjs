@@ -1,16 +1,23 @@
 // Agent loop throughput against a fake Messages API that answers after a fixed 200 ms, at
-// concurrency 1, 4, 16 and 64, next to the ideal (concurrency ÷ 0.2 s); and the input size of our
-// requests against the common hand-written request (the whole data.object dumped into the prompt,
-// the full tool schema), on the same events.
+// concurrency 1, 4, 16 and 64, next to the ideal (concurrency ÷ 0.2 s) and next to the bare SDK
+// client on the same fake in the same run: the same requests, already rendered, sent by C workers
+// with nothing else to do (no store, no rendering, no validation, no dispatch). That client is the
+// ceiling of this harness: what Node's fetch and the SDK cost per request on this machine. Also
+// the input size of our requests against the common hand-written request (the whole data.object
+// dumped into the prompt, the full tool schema), on the same events.
 //
-//   npm run build && node bench/agent.mjs [--per-worker 25] [--delay 200] [--concurrency 16,64]
+//   npm run build && node bench/agent.mjs [--per-worker 100] [--delay 200] [--concurrency 16,64]
+//                                         [--rounds 1]
 //
-// Every claim, renewal and outcome is a compare-and-set on the SQLite writer thread (group commit
-// with whatever else is being written), so the loop's main thread never waits on an fsync.
+// The fake runs in its own process (bench/fake-messages-api.mjs), as the real API does: its work
+// is not on the event loop being measured. Every claim, renewal and outcome is a compare-and-set on
+// the SQLite writer thread; a worker hands over its outcome's write and claims its next event at
+// once, and the writer commits claims ahead of the fsync of outcomes.
+import { fork } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { countTokens } from '@anthropic-ai/tokenizer';
 import { recordSink } from '../dist/dispatch/dispatch.js';
@@ -21,72 +28,56 @@ import { toAnthropicTool } from '../dist/catalog/formats.js';
 import { naivePrompt } from '../dist/catalog/prompt.js';
 import { createLogger } from '../dist/logger.js';
 import { buildTestEvent } from '../dist/stripe/fixtures.js';
+import { userMessage, SYSTEM_PROMPT } from '../dist/agent/prompt.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const PER_WORKER = arg('--per-worker', 25);
+const PER_WORKER = arg('--per-worker', 100);
 const DELAY_MS = arg('--delay', 200);
+const ROUNDS = arg('--rounds', 1);
 const CONCURRENCIES = (() => {
   const i = process.argv.indexOf('--concurrency');
   return i >= 0 ? process.argv[i + 1].split(',').map(Number) : [1, 4, 16, 64];
 })();
 
 const catalog = createCatalog();
-let inputChars = 0;
-let requests = 0;
-
-// The fake decides the first action of the offered tool; usage is about four characters a token.
-const server = http.createServer((req, res) => {
-  let raw = '';
-  req.on('data', (c) => (raw += c));
-  req.on('end', () => {
-    const body = JSON.parse(raw);
-    requests += 1;
-    inputChars += raw.length;
-    const tool = body.tools[0];
-    const reply = {
-      id: `msg_${requests}`,
-      type: 'message',
-      role: 'assistant',
-      model: body.model,
-      content: [
-        {
-          type: 'tool_use',
-          id: `toolu_${requests}`,
-          name: tool.name,
-          input: { action: tool.input_schema.properties.action.enum[0], rationale: 'Benchmark.' },
-        },
-      ],
-      stop_reason: 'tool_use',
-      stop_sequence: null,
-      usage: { input_tokens: Math.ceil(raw.length / 4), output_tokens: 30 },
-    };
-    setTimeout(
-      () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply)),
-      DELAY_MS,
-    );
-  });
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const baseURL = `http://127.0.0.1:${server.address().port}`;
 const types = catalog.entries().map((d) => d.type);
 
-async function run(concurrency) {
+const fake = fork(
+  fileURLToPath(new URL('./fake-messages-api.mjs', import.meta.url)),
+  [String(DELAY_MS)],
+  { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+);
+const { port } = await new Promise((resolve, reject) => {
+  fake.once('message', resolve);
+  fake.once('exit', (code) => reject(new Error(`the fake API exited (${code})`)));
+});
+const baseURL = `http://127.0.0.1:${port}`;
+const fakeStats = () => fetch(`${baseURL}/_stats`).then((r) => r.json());
+
+function storedEvent(i) {
+  const e = buildTestEvent(types[i % types.length]);
+  return {
+    id: e.id,
+    type: e.type,
+    created: e.created,
+    livemode: false,
+    objectId: e.data.object.id,
+    payload: JSON.stringify(e),
+  };
+}
+
+/** The loop on a fresh SQLite store holding concurrency × PER_WORKER pending events. */
+async function runLoop(concurrency) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sem-bench-agent-'));
   const buffer = new SqliteBuffer({ file: path.join(dir, 'events.db') });
   const total = concurrency * PER_WORKER;
-  for (let i = 0; i < total; i++) {
-    const e = buildTestEvent(types[i % types.length]);
-    await buffer.append({
-      id: e.id,
-      type: e.type,
-      created: e.created,
-      livemode: false,
-      objectId: e.data.object.id,
-      payload: JSON.stringify(e),
-    });
+  for (let i = 0; i < total; i += 256) {
+    const chunk = [];
+    for (let j = i; j < Math.min(total, i + 256); j++) chunk.push(buffer.append(storedEvent(j)));
+    await Promise.all(chunk);
   }
   const loop = new AgentLoop({
     buffer,
@@ -111,30 +102,77 @@ async function run(concurrency) {
   await loop.stop();
   await buffer.close();
   fs.rmSync(dir, { recursive: true, force: true });
-  const rate = total / seconds;
-  const ideal = concurrency / (DELAY_MS / 1000);
-  return { concurrency, total, seconds, rate, ideal };
+  return total / seconds;
 }
+
+/** The bare SDK client: the same number of requests of the same shape, rendered beforehand. */
+async function runBare(concurrency) {
+  const client = new Anthropic({ apiKey: 'bench', baseURL, maxRetries: 0 });
+  const total = concurrency * PER_WORKER;
+  const bodies = Array.from({ length: total }, (_, i) => {
+    const e = buildTestEvent(types[i % types.length]);
+    return {
+      model: 'claude-bench',
+      max_tokens: 512,
+      system: SYSTEM_PROMPT,
+      messages: [{ role: 'user', content: userMessage(catalog, { ...e, payload: e }, []) }],
+      tools: [toAnthropicTool(catalog.lookup(e.type))],
+    };
+  });
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await client.messages.create(bodies[next++]);
+    }),
+  );
+  return total / ((performance.now() - started) / 1000);
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const pct = (rate, ideal) => `${((rate / ideal) * 100).toFixed(1)}%`;
 
 console.log(
   `machine: ${os.cpus()[0]?.model} · ${os.cpus().length} cores · node ${process.version} · ${new Date().toISOString()}`,
 );
-console.log(`fake API delay ${DELAY_MS} ms, ${PER_WORKER} events per worker\n`);
-console.log('| concurrency | events | seconds | events/s | ideal events/s | % of ideal |');
-console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log(
+  `fake API delay ${DELAY_MS} ms (own process), ${PER_WORKER} events per worker, ${ROUNDS} round(s)\n`,
+);
+console.log(
+  '| concurrency | events | ideal events/s | bare SDK client events/s | loop events/s | loop, % of ideal | loop / bare client |',
+);
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+let loopRequests = 0;
+let loopChars = 0;
 for (const c of CONCURRENCIES) {
-  const r = await run(c);
+  const ideal = c / (DELAY_MS / 1000);
+  const bare = [];
+  const ours = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    bare.push(await runBare(c));
+    const s0 = await fakeStats();
+    ours.push(await runLoop(c));
+    const s1 = await fakeStats();
+    loopRequests += s1.requests - s0.requests;
+    loopChars += s1.inputChars - s0.inputChars;
+    if (ROUNDS > 1) {
+      console.log(
+        `| ${c} (round ${round + 1}) | ${c * PER_WORKER} | ${ideal.toFixed(1)} | ${bare.at(-1).toFixed(1)} (${pct(bare.at(-1), ideal)}) | ${ours.at(-1).toFixed(1)} | ${pct(ours.at(-1), ideal)} | ${pct(ours.at(-1), bare.at(-1))} |`,
+      );
+    }
+  }
+  const b = median(bare);
+  const o = median(ours);
   console.log(
-    `| ${c} | ${r.total} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${r.ideal.toFixed(1)} | ${((r.rate / r.ideal) * 100).toFixed(1)}% |`,
+    `| ${c}${ROUNDS > 1 ? ' (median)' : ''} | ${c * PER_WORKER} | ${ideal.toFixed(1)} | ${b.toFixed(1)} (${pct(b, ideal)}) | ${o.toFixed(1)} | **${pct(o, ideal)}** | ${pct(o, b)} |`,
   );
 }
-const ourPerEvent = inputChars / requests;
+const ourPerEvent = loopChars / loopRequests;
 
 // The hand-written baseline request for the same events: whole object dumped, full tool schema.
 let naiveChars = 0;
 let naiveTokens = 0;
 let ourTokens = 0;
-const { userMessage, SYSTEM_PROMPT } = await import('../dist/agent/prompt.js');
 for (const type of types) {
   const e = buildTestEvent(type);
   const def = catalog.lookup(type);
@@ -162,4 +200,4 @@ console.log(
 console.log(
   `tokenizer (prompt text only, no tool schemas): ours ${Math.round(ourTokens / types.length)} vs dump ${Math.round(naiveTokens / types.length)} tokens per event`,
 );
-server.close();
+fake.kill();

@@ -78,6 +78,8 @@ export class AgentLoop {
   private stopping = false;
   private workers: Promise<void>[] = [];
   private readonly inFlight = new Map<string, AbortController>();
+  /** Events whose worker has moved on while their outcome is still being written. */
+  private readonly settling = new Set<Promise<void>>();
   private wake: (() => void)[] = [];
   private unwatch: (() => void) | undefined;
   /** Set while the model API is failing: workers wait until then before claiming again. */
@@ -146,6 +148,7 @@ export class AgentLoop {
     for (const controller of this.inFlight.values()) controller.abort();
     this.wakeAll();
     await Promise.allSettled(this.workers);
+    await Promise.allSettled([...this.settling]);
     this.o.logger.info('agent loop stopped');
   }
 
@@ -318,11 +321,30 @@ export class AgentLoop {
     }
   }
 
-  private async handle(event: StoredEvent, owner: string): Promise<void> {
+  /**
+   * Works on one event, and resolves once the worker may claim the next: when the model has
+   * decided and the handler has the call, or when the event is finished, whichever comes first.
+   * The outcome's write (with its fsync) goes on meanwhile, and the next claim rides the same
+   * writer turn: a worker does not sit out the disk between two events (bench/agent.mjs). So a
+   * loop holds at most twice `concurrency` claims for an instant, and never more than
+   * `concurrency` model calls or handler calls at once. stop() waits for these writes.
+   */
+  private handle(event: StoredEvent, owner: string): Promise<void> {
+    let free!: () => void;
+    const slot = new Promise<void>((resolve) => (free = resolve));
+    const done = this.handleToEnd(event, owner, free)
+      .catch((error: unknown) => this.o.logger.error('agent worker failed', { error }))
+      .finally(free);
+    this.settling.add(done);
+    void done.finally(() => this.settling.delete(done));
+    return slot;
+  }
+
+  private async handleToEnd(event: StoredEvent, owner: string, free: () => void): Promise<void> {
     const { buffer, logger } = this.o;
     // The claim's token: every change this worker makes to the event carries it, and the store
     // refuses it (LeaseLostError) once the claim is lost.
-    const claim: Claim = { token: event.leaseOwner ?? owner, lost: false };
+    const claim: Claim = { token: event.leaseOwner ?? owner, lost: false, free };
     const controller = new AbortController();
     this.inFlight.set(event.id, controller);
     const log = logger.child({ event: event.id, type: event.type });
@@ -357,6 +379,7 @@ export class AgentLoop {
     const def = catalog.lookup(event.type);
     const facts = catalog.toolCall(event.type, event.payload);
     if (!def || !facts) {
+      claim.free();
       await buffer.ack(event.id, { token, note: 'its type is no longer in the catalog' });
       return;
     }
@@ -385,6 +408,7 @@ export class AgentLoop {
     if (!decision) {
       metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
       this.tripped(this.guard.recordFailure(), log);
+      claim.free();
       const after = await buffer.nack(event.id, {
         token,
         reason: result.failure ?? 'no decision',
@@ -396,6 +420,7 @@ export class AgentLoop {
     }
     if (decision.kind === 'no_action') {
       metrics?.decisions.inc({ tool: def.tool, action: 'no_action' });
+      claim.free();
       await buffer.ack(event.id, {
         token,
         note: 'no action needed',
@@ -407,6 +432,7 @@ export class AgentLoop {
     }
     if (decision.kind === 'ask_a_person') {
       metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
+      claim.free();
       await buffer.hold(event.id, token, `a person must look: ${decision.reason}`, [
         { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
       ]);
@@ -428,6 +454,7 @@ export class AgentLoop {
 
     const gate = approvalReason(call, this.o.approval ?? {});
     if (gate) {
+      claim.free();
       await buffer.hold(event.id, token, gate, [decided]);
       this.guard.recordSuccess();
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
@@ -435,6 +462,7 @@ export class AgentLoop {
       return;
     }
     if (this.o.dryRun) {
+      claim.free();
       await buffer.ack(event.id, {
         token,
         note: 'dry run: decided, not dispatched',
@@ -448,6 +476,7 @@ export class AgentLoop {
       // Another worker filled the tool's hour while this one decided: back to the queue, no
       // attempt counted, until the window has room.
       const wait = this.guard.waitForTool(call.name);
+      claim.free();
       await buffer.release(event.id, token, {
         retryInMs: wait,
         note: `per-hour limit of ${call.name} reached`,
@@ -462,6 +491,7 @@ export class AgentLoop {
     try {
       await dispatchAndAck(buffer, this.o.sink, event, call, token, {
         signal,
+        dispatched: claim.free,
         note: 'dispatched',
         record: [decided],
       });
@@ -583,6 +613,8 @@ export class AgentLoop {
 interface Claim {
   token: string;
   lost: boolean;
+  /** Lets the worker claim its next event: only the outcome's write is left to do. */
+  free: () => void;
 }
 
 /** Errors of the API or its key, not of the event: they must not use up its attempts. */

@@ -214,7 +214,13 @@ export async function dispatchAndAck(
   event: StoredEvent,
   call: ToolCall,
   token: string,
-  options: { signal?: AbortSignal; note?: string; record?: readonly HistoryInput[] } = {},
+  options: {
+    signal?: AbortSignal;
+    note?: string;
+    record?: readonly HistoryInput[];
+    /** Called once the handler has the call, before the ack is written. */
+    dispatched?: () => void;
+  } = {},
 ): Promise<void> {
   const result = await sink.dispatch(
     {
@@ -226,6 +232,7 @@ export async function dispatchAndAck(
     },
     options.signal,
   );
+  options.dispatched?.();
   const dispatched: HistoryInput = {
     kind: 'dispatch',
     tool_call: call,

@@ -363,6 +363,37 @@ describe('agent loop', () => {
     });
   });
 
+  it('moves on while an outcome is written, never past its concurrency, and stop() writes every outcome', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const fake = await fakeApi(async (req) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 30));
+      inFlight -= 1;
+      return decideFirstAction(req);
+    });
+    const { buffer, file } = store();
+    const { sink, received } = capturingSink();
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++)
+      ids.push(await append(buffer, buildTestEvent('invoice.payment_failed')));
+    const agent = loop(buffer, fake, { sink, concurrency: 3 });
+    await until('12 dispatches', async () => received.length === 12);
+    // Stopped the instant the last handler has its call: its ack may not be written yet.
+    await agent.stop();
+    await buffer.close();
+    const reopened = new SqliteBuffer({ file });
+    cleanups.push(() => reopened.close());
+    for (const id of ids) {
+      expect(await reopened.get(id)).toMatchObject({ status: 'acked' });
+      const dispatches = (await reopened.history(id)).filter((h) => h.kind === 'dispatch');
+      expect(dispatches).toHaveLength(1);
+    }
+    expect(most).toBeLessThanOrEqual(3);
+    expect(new Set(received.map((r) => r.eventId)).size).toBe(12);
+  });
+
   it('gives its claims back on stop', async () => {
     const fake = await fakeApi(() => ({ hang: true }));
     const { buffer } = store();

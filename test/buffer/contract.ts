@@ -175,6 +175,31 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect(got.map((e) => e.id)).toEqual([incoming(61).id]);
     });
 
+    it('claims by types in arrival order, whether the types cover every pending type or only some', async () => {
+      await buffer.append(incoming(1, 'invoice.payment_failed'));
+      await buffer.append(incoming(2, 'charge.refunded'));
+      await buffer.append(incoming(3, 'invoice.payment_failed'));
+      await buffer.append(incoming(4, 'charge.dispute.created'));
+      // Every pending type, and some with nothing pending: the oldest first, across types.
+      const all = ['charge.dispute.created', 'charge.refunded', 'invoice.payment_failed', 'x.y'];
+      const first = await buffer.claim({ owner: 'a', leaseMs: 1000, limit: 2, types: all });
+      expect(first.map((e) => e.id)).toEqual([incoming(1).id, incoming(2).id]);
+      // Some of the pending types: never one of another type, even an older one.
+      await buffer.append(incoming(5, 'charge.refunded'));
+      const some = await buffer.claim({
+        owner: 'a',
+        leaseMs: 1000,
+        limit: 5,
+        types: ['charge.refunded', 'charge.dispute.created', 'x.y'],
+      });
+      expect(some.map((e) => e.id)).toEqual([incoming(4).id, incoming(5).id]);
+      // Only types with nothing pending, or nothing at all.
+      expect(await buffer.claim({ owner: 'a', leaseMs: 1000, types: ['x.y'] })).toEqual([]);
+      expect(await buffer.claim({ owner: 'a', leaseMs: 1000, types: [] })).toEqual([]);
+      const rest = await buffer.claim({ owner: 'a', leaseMs: 1000, types: all });
+      expect(rest.map((e) => e.id)).toEqual([incoming(3).id]);
+    });
+
     it('returns an expired lease to pending, counting the attempt, and lets another owner claim it', async () => {
       await buffer.append(incoming(1));
       await buffer.claim({ owner: 'a', leaseMs: 10_000 });

@@ -205,6 +205,32 @@ describe('sqlite buffer', () => {
     }
   });
 
+  it('answers a claim before the fsync of an outcome sent in the same turn (group commit)', async () => {
+    const tmp = tempDir();
+    const buffer = new SqliteBuffer({ file: path.join(tmp.dir, 'e.db') });
+    try {
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      const [first] = await buffer.claim({ owner: 'w', leaseMs: 60_000 });
+      // A worker hands over its ack and claims its next event at once (the agent loop does).
+      const order: string[] = [];
+      const ack = buffer
+        .ack(first!.id, { token: first!.leaseOwner!, note: 'done' })
+        .then(() => order.push('ack'));
+      const next = buffer
+        .claim({ owner: 'w', leaseMs: 60_000 })
+        .then((got) => order.push(`claim ${got[0]?.id}`));
+      await Promise.all([ack, next]);
+      // The claim commits first without an fsync; the ack's commit (fsynced) follows.
+      expect(order).toEqual([`claim ${incoming(2).id}`, 'ack']);
+      expect(await buffer.get(incoming(1).id)).toMatchObject({ status: 'acked' });
+      expect(await buffer.get(incoming(2).id)).toMatchObject({ status: 'claimed' });
+    } finally {
+      await buffer.close();
+      tmp.remove();
+    }
+  });
+
   it('commits appends still waiting for the group commit when closed', async () => {
     const tmp = tempDir();
     const file = path.join(tmp.dir, 'e.db');
