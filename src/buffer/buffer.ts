@@ -201,7 +201,7 @@ export interface EventBuffer {
   /** `apply` renew: throws LeaseLostError when `token` no longer holds the claim. */
   renew(id: string, token: string, leaseMs: number): Promise<StoredEvent>;
   /** Throws LeaseLostError unless `token` holds the claim now (a read: the pre-dispatch check). */
-  assertHeld(id: string, token: string): Promise<StoredEvent>;
+  assertHeld(id: string, token: string): Promise<void>;
   release(
     id: string,
     token: string,

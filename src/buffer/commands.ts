@@ -13,6 +13,7 @@ import {
   holds,
   ownerOf,
   type Command,
+  type Lease,
   type EventState,
   type QueuePolicy,
 } from './transitions.js';
@@ -32,17 +33,21 @@ export abstract class CommandMethods {
    * Throws LeaseLostError unless `token` holds the event's claim now: a read, no write. The loop's
    * check right before it calls a handler (the lease itself is kept alive by renew).
    */
-  async assertHeld(id: string, token: string, now = Date.now()): Promise<StoredEvent> {
-    const event = await this.get(id);
-    if (!event) throw new EventNotFoundError(id);
-    if (!holds(event, token, now)) {
+  async assertHeld(id: string, token: string, now = Date.now()): Promise<void> {
+    const lease = await this.leaseOf(id);
+    if (!lease) throw new EventNotFoundError(id);
+    if (!holds(lease, token, now)) {
       throw new LeaseLostError(
         id,
-        event.status === 'claimed' ? `claimed by ${ownerOf(event.leaseOwner)}` : event.status,
+        lease.status === 'claimed' ? `claimed by ${ownerOf(lease.leaseOwner)}` : lease.status,
         'dispatch',
       );
     }
-    return event;
+  }
+
+  /** Who holds the event and until when; an adapter may read only these instead of the row. */
+  protected leaseOf(id: string): Promise<Lease | null> {
+    return this.get(id);
   }
 
   abstract get(id: string): Promise<StoredEvent | null>;

@@ -44,6 +44,7 @@ import {
   touches,
   transition,
   type Command,
+  type Lease,
   type QueuePolicy,
 } from './transitions.js';
 import {
@@ -309,6 +310,19 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     if (newest === null) return null;
     // Raised, not set: an append racing this scan may have set it already.
     return Number(await this.script<string>('sem_raise_newest', [String(newest)]));
+  }
+
+  /** The pre-dispatch check reads the lease only: the payload stays on the server. */
+  protected override async leaseOf(id: string): Promise<Lease | null> {
+    const [status, owner, expires] = await this.call(() =>
+      this.client.hmget(this.key('ev:', id), 'status', 'lease_owner', 'lease_expires_at'),
+    );
+    if (status === null || status === undefined) return null;
+    return {
+      status: (isEventStatus(status) ? status : 'pending') as EventStatus,
+      leaseOwner: owner ?? null,
+      leaseExpiresAt: nullableNumber(expires ?? undefined),
+    };
   }
 
   async get(id: string): Promise<StoredEvent | null> {

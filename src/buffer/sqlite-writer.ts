@@ -203,6 +203,7 @@ export class SqliteWriter {
   private n = 0;
   /** Appends not yet posted: one message per event-loop turn, not one per request. */
   private outbox: Item[] = [];
+  private postSoon = false;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
 
@@ -236,10 +237,15 @@ export class SqliteWriter {
 
   /** Writes a state change if its row is still at `change.rev`; committed with the next batch. */
   change(change: StateWrite): Promise<ChangeOutcome> {
-    return this.send((n) => ({ n, change })) as Promise<ChangeOutcome>;
+    return this.send((n) => ({ n, change }), !change.durable) as Promise<ChangeOutcome>;
   }
 
-  private send(item: (n: number) => Item): Promise<Outcome> {
+  /**
+   * Queues an item for the worker. Appends wait for the end of this event-loop turn, so the
+   * requests read in one turn share a message and a commit; a claim or renewal goes as soon as
+   * the current task's promise chain is done (a worker waits on it before it can ask the model).
+   */
+  private send(item: (n: number) => Item, soon = false): Promise<Outcome> {
     if (this.failure) return Promise.reject(this.failure);
     const n = ++this.n;
     return new Promise((resolve, reject) => {
@@ -247,6 +253,13 @@ export class SqliteWriter {
       this.worker.ref();
       if (this.outbox.length === 0) setImmediate(() => this.post());
       this.outbox.push(item(n));
+      if (soon && !this.postSoon) {
+        this.postSoon = true;
+        queueMicrotask(() => {
+          this.postSoon = false;
+          this.post();
+        });
+      }
     });
   }
 

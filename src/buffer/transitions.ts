@@ -110,7 +110,10 @@ export function afterFailure(
 }
 
 /** Does `token` hold `event`'s claim at `now`? */
-export function holds(event: StoredEvent, token: string, now: number): boolean {
+/** What `holds` reads of an event. */
+export type Lease = Pick<StoredEvent, 'status' | 'leaseOwner' | 'leaseExpiresAt'>;
+
+export function holds(event: Lease, token: string, now: number): boolean {
   return (
     event.status === 'claimed' && event.leaseOwner === token && (event.leaseExpiresAt ?? 0) > now
   );

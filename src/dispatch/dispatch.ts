@@ -228,7 +228,10 @@ export async function dispatchAndAck(
       event_type: event.type,
       tool_call: call,
       idempotency_key: idempotencyKey(event.id, call.name),
-      event: JSON.parse(event.payload) as unknown,
+      // Parsed only for a sink that reads it (the module sink does; record and http do not).
+      get event(): unknown {
+        return JSON.parse(event.payload) as unknown;
+      },
     },
     options.signal,
   );
