@@ -53,6 +53,9 @@ const server = http.createServer((req, res) => {
   });
 });
 
+// Connections wait idle between runs (while the next store is filled): a shorter keep-alive would
+// close them as a client reuses one, and the bench would count a connection error.
+server.keepAliveTimeout = 10 * 60_000;
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
   process.stdout.write(`${JSON.stringify({ port })}\n`);
