@@ -491,7 +491,12 @@ export class AgentLoop {
     try {
       await dispatchAndAck(buffer, this.o.sink, event, call, token, {
         signal,
-        dispatched: claim.free,
+        // The handler has the call: it counts against the tool's hour now, before this worker
+        // claims (and may decide) its next event while the ack is written.
+        dispatched: () => {
+          this.guard.recordDispatch(call.name);
+          claim.free();
+        },
         note: 'dispatched',
         record: [decided],
       });
@@ -532,7 +537,6 @@ export class AgentLoop {
       return;
     }
     metrics?.dispatches.inc({ outcome: 'dispatched' });
-    this.guard.recordDispatch(call.name);
     this.guard.recordSuccess();
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
   }
