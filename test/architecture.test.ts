@@ -30,7 +30,15 @@ const RANK: Record<string, number> = {
   catalog: 1,
   stripe: 1,
 };
-const SHARED = new Set(['config', 'errors', 'logger', 'metrics', 'http-guard', 'html']);
+const SHARED = new Set([
+  'config',
+  'errors',
+  'logger',
+  'metrics',
+  'http-guard',
+  'html',
+  'refusal-log',
+]);
 /** What shared modules may read: the bottom layers, below every door and operation. */
 const SHARED_MAY_IMPORT = new Set(['buffer', 'catalog', 'stripe']);
 

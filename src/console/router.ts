@@ -8,6 +8,7 @@ import {
 import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
 import { createRequestGuard, sameToken } from '../http-guard.js';
+import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { ConsoleBackend } from './backend.js';
 import { LiveFeed } from './live.js';
@@ -61,6 +62,9 @@ const CSP =
 export function createConsole(options: ConsoleOptions): ConsoleHandler {
   const { backend, logger } = options;
   const guard = createRequestGuard(options);
+  const refusals = createRefusalLog(logger, {
+    summary: 'console requests refused (more, not logged one by one)',
+  });
   const sessions = new Sessions();
   const live = new LiveFeed((listener) => backend.watch(listener), options.maxLiveClients);
   const token = options.authToken;
@@ -87,7 +91,10 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
 
   const checkHostAndOrigin = (req: Request, res: Response, next: NextFunction) => {
     if (!guard.hostAllowed(req.headers.host)) {
-      logger.warn('console request refused: Host not allowed', { host: req.headers.host ?? null });
+      refusals.refused('console request refused: Host not allowed', 'host_not_allowed', {
+        host: req.headers.host ?? null,
+        ip: req.socket.remoteAddress,
+      });
       res
         .status(403)
         .type('text/plain')
@@ -100,7 +107,10 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     // A state change must say where it comes from: no Origin, no change (browsers send one).
     const changes = req.method !== 'GET' && req.method !== 'HEAD';
     if ((changes && origin === undefined) || (origin !== undefined && !originOk(req, origin))) {
-      logger.warn('console request refused: Origin not allowed', { origin: origin ?? null });
+      refusals.refused('console request refused: Origin not allowed', 'origin_not_allowed', {
+        origin: origin ?? null,
+        ip: req.socket.remoteAddress,
+      });
       refuse(
         req,
         res,
@@ -167,7 +177,9 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     }
     const given = typeof req.body?.token === 'string' ? req.body.token : '';
     if (!given || !sameToken(given, token)) {
-      logger.warn('console sign-in refused: wrong token');
+      refusals.refused('console sign-in refused: wrong token', 'wrong_token', {
+        ip: req.socket.remoteAddress,
+      });
       res
         .status(401)
         .type('html')
@@ -366,7 +378,13 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     refuse(req, res, status, message);
   });
 
-  return { router, close: () => live.close() };
+  return {
+    router,
+    close: () => {
+      live.close();
+      refusals.flush();
+    },
+  };
 }
 
 /** A refusal in words, with the status it answers: the queue's own typed errors. */

@@ -15,7 +15,7 @@ import { verifyWebhook, type VerifiedEvent, type VerifyOptions } from '../stripe
 import type { ParkedStore } from '../buffer/parked.js';
 import { assertEnvelope } from '../stripe/envelope.js';
 import { BodyBudget } from './limits.js';
-import { createRejectLog } from './reject-log.js';
+import { createRefusalLog } from '../refusal-log.js';
 
 export const WEBHOOK_PATH = '/stripe/webhook';
 
@@ -145,7 +145,11 @@ export interface WebhookIngress {
 export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
   const { buffer, catalog, metrics, logger } = deps;
   type Stop = (labels: { status: string }) => void;
-  const rejectLog = createRejectLog(logger);
+  const rejectLog = createRefusalLog(logger, {
+    summary: 'webhooks rejected (more, not logged one by one)',
+  });
+  const rejected = (reason: string, fields: Record<string, unknown>) =>
+    rejectLog.refused('webhook rejected', reason, fields);
   const budget =
     deps.maxBodyMemoryBytes === undefined
       ? null
@@ -160,7 +164,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     thin?: boolean,
   ) => {
     metrics.rejected.inc({ reason: e.code });
-    rejectLog.rejected(e.code, { ip: req.socket.remoteAddress, ...(thin ? { thin: true } : {}) });
+    rejected(e.code, { ip: req.socket.remoteAddress, ...(thin ? { thin: true } : {}) });
     sendError(res, 400, e.code, e.message);
     stop({ status: 'rejected' });
   };
@@ -353,7 +357,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     const e = error as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.too.large') {
       metrics.rejected.inc({ reason: 'too_large' });
-      rejectLog.rejected('payload_too_large', { ip: req.socket.remoteAddress });
+      rejected('payload_too_large', { ip: req.socket.remoteAddress });
       sendError(
         res,
         413,
@@ -365,7 +369,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
     const status =
       typeof e.status === 'number' && e.status >= 400 && e.status < 500 ? e.status : 400;
     metrics.rejected.inc({ reason: e.type ?? 'bad_request' });
-    rejectLog.rejected(e.type ?? 'bad_request', { ip: req.socket.remoteAddress });
+    rejected(e.type ?? 'bad_request', { ip: req.socket.remoteAddress });
     sendError(
       res,
       status,
@@ -395,7 +399,7 @@ export function createWebhookIngress(deps: WebhookDeps): WebhookIngress {
       return true;
     }
     metrics.rejected.inc({ reason: 'server_busy' });
-    rejectLog.rejected('server_busy', { ip: req.socket.remoteAddress });
+    rejected('server_busy', { ip: req.socket.remoteAddress });
     res.setHeader('Retry-After', String(RETRY_AFTER_BUSY_S));
     res.setHeader('Connection', 'close');
     // Node would otherwise read (and discard) the rest of the body until --request-timeout:

@@ -7,6 +7,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ConfigError } from '../errors.js';
 import { createRequestGuard, hasBearerToken, isLoopbackHost, sameToken } from '../http-guard.js';
+import { createRefusalLog } from '../refusal-log.js';
 
 // Kept here too: /mcp's users (and tests) found them here first.
 export { createRequestGuard, hasBearerToken, isLoopbackHost, sameToken };
@@ -92,9 +93,15 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
   let opening = 0;
 
   const guard = createRequestGuard(options);
+  const refusals = createRefusalLog(logger, {
+    summary: 'mcp requests refused (more, not logged one by one)',
+  });
   const checkHost = (req: Request, res: Response, next: NextFunction) => {
     if (!guard.hostAllowed(req.headers.host)) {
-      logger.warn('mcp request refused: Host not allowed', { host: req.headers.host ?? null });
+      refusals.refused('mcp request refused: Host not allowed', 'host_not_allowed', {
+        host: req.headers.host ?? null,
+        ip: req.socket.remoteAddress,
+      });
       rpcError(
         res,
         403,
@@ -105,7 +112,10 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !guard.originAllowed(origin)) {
-      logger.warn('mcp request refused: Origin not allowed', { origin });
+      refusals.refused('mcp request refused: Origin not allowed', 'origin_not_allowed', {
+        origin,
+        ip: req.socket.remoteAddress,
+      });
       rpcError(
         res,
         403,
@@ -371,6 +381,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       closed = true;
       if (sweep) clearInterval(sweep);
       sweep = undefined;
+      refusals.flush();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.allSettled(all.map((s) => s.transport.close()));

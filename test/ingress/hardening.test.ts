@@ -365,6 +365,63 @@ describe('logs stay bounded', () => {
   }, 90_000);
 });
 
+describe('refusals at /mcp and the console stay bounded in the log', () => {
+  it('foreign Origins at /mcp and wrong console tokens: a few lines each, then counts by reason', async () => {
+    const token = crypto.randomBytes(16).toString('hex');
+    const s = await serve([], { MCP_AUTH_TOKEN: token });
+    const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const requests: Promise<number>[] = [];
+    for (let i = 0; i < 150; i++) {
+      requests.push(
+        fetch(`${s.url}/mcp`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+          body: init,
+        }).then((r) => r.status),
+      );
+      requests.push(
+        fetch(`${s.url}/console/login`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            origin: s.url,
+          },
+          body: `token=wrong-${i}`,
+        }).then((r) => r.status),
+      );
+    }
+    const statuses = await Promise.all(requests);
+    expect(statuses.filter((x) => x === 403)).toHaveLength(150);
+    expect(statuses.filter((x) => x === 401)).toHaveLength(150);
+    const lines = (prefix: string) =>
+      s.serve.logs().filter((r) => typeof r.msg === 'string' && r.msg.startsWith(prefix));
+    const counted = (prefix: string, one: string) =>
+      lines(prefix).reduce((n, r) => n + (r.msg === one ? 1 : ((r.count as number) ?? 0)), 0);
+    // The summaries come at the end of the 10 s interval that counted them.
+    await waitFor(
+      () =>
+        counted('mcp request', 'mcp request refused: Origin not allowed') === 150 &&
+        counted('console', 'console sign-in refused: wrong token') === 150,
+      'every refusal to be logged or counted',
+      30_000,
+    );
+    for (const [prefix, one, reason] of [
+      ['mcp request', 'mcp request refused: Origin not allowed', 'origin_not_allowed'],
+      ['console', 'console sign-in refused: wrong token', 'wrong_token'],
+    ] as const) {
+      const all = lines(prefix);
+      expect(all.filter((r) => r.msg === one)).toHaveLength(5);
+      expect(all.length).toBeLessThanOrEqual(5 + 2);
+      expect(all.find((r) => r.msg !== one)).toMatchObject({
+        level: 'warn',
+        reasons: [{ reason, count: 145 }],
+      });
+    }
+    // No line carries the token that was tried.
+    expect(JSON.stringify(s.serve.logs())).not.toContain('wrong-1');
+  }, 60_000);
+});
+
 describe('/metrics and /healthz off loopback', () => {
   it('needs MCP_AUTH_TOKEN for /metrics and for the counts of /healthz', async () => {
     const token = crypto.randomBytes(16).toString('hex');
