@@ -210,6 +210,10 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       // moment it is called. This one still ends commands ioredis wrote and Redis never answered.
       commandTimeout: this.commandTimeoutMs,
       connectTimeout: 2_000,
+      // TCP keepalive probes after 30 s idle (ioredis's default leaves the OS's two hours): the
+      // watch connection only listens, so a peer or NAT that dropped it silently would otherwise
+      // go unnoticed, and no change announced, for hours. The subscriber inherits this.
+      keepAlive: 30_000,
       retryStrategy,
       // After a failover a client may still talk to the demoted primary: reconnect.
       reconnectOnError: (error) => error.message.startsWith('READONLY'),

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +25,15 @@ import { incoming, runBufferContract } from './contract.js';
 import { runParkedContract } from './parked-contract.js';
 
 const { available, run, canSpawn, skipNote } = await redisGate();
+/** `ss` (iproute2) reads a socket's keepalive timer. */
+const hasSs = (() => {
+  try {
+    execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 it.runIf(IN_CI)(`Redis answers at ${redactRedisUrl(REDIS_URL)} (required in CI)`, () => {
   expect(available, `no Redis at ${REDIS_URL}: .ci/run should have started one`).toBe(true);
@@ -93,6 +103,31 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       cleanups.push(() => buffer.close());
       return buffer;
     }
+
+    it.runIf(hasSs)(
+      'probes idle connections, the listening one too, after 30 s (TCP keepalive)',
+      async () => {
+        const { buffer } = await fresh();
+        const stop = buffer.watch(() => {});
+        cleanups.push(stop);
+        const internals = buffer as unknown as Record<string, { stream?: { localPort?: number } }>;
+        await waitUntil(() => internals.subscriber?.stream?.localPort !== undefined);
+        for (const name of ['client', 'subscriber']) {
+          const port = internals[name]!.stream!.localPort!;
+          const out = execFileSync(
+            'ss',
+            ['-tnoH', 'state', 'established', `( sport = :${port} )`],
+            {
+              encoding: 'utf8',
+            },
+          );
+          // e.g. "timer:(keepalive,29sec,0)"; without the option the OS default shows 119min.
+          const timer = /timer:\(keepalive,(?:(\d+)min)?(\d+(?:\.\d+)?)?(m?s)?ec/.exec(out);
+          expect(timer, `${name}: ${out}`).not.toBeNull();
+          expect(timer![1], `${name}: ${out}`).toBeUndefined();
+        }
+      },
+    );
 
     it('catches a duplicate after the recent-ids cache evicted it, and one another instance stored', async () => {
       const { prefix, buffer } = await fresh({ recentIdsMax: 2 });
