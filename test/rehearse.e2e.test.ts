@@ -168,15 +168,20 @@ function sumActions(byTool: Record<string, { events: number; actions: Record<str
   );
 }
 
+/** A live data dir holding the same week, as a running server would have it (by backfill). */
+async function liveStore(f: Awaited<ReturnType<typeof fakes>>): Promise<string> {
+  const live = dir('sem-rehearse-live-');
+  const backfill = await runCli(['backfill', '--since', '7d', '--data-dir', live], {
+    env: env(f),
+  });
+  expect(backfill.code, backfill.stderr).toBe(0);
+  return live;
+}
+
 describe('stripe-events-mcp rehearse', () => {
   it('rehearses a week of events into report.json and report.html, dispatching nothing and leaving the live data dir alone', async () => {
     const f = await fakes();
-    const live = dir('sem-rehearse-live-');
-    // A live store holding the same week, as a running server would have it.
-    const backfill = await runCli(['backfill', '--since', '7d', '--data-dir', live], {
-      env: env(f),
-    });
-    expect(backfill.code, backfill.stderr).toBe(0);
+    const live = await liveStore(f);
     const before = fingerprint(live);
     expect(Object.keys(before)).toContain('events.db');
     const requestsBefore = f.stripe.requests.length;
@@ -351,11 +356,7 @@ describe('stripe-events-mcp rehearse', () => {
 
   it('--from-store rehearses the stored events without a Stripe key and changes nothing in the data dir', async () => {
     const f = await fakes();
-    const live = dir('sem-rehearse-live-');
-    const backfill = await runCli(['backfill', '--since', '7d', '--data-dir', live], {
-      env: env(f),
-    });
-    expect(backfill.code, backfill.stderr).toBe(0);
+    const live = await liveStore(f);
     const before = fingerprint(live);
     const stripeRequests = f.stripe.requests.length;
     const out = path.join(dir(), 'report');
@@ -381,11 +382,7 @@ describe('stripe-events-mcp rehearse', () => {
 
   it('--from-store copies a store a running server holds open (its WAL included)', async () => {
     const f = await fakes();
-    const live = dir('sem-rehearse-live-');
-    const backfill = await runCli(['backfill', '--since', '7d', '--data-dir', live], {
-      env: env(f),
-    });
-    expect(backfill.code, backfill.stderr).toBe(0);
+    const live = await liveStore(f);
     // serve opens the store in WAL mode and keeps it open; a webhook commits into the WAL.
     const server = await startServe({ dataDir: live, env: { STRIPE_WEBHOOK_SECRET: SECRET } });
     const dispute = buildTestEvent('charge.dispute.created');

@@ -4,8 +4,6 @@
  * the tests open records its requests: nothing may be asked of another origin.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -15,6 +13,7 @@ import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { killLeftovers, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
+import { sinkServer } from '../helpers/e2e.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Generous: the bound the tests hold; the figures measured are logged beside it. */
@@ -244,19 +243,15 @@ describe('the console on an open loopback server', () => {
 describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
   const TOKEN = 'console-test-token-0123456789abcdef';
 
+  /** An http sink endpoint answering `status`; `ids` are the event ids of the calls it got. */
   async function handlerServer(status = 200): Promise<{ url: string; ids: string[] }> {
-    const ids: string[] = [];
-    const server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        ids.push(String(JSON.parse(body).event_id));
-        res.writeHead(status).end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/actions`, ids };
+    const sink = await sinkServer(cleanups, status);
+    return {
+      url: sink.url,
+      get ids() {
+        return sink.bodies.map((b) => String(b.event_id));
+      },
+    };
   }
 
   async function agentServer(held: number, handlerStatus = 200) {
