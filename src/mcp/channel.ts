@@ -76,6 +76,12 @@ export type ChannelSessions = () => Iterable<{ channel?: ChannelSink }>;
  */
 export class ChannelFeed {
   private readonly announced = new LRUCache<string, true>({ max: ANNOUNCED_MEMORY });
+  /**
+   * (event, status) pairs counted in a message's "…and N more" without being looked up: a rescan
+   * (another process's commit, or this process's own commit seen by the poll before the writer's
+   * answer) must not announce them a second time.
+   */
+  private readonly counted = new LRUCache<string, true>({ max: ANNOUNCED_MEMORY });
   private startedAt = Number.POSITIVE_INFINITY;
   /** Ids (with their new status) waiting to be looked up; bounded, overflow counted. */
   private ids = new Map<string, ChannelStatus>();
@@ -118,8 +124,12 @@ export class ChannelFeed {
       }
       const status = STATUS_AFTER[change.kind];
       if (!status || change.id === undefined) continue;
-      if (this.ids.size >= MAX_LOOKUPS && !this.ids.has(change.id)) this.overflow += 1;
-      else this.ids.set(change.id, status);
+      if (this.ids.size >= MAX_LOOKUPS && !this.ids.has(change.id)) {
+        const key = `${change.id}\u0000${status}`;
+        if (this.counted.has(key)) continue;
+        this.counted.set(key, true);
+        this.overflow += 1;
+      } else this.ids.set(change.id, status);
     }
     this.kick();
   }
@@ -209,7 +219,10 @@ export class ChannelFeed {
         read += page.events.length;
         cursor = page.nextCursor;
         for (const event of page.events) {
-          if (event.updatedAt < this.startedAt || !this.remember(event, status)) continue;
+          if (event.updatedAt < this.startedAt) continue;
+          if (this.counted.has(`${event.id}\u0000${status}`) || !this.remember(event, status)) {
+            continue;
+          }
           if (found.length < MAX_LOOKUPS) found.push(await this.describe(event, status));
         }
       } while (cursor && read < SCAN_ROWS);

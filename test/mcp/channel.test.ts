@@ -11,6 +11,9 @@ import { loadServeConfig } from '../../src/config/config.js';
 import { postWebhook, newSecret, signatureHeader } from '../helpers/sign.js';
 import { CLI, jsonLines, killLeftovers, startServe, waitFor } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
+import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { ChannelFeed } from '../../src/mcp/channel.js';
+import { createLogger } from '../../src/logger.js';
 import {
   connectInMemory,
   freePort,
@@ -260,5 +263,31 @@ describe('Claude Code channel over Streamable HTTP', () => {
       expect(got.meta).toMatchObject({ event_id: e.id, tool: 'handle_dispute', count: '1' });
       expect(onlyInsideFences(got.content, INJECTION)).toBe(true);
     }
+  });
+});
+
+describe('channel feed', () => {
+  it('never announces again an event it counted in "…and N more", when a rescan follows', async () => {
+    const buffer = new MemoryBuffer();
+    const pushed: { found: number; more: number }[] = [];
+    const feed = new ChannelFeed(buffer, createLogger({ level: 'silent' }), () => [
+      { channel: { push: (found, more) => pushed.push({ found: found.length, more }) } },
+    ]);
+    feed.start();
+    // Let the start-up pending count land before the burst.
+    await new Promise((r) => setTimeout(r, 10));
+    const burst = Array.from({ length: 50 }, () => incoming('charge.refunded'));
+    for (const e of burst) await buffer.append(e);
+    // One round: the 50 queued changes, then a commit the feed cannot attribute (as when the
+    // poll sees this process's own commit before the writer's answer): a rescan.
+    feed.observe([
+      ...burst.map((e) => ({ kind: 'queued' as const, id: e.id, type: e.type })),
+      { kind: 'external' as const },
+    ]);
+    const total = () => pushed.reduce((n, p) => n + p.found + p.more, 0);
+    await waitFor(() => total() >= 50, 'the burst to be announced or counted');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(total()).toBe(50);
+    feed.stop();
   });
 });
