@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startFakeAnthropic } from './helpers/fake-anthropic.js';
+import { decideFirstAction, startFakeAnthropic } from './helpers/fake-anthropic.js';
 
 const { run, canSpawn, skipNote } = await redisGate();
 if (!run) console.warn(`test/scaleout.e2e.test.ts: scale-out${skipNote}`);
@@ -173,7 +173,12 @@ describe.skipIf(!run)(`scale-out on Redis${skipNote}`, () => {
 
   it('with agent loops on both instances, every event is dispatched exactly once', async () => {
     const d = deployment();
-    const api = await startFakeAnthropic();
+    // A model that takes 100 ms, as a real one takes longer: with instant answers one instance
+    // could drain all 30 events before the other claimed any.
+    const api = await startFakeAnthropic(async (req) => ({
+      ...(await decideFirstAction(req)),
+      delayMs: 100,
+    }));
     cleanups.push(() => api.close());
     const calls = new Map<string, number>();
     const handler = http.createServer((req, res) => {
