@@ -7,7 +7,12 @@
 // dumped into the prompt, the full tool schema), on the same events.
 //
 //   npm run build && node bench/agent.mjs [--per-worker 100] [--delay 200] [--concurrency 16,64]
-//                                         [--rounds 1]
+//                                         [--rounds 1] [--modes plain,guarded]
+//
+// `guarded` runs the loop with every guardrail enforced and nothing tripping it: a daily budget in
+// tokens and dollars (each Messages API request reserves its bound in the store and settles it)
+// and a per-hour limit on every tool (each event reserves a slot in the store before it is
+// decided, and confirms it before dispatch) — the store round trips every decision pays for them.
 //
 // The fake runs in its own process (bench/fake-messages-api.mjs), as the real API does: its work
 // is not on the event loop being measured. Every claim, renewal and outcome is a compare-and-set on
@@ -22,6 +27,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { countTokens } from '@anthropic-ai/tokenizer';
 import { recordSink } from '../dist/dispatch/dispatch.js';
 import { AgentLoop } from '../dist/agent/loop.js';
+import { Guardrails } from '../dist/agent/guardrails.js';
 import { SqliteBuffer } from '../dist/buffer/sqlite.js';
 import { createCatalog } from '../dist/catalog/catalog.js';
 import { toAnthropicTool } from '../dist/catalog/formats.js';
@@ -37,6 +43,10 @@ const arg = (name, fallback) => {
 const PER_WORKER = arg('--per-worker', 100);
 const DELAY_MS = arg('--delay', 200);
 const ROUNDS = arg('--rounds', 1);
+const MODES = (() => {
+  const i = process.argv.indexOf('--modes');
+  return i >= 0 ? process.argv[i + 1].split(',') : ['plain', 'guarded'];
+})();
 const CONCURRENCIES = (() => {
   const i = process.argv.indexOf('--concurrency');
   return i >= 0 ? process.argv[i + 1].split(',').map(Number) : [1, 4, 16, 64];
@@ -70,7 +80,7 @@ function storedEvent(i) {
 }
 
 /** The loop on a fresh SQLite store holding concurrency × PER_WORKER pending events. */
-async function runLoop(concurrency) {
+async function runLoop(concurrency, mode) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sem-bench-agent-'));
   const buffer = new SqliteBuffer({ file: path.join(dir, 'events.db') });
   const total = concurrency * PER_WORKER;
@@ -79,7 +89,16 @@ async function runLoop(concurrency) {
     for (let j = i; j < Math.min(total, i + 256); j++) chunk.push(buffer.append(storedEvent(j)));
     await Promise.all(chunk);
   }
+  const guardrails =
+    mode === 'guarded'
+      ? new Guardrails(buffer.ledger, {
+          budget: { daily_tokens: 1e12, daily_usd: 1e9 },
+          limits: Object.fromEntries(catalog.entries().map((d) => [d.tool, { per_hour: 1e9 }])),
+          price: (_model, u) => (u.input_tokens * 2 + u.output_tokens * 10) / 1e6,
+        })
+      : undefined;
   const loop = new AgentLoop({
+    guardrails,
     buffer,
     catalog,
     client: new Anthropic({ apiKey: 'bench', baseURL, maxRetries: 0 }),
@@ -139,33 +158,33 @@ console.log(
   `fake API delay ${DELAY_MS} ms (own process), ${PER_WORKER} events per worker, ${ROUNDS} round(s)\n`,
 );
 console.log(
-  '| concurrency | events | ideal events/s | bare SDK client events/s | loop events/s | loop, % of ideal | loop / bare client |',
+  `| concurrency | events | ideal events/s | bare SDK client events/s | ${MODES.map((m) => `loop (${m}) events/s | % of ideal | % of bare client`).join(' | ')} |`,
 );
-console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log(`| ---: | ---: | ---: | ---: | ${MODES.map(() => '---: | ---: | ---:').join(' | ')} |`);
 let loopRequests = 0;
 let loopChars = 0;
 for (const c of CONCURRENCIES) {
   const ideal = c / (DELAY_MS / 1000);
   const bare = [];
-  const ours = [];
+  const ours = Object.fromEntries(MODES.map((m) => [m, []]));
+  const row = (label, b, o) =>
+    `| ${label} | ${c * PER_WORKER} | ${ideal.toFixed(1)} | ${b.toFixed(1)} (${pct(b, ideal)}) | ${MODES.map((m) => `${o[m].toFixed(1)} | ${pct(o[m], ideal)} | **${pct(o[m], b)}**`).join(' | ')} |`;
   for (let round = 0; round < ROUNDS; round++) {
     bare.push(await runBare(c));
-    const s0 = await fakeStats();
-    ours.push(await runLoop(c));
-    const s1 = await fakeStats();
-    loopRequests += s1.requests - s0.requests;
-    loopChars += s1.inputChars - s0.inputChars;
+    for (const mode of MODES) {
+      const s0 = await fakeStats();
+      ours[mode].push(await runLoop(c, mode));
+      const s1 = await fakeStats();
+      loopRequests += s1.requests - s0.requests;
+      loopChars += s1.inputChars - s0.inputChars;
+    }
     if (ROUNDS > 1) {
-      console.log(
-        `| ${c} (round ${round + 1}) | ${c * PER_WORKER} | ${ideal.toFixed(1)} | ${bare.at(-1).toFixed(1)} (${pct(bare.at(-1), ideal)}) | ${ours.at(-1).toFixed(1)} | ${pct(ours.at(-1), ideal)} | ${pct(ours.at(-1), bare.at(-1))} |`,
-      );
+      const last = Object.fromEntries(MODES.map((m) => [m, ours[m].at(-1)]));
+      console.log(row(`${c} (round ${round + 1})`, bare.at(-1), last));
     }
   }
-  const b = median(bare);
-  const o = median(ours);
-  console.log(
-    `| ${c}${ROUNDS > 1 ? ' (median)' : ''} | ${c * PER_WORKER} | ${ideal.toFixed(1)} | ${b.toFixed(1)} (${pct(b, ideal)}) | ${o.toFixed(1)} | **${pct(o, ideal)}** | ${pct(o, b)} |`,
-  );
+  const medians = Object.fromEntries(MODES.map((m) => [m, median(ours[m])]));
+  console.log(row(`${c}${ROUNDS > 1 ? ' (median)' : ''}`, median(bare), medians));
 }
 const ourPerEvent = loopChars / loopRequests;
 

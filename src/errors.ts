@@ -79,7 +79,8 @@ export class LeaseLostError extends InvalidTransitionError {
  * would have the event handled twice. The same words from every door (MCP, CLI, console).
  */
 export class BeingHandledError extends InvalidTransitionError {
-  override readonly code = 'being_handled';
+  // Typed string, not the literal: HeldForApprovalError refines it with its own code.
+  override readonly code: string = 'being_handled';
   constructor(id: string, now: string, action: string) {
     super(id, now, action);
     const what =
@@ -87,6 +88,20 @@ export class BeingHandledError extends InvalidTransitionError {
         ? 'it waits for approval: approve or reject it, or ack it to mark it done'
         : `it is being handled now (${now}): wait until it is acked, nacked or its lease expires, or ack it to mark it done`;
     this.message = `event ${id} cannot be ${action}: ${what}`;
+  }
+}
+
+/**
+ * A person's nack of an event whose decided call waits for approval. A nack would throw the
+ * decision away and have the model decide again (tokens spent, perhaps another answer) instead of
+ * saying no to it: rejecting does that, and records why. A BeingHandledError, so every door that
+ * shows those refusals shows this one in the same words.
+ */
+export class HeldForApprovalError extends BeingHandledError {
+  override readonly code: string = 'held_for_approval';
+  constructor(id: string) {
+    super(id, 'awaiting_approval', 'nacked');
+    this.message = `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`;
   }
 }
 

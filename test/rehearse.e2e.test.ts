@@ -5,6 +5,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { requestBound, type RequestUsage } from '../src/agent/decide.js';
+import { costOf, LIST_PRICES } from '../src/agent/pricing.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
   apiError,
@@ -281,10 +283,75 @@ describe('stripe-events-mcp rehearse', () => {
     expect(report.events).toBeGreaterThanOrEqual(1);
     expect(report.events).toBeLessThan(total);
     expect(f.anthropic.requests.length).toBe(report.events);
-    // Within the budget, or over it by less than the one decision that measured the cost.
+    // Within the cap, or over it by less than one request (here one decision, and all cost alike).
     const perEvent = report.cost_usd / report.events;
     expect(report.cost_usd).toBeLessThanOrEqual(0.01 + perEvent);
     expect(r.stdout).toContain('stopped: budget');
+  });
+
+  it('--max-cost-usd is a hard cap at any concurrency, with a cheap first event and dearer ones after', async () => {
+    // 120 mapped events, one an hour, newest first.
+    const types = Object.keys(MAPPED);
+    const now = Date.now();
+    const history = Array.from({ length: 120 }, (_, i) =>
+      buildTestEvent(types[i % types.length]!, { now: new Date(now - i * HOUR - 60_000) }),
+    );
+    const f = await fakes(history);
+    const live = await liveStore(f);
+    const cap = 0.05;
+    const price = LIST_PRICES['claude-sonnet-5-5']!;
+    for (const concurrency of [4, 16, 64]) {
+      // The first request is cheap; every later one reports exactly the bound rehearse reserved
+      // for it (every byte a token, max_tokens written): the dearest an honest API can be. A mean
+      // measured on the first event says nothing about them.
+      const answered: { usage: RequestUsage; bound: RequestUsage }[] = [];
+      const anthropic = await startFakeAnthropic((req) => {
+        const bound = requestBound({
+          system: req.body.system,
+          userText: req.body.messages[0].content,
+          tools: req.body.tools,
+          maxTokens: req.body.max_tokens,
+        });
+        const usage = req.n === 1 ? { input_tokens: 20, output_tokens: 10 } : bound;
+        answered.push({ usage, bound });
+        return { ...policyResponder(req), usage };
+      });
+      cleanups.push(() => anthropic.close());
+      const out = path.join(dir(), 'report');
+      const r = await runCli(
+        [
+          'rehearse',
+          '--from-store',
+          '--data-dir',
+          live,
+          '--concurrency',
+          String(concurrency),
+          '--max-cost-usd',
+          String(cap),
+          '--out',
+          out,
+        ],
+        { env: { ...env({ stripe: f.stripe, anthropic }), STRIPE_SECRET_KEY: undefined } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const report = readReport(out);
+      const spent = answered.reduce((sum, a) => sum + costOf(a.usage, price), 0);
+      const oneBound = Math.max(...answered.map((a) => costOf(a.bound, price)));
+      expect(report.stopped, `concurrency ${concurrency}`).toBe('budget');
+      expect(spent, `concurrency ${concurrency}`).toBeGreaterThanOrEqual(cap);
+      expect(spent, `concurrency ${concurrency}`).toBeLessThanOrEqual(cap + oneBound);
+      // Tighter still: over by less than the real cost of the last request granted.
+      const oneRequest = Math.max(...answered.map((a) => costOf(a.usage, price)));
+      expect(spent, `concurrency ${concurrency}`).toBeLessThan(cap + oneRequest);
+      // Each decision is one request here: a refused event sent none and is not reported.
+      expect(anthropic.requests.length).toBe(report.events);
+      expect(report.events).toBeLessThan(history.length);
+      expect(report.cost_usd).toBeCloseTo(spent, 6);
+      expect(r.stdout).toContain('stopped: budget');
+      expect(r.stdout).toMatch(
+        /spent \$0\.\d{4} of --max-cost-usd \$0\.0500 \(every request made\)/,
+      );
+    }
   });
 
   it('--limit rehearses the newest N events (stopped: limit)', async () => {

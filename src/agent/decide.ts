@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ToolDefinition } from '../catalog/catalog.js';
 import { jsonSchemaOf } from '../catalog/formats.js';
 import { LOOP_TOOL_NAMES, withoutNullOptionals } from '../catalog/tool.js';
+import { mayHaveBeenBilled } from './client.js';
 import { SYSTEM_PROMPT } from './prompt.js';
 
 /** What the model decided for one event. */
@@ -12,12 +13,28 @@ export type Decision =
   | { kind: 'no_action'; rationale: string }
   | { kind: 'ask_a_person'; reason: string };
 
+/** Usage of one Messages API request (or an upper bound of it). */
+export interface RequestUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+/** A reservation of one request's upper bound; settled with what the request really used. */
+export interface RequestReservation {
+  settle(actual: RequestUsage): Promise<void>;
+}
+/** Asked before every Messages API request of a decision: null refuses it (the budget is spent). */
+export interface RequestBudget {
+  reserve(bound: RequestUsage): Promise<RequestReservation | null>;
+}
+
 export interface DecideResult {
   decision: Decision | null;
   /** Why there is no decision (the last tool error the model got, or how it stopped). */
   failure?: string;
   usage: { input_tokens: number; output_tokens: number };
   calls: number;
+  /** 'budget': the budget refused a request, so the conversation ended before it was sent. */
+  stopped?: 'budget';
 }
 
 export interface DecideOptions {
@@ -26,7 +43,107 @@ export interface DecideOptions {
   maxTokens: number;
   maxTurns: number;
   signal?: AbortSignal;
+  /** Asked to reserve every request's upper bound before it is sent; none: no reservations. */
+  budget?: RequestBudget;
 }
+
+/**
+ * Input tokens added to every bound for what reaches the model without being in the bytes we
+ * count: the tool-use system prompt the API adds whenever tools are offered (Anthropic's pricing
+ * page lists 159 to 530 tokens for it, by model and tool choice), the role and turn markers around
+ * each message, and the API's own rendering of the tool definitions.
+ */
+export const FRAMING_TOKENS = 1024;
+
+function utf8Bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+/** What a tool definition sends: its name, description and JSON input schema. */
+export interface ToolDefinitionSent {
+  name: string;
+  description?: string;
+  input_schema: unknown;
+}
+
+/**
+ * An upper bound of the usage of a conversation's first request, known before it is sent.
+ *
+ * Output: `max_tokens` caps it. Input: Claude's tokenizer works on UTF-8 bytes and no token stands
+ * for less than one byte, so a text never counts more tokens than it has bytes; the byte length of
+ * everything we send (system prompt, user text, each tool's name, description and input schema as
+ * JSON, whose quotes and punctuation only add bytes) is therefore at least its token count, and
+ * `FRAMING_TOKENS` covers what the API adds around it. In practice a token is 3 to 4 bytes of
+ * English or JSON, so the bound is about three times the real input: a cap reserved with it is
+ * never overrun by a request, at the price of waiting for settlements near the cap.
+ */
+export function requestBound(request: {
+  system: string;
+  userText: string;
+  tools: readonly ToolDefinitionSent[];
+  maxTokens: number;
+}): RequestUsage {
+  const tools = request.tools.reduce(
+    (sum, t) =>
+      sum +
+      utf8Bytes(
+        JSON.stringify({ name: t.name, description: t.description, input_schema: t.input_schema }),
+      ),
+    0,
+  );
+  return {
+    input_tokens: utf8Bytes(request.system) + utf8Bytes(request.userText) + tools + FRAMING_TOKENS,
+    output_tokens: request.maxTokens,
+  };
+}
+
+/**
+ * An upper bound of a later request of the same conversation. Each request sends the whole
+ * conversation again (the runner keeps no server-side thread), so its input is the previous
+ * request's input, plus the reply it got (which the model wrote in `output_tokens`), plus the tool
+ * results added (bounded by their bytes as JSON, as in `requestBound`), plus the framing of the two
+ * new turns. Cached input tokens, which the API reports apart from `input_tokens`, count too.
+ */
+export function nextRequestBound(
+  previous: RequestUsage & {
+    cache_creation_input_tokens?: number | null;
+    cache_read_input_tokens?: number | null;
+  },
+  added: unknown,
+  maxTokens: number,
+): RequestUsage {
+  return {
+    input_tokens:
+      previous.input_tokens +
+      (previous.cache_creation_input_tokens ?? 0) +
+      (previous.cache_read_input_tokens ?? 0) +
+      previous.output_tokens +
+      utf8Bytes(JSON.stringify(added ?? null)) +
+      FRAMING_TOKENS,
+    output_tokens: maxTokens,
+  };
+}
+
+/** Stop reasons after which the runner sends the same turn again to let the model finish it. */
+const UNFINISHED: readonly string[] = ['pause_turn', 'compaction'];
+
+/**
+ * Whether the runner will send another request after this one: the SDK's own rule (another turn
+ * after tool results or an unfinished reply, while under `max_iterations`; 0 means no limit),
+ * restated so that the budget is asked only for a request that will really be made.
+ */
+function anotherRequestFollows(
+  stopReason: string | null,
+  toolResponse: unknown,
+  calls: number,
+  maxTurns: number,
+): boolean {
+  if (maxTurns > 0 && calls >= maxTurns) return false;
+  if (stopReason !== null && UNFINISHED.includes(stopReason)) return true;
+  return stopReason === 'tool_use' && toolResponse !== null && toolResponse !== undefined;
+}
+
+const NOTHING: RequestUsage = { input_tokens: 0, output_tokens: 0 };
 
 export const [NO_ACTION_TOOL, ASK_A_PERSON_TOOL] = LOOP_TOOL_NAMES;
 
@@ -80,6 +197,11 @@ function toolsFor(def: ToolDefinition) {
  * decision fields: the facts are the catalog's extraction from the event, so the model neither
  * needs nor gets a say in them. An invalid decision comes back to the model as a tool error and it
  * tries again, up to `maxTurns` requests.
+ *
+ * With a `budget`, every request is reserved at its upper bound before it is sent (the first
+ * before the runner starts, each later one in the loop body, since the runner sends the next only
+ * when iterated again) and settled once with its real usage; a refusal ends the conversation with
+ * `stopped: 'budget'` and no decision.
  */
 export async function decide(
   def: ToolDefinition,
@@ -110,36 +232,89 @@ export async function decide(
   ];
   const usage = { input_tokens: 0, output_tokens: 0 };
   let calls = 0;
-  const runner = options.client.beta.messages.toolRunner(
-    {
-      model: options.model,
-      max_tokens: options.maxTokens,
+  const { budget } = options;
+  // The reservation of the request about to be sent or in flight, with the bound it holds.
+  let open: { reservation: RequestReservation; bound: RequestUsage } | null = null;
+  const settle = async (actual: RequestUsage) => {
+    const held = open;
+    open = null;
+    if (held) await held.reservation.settle(actual);
+  };
+  const refused = (): DecideResult => ({
+    decision: null,
+    failure: `budget reached before request ${calls + 1}`,
+    usage,
+    calls,
+    stopped: 'budget',
+  });
+  if (budget) {
+    const bound = requestBound({
       system: SYSTEM_PROMPT,
-      messages: [{ role: 'user', content: userText }],
+      userText,
       tools,
-      max_iterations: options.maxTurns,
-      thread: false,
-    },
-    { signal: options.signal },
-  );
-  for await (const message of runner) {
-    calls += 1;
-    usage.input_tokens += message.usage.input_tokens;
-    usage.output_tokens += message.usage.output_tokens;
-    // Run this turn's tool calls now, so a valid decision ends the conversation without asking the
-    // model for a closing reply it does not need to write.
-    const response = await runner.generateToolResponse();
-    if (decision) break;
-    const blocks = Array.isArray(response?.content) ? response.content : [];
-    const errors = blocks.flatMap((b) =>
-      b.type === 'tool_result' && b.is_error === true
-        ? [typeof b.content === 'string' ? b.content : JSON.stringify(b.content)]
-        : [],
-    );
-    failure = errors.length
-      ? `invalid decision: ${errors.join('; ').slice(0, 500)}`
-      : `the model stopped (${message.stop_reason ?? 'unknown'}) without calling a tool`;
+      maxTokens: options.maxTokens,
+    });
+    const reservation = await budget.reserve(bound);
+    if (!reservation) return refused();
+    open = { reservation, bound };
   }
+  let stopped = false;
+  try {
+    const runner = options.client.beta.messages.toolRunner(
+      {
+        model: options.model,
+        max_tokens: options.maxTokens,
+        system: SYSTEM_PROMPT,
+        messages: [{ role: 'user', content: userText }],
+        tools,
+        max_iterations: options.maxTurns,
+        thread: false,
+      },
+      { signal: options.signal },
+    );
+    for await (const message of runner) {
+      calls += 1;
+      usage.input_tokens += message.usage.input_tokens;
+      usage.output_tokens += message.usage.output_tokens;
+      await settle({
+        input_tokens: message.usage.input_tokens,
+        output_tokens: message.usage.output_tokens,
+      });
+      // Run this turn's tool calls now, so a valid decision ends the conversation without asking
+      // the model for a closing reply it does not need to write.
+      const response = await runner.generateToolResponse();
+      if (decision) break;
+      const blocks = Array.isArray(response?.content) ? response.content : [];
+      const errors = blocks.flatMap((b) =>
+        b.type === 'tool_result' && b.is_error === true
+          ? [typeof b.content === 'string' ? b.content : JSON.stringify(b.content)]
+          : [],
+      );
+      failure = errors.length
+        ? `invalid decision: ${errors.join('; ').slice(0, 500)}`
+        : `the model stopped (${message.stop_reason ?? 'unknown'}) without calling a tool`;
+      if (budget && anotherRequestFollows(message.stop_reason, response, calls, options.maxTurns)) {
+        const bound = nextRequestBound(message.usage, response, options.maxTokens);
+        const reservation = await budget.reserve(bound);
+        if (!reservation) {
+          stopped = true;
+          break;
+        }
+        open = { reservation, bound };
+      }
+    }
+  } catch (error) {
+    // The request in flight failed. Refused with an HTTP status, it was not billed; cut off any
+    // other way (connection lost, timeout, abort), it may have been, so it keeps its bound. The
+    // request's error is what the caller must see, so a failure to settle does not replace it.
+    const held = open;
+    if (held) await settle(mayHaveBeenBilled(error) ? held.bound : NOTHING).catch(() => undefined);
+    throw error;
+  } finally {
+    // Reserved for a request the runner then did not send (it ended the conversation itself).
+    await settle(NOTHING);
+  }
+  if (stopped) return refused();
   if (!decision && !failure) failure = 'the model made no decision';
   return {
     decision,

@@ -5,6 +5,9 @@
  * each attempt ended.
  */
 
+import crypto from 'node:crypto';
+import { utcDay, type AgentLedger, type SlotGrant } from '../buffer/ledger.js';
+
 export interface BudgetSettings {
   /** Spend per UTC day, in US dollars, at the model's list prices (`pricing` overrides). */
   daily_usd?: number;
@@ -31,9 +34,20 @@ export interface GuardrailSettings {
   /** Dispatches per tool per rolling hour. */
   limits?: Record<string, { per_hour: number }>;
   breaker?: Partial<BreakerSettings>;
-  /** US dollars for a decision's usage, or null when the model's price is unknown. */
-  price?: (model: string, usage: { input_tokens: number; output_tokens: number }) => number | null;
+  /** US dollars for a request's usage, or null when the model's price is unknown. */
+  price?: (model: string, usage: RequestUsage) => number | null;
   now?: () => number;
+}
+
+/** Usage of one Messages API request, or an upper bound of it (decide.ts's RequestUsage). */
+export interface RequestUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+/** A reservation of one request's bound, settled with its real usage (decide.ts). */
+export interface RequestReservation {
+  settle(actual: RequestUsage): Promise<void>;
 }
 
 export interface Stop {
@@ -44,69 +58,114 @@ export interface Stop {
   until: number;
 }
 
-const HOUR = 3_600_000;
-
 function nextUtcDay(now: number): number {
   const d = new Date(now);
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
 }
 
-function utcDay(now: number): string {
-  return new Date(now).toISOString().slice(0, 10);
-}
-
+/**
+ * The budget and the per-tool limits are counted in the store's ledger (buffer/ledger.ts), shared
+ * by every loop on the store and kept across restarts; the breaker is this process's own (it
+ * watches this process's handler calls).
+ */
 export class Guardrails {
   private readonly now: () => number;
   private readonly breaker: BreakerSettings;
-  private day = '';
-  private spentTokens = 0;
-  private spentUsd = 0;
-  private unpriced = false;
   private consecutiveFailures = 0;
   /** While open: when the next probe may go. */
   private openUntil = 0;
   private pauseMs: number;
   /** A probe is in flight: other workers wait for its outcome. */
   private probing = false;
-  private readonly dispatched = new Map<string, number[]>();
+  /** Tools this process found at their cap, and until when (so their events are not claimed). */
+  private readonly cappedUntil = new Map<string, number>();
 
-  constructor(private readonly settings: GuardrailSettings = {}) {
+  constructor(
+    private readonly ledger: AgentLedger,
+    private readonly settings: GuardrailSettings = {},
+  ) {
     this.now = settings.now ?? Date.now;
     this.breaker = { ...DEFAULT_BREAKER, ...settings.breaker };
     this.pauseMs = this.breaker.minPauseMs;
   }
 
-  /** Counts a decision's tokens (and their price) against today's budget. */
-  recordUsage(model: string, usage: { input_tokens: number; output_tokens: number }): void {
-    this.rollDay();
-    this.spentTokens += usage.input_tokens + usage.output_tokens;
-    const usd = this.settings.price?.(model, usage) ?? null;
-    if (usd === null) this.unpriced = true;
-    else this.spentUsd += usd;
+  get hasBudget(): boolean {
+    const b = this.settings.budget;
+    return b?.daily_tokens !== undefined || b?.daily_usd !== undefined;
   }
 
-  spent(): { day: string; tokens: number; usd: number; unpriced: boolean } {
-    this.rollDay();
-    return { day: this.day, tokens: this.spentTokens, usd: this.spentUsd, unpriced: this.unpriced };
+  /** Dollars for a usage at `model`'s price; 0 when the price is unknown (tokens still count). */
+  private usd(model: string, usage: RequestUsage): number {
+    return this.settings.price?.(model, usage) ?? 0;
   }
 
-  /** The budget's stop, or null while today's spend is within it. */
-  budgetStop(): Stop | null {
-    const budget = this.settings.budget;
-    if (!budget) return null;
-    this.rollDay();
-    const until = nextUtcDay(this.now());
-    if (budget.daily_tokens !== undefined && this.spentTokens >= budget.daily_tokens) {
+  /**
+   * The hook decide() asks before every Messages API request (undefined without a budget): it
+   * reserves the request's upper bound in the store, granted only while the day's settled and
+   * reserved spend is below the budget, and settles it with the real usage. So the day's spend
+   * never passes the budget by more than one request's bound, whatever the concurrency, the
+   * number of processes or restarts (a reservation whose process died keeps counting its bound).
+   */
+  requestBudget(
+    model: string,
+  ): { reserve(bound: RequestUsage): Promise<RequestReservation | null> } | undefined {
+    if (!this.hasBudget) return undefined;
+    const budget = this.settings.budget!;
+    return {
+      reserve: async (bound) => {
+        const day = utcDay(this.now());
+        const key = crypto.randomUUID();
+        const grant = await this.ledger.reserveSpend({
+          day,
+          key,
+          tokens: bound.input_tokens + bound.output_tokens,
+          usd: this.usd(model, bound),
+          maxTokens: budget.daily_tokens ?? null,
+          maxUsd: budget.daily_usd ?? null,
+        });
+        if (!grant.granted) return null;
+        return {
+          settle: (actual) =>
+            this.ledger.settleSpend(day, key, {
+              tokens: actual.input_tokens + actual.output_tokens,
+              usd: this.usd(model, actual),
+            }),
+        };
+      },
+    };
+  }
+
+  /**
+   * The budget's stop, or null while the day's spend (settled, plus what requests hold reserved)
+   * is below it. Reservations count: a request could not be granted now, and one whose process
+   * died (`kill -9` mid-request) is never settled, so it counts at its bound for the rest of the
+   * day. A stop that only reservations make lifts as soon as they settle lower.
+   */
+  async budgetStop(): Promise<Stop | null> {
+    if (!this.hasBudget) return null;
+    const budget = this.settings.budget!;
+    const now = this.now();
+    const spent = await this.ledger.spend(utcDay(now));
+    const until = nextUtcDay(now);
+    const held = (amount: string) =>
+      ` (and ${amount} reserved by requests in flight or interrupted)`;
+    const tokens = budget.daily_tokens;
+    if (tokens !== undefined && spent.tokens + spent.reservedTokens >= tokens) {
       return {
         reason: 'budget',
-        note: `daily token budget spent: ${this.spentTokens} of ${budget.daily_tokens} tokens on ${this.day} (UTC)`,
+        note:
+          `daily token budget reached: ${spent.tokens} of ${tokens} tokens spent on ${spent.day} (UTC)` +
+          (spent.reservedTokens > 0 ? held(`${spent.reservedTokens} tokens`) : ''),
         until,
       };
     }
-    if (budget.daily_usd !== undefined && this.spentUsd >= budget.daily_usd) {
+    const usd = budget.daily_usd;
+    if (usd !== undefined && spent.usd + spent.reservedUsd >= usd) {
       return {
         reason: 'budget',
-        note: `daily budget spent: $${this.spentUsd.toFixed(4)} of $${budget.daily_usd} on ${this.day} (UTC)`,
+        note:
+          `daily budget reached: $${spent.usd.toFixed(4)} of $${usd.toFixed(2)} spent on ${spent.day} (UTC)` +
+          (spent.reservedUsd > 0 ? held(`$${spent.reservedUsd.toFixed(4)}`) : ''),
         until,
       };
     }
@@ -170,45 +229,50 @@ export class Guardrails {
     this.probing = false;
   }
 
-  /** Tools at their per-hour cap now: their events are not claimed until the window frees. */
+  /** The per-hour limit of `tool`, or null. */
+  limitOf(tool: string): number | null {
+    const limits = this.settings.limits;
+    if (!limits || !Object.hasOwn(limits, tool)) return null;
+    return limits[tool]!.per_hour;
+  }
+
+  /**
+   * Tools this process last found at their cap: their events are not claimed until the window
+   * should have room (a hint that saves claims; the reservation is the guarantee).
+   */
   cappedTools(): string[] {
-    const limits = this.settings.limits ?? {};
-    return Object.keys(limits).filter((tool) => !this.allowDispatch(tool));
+    const now = this.now();
+    const capped: string[] = [];
+    for (const [tool, until] of this.cappedUntil) {
+      if (until > now) capped.push(tool);
+      else this.cappedUntil.delete(tool);
+    }
+    return capped;
   }
 
-  allowDispatch(tool: string): boolean {
-    const limit = this.settings.limits?.[tool];
-    if (!limit) return true;
-    return this.recent(tool).length < limit.per_hour;
+  /**
+   * Reserves one of `tool`'s per-hour slots for the event before it is decided (no decision is
+   * spent on what could not be dispatched). Granted without a limit. The slot counts until
+   * `holdMs` from now until it is confirmed (the call goes to the handler) or released.
+   */
+  async reserveTool(tool: string, eventId: string, holdMs: number): Promise<SlotGrant> {
+    const limit = this.limitOf(tool);
+    if (limit === null) return { granted: true };
+    const grant = await this.ledger.reserveSlot(tool, eventId, limit, holdMs);
+    if (!grant.granted) this.cappedUntil.set(tool, this.now() + grant.retryInMs);
+    return grant;
   }
 
-  /** How long until `tool` may dispatch again (0 when it may now). */
-  waitForTool(tool: string): number {
-    const limit = this.settings.limits?.[tool];
-    if (!limit) return 0;
-    const recent = this.recent(tool);
-    if (recent.length < limit.per_hour) return 0;
-    return Math.max(0, recent[recent.length - limit.per_hour]! + HOUR - this.now());
+  /** The reserved slot is used now: the call goes to the handler (it counts from this moment). */
+  async confirmTool(tool: string, eventId: string): Promise<void> {
+    if (this.limitOf(tool) === null) return;
+    await this.ledger.confirmSlot(tool, eventId);
   }
 
-  recordDispatch(tool: string): void {
-    if (!this.settings.limits?.[tool]) return;
-    this.recent(tool).push(this.now());
-  }
-
-  private recent(tool: string): number[] {
-    const cutoff = this.now() - HOUR;
-    const times = (this.dispatched.get(tool) ?? []).filter((t) => t > cutoff);
-    this.dispatched.set(tool, times);
-    return times;
-  }
-
-  private rollDay(): void {
-    const today = utcDay(this.now());
-    if (today === this.day) return;
-    this.day = today;
-    this.spentTokens = 0;
-    this.spentUsd = 0;
-    this.unpriced = false;
+  /** Nothing was dispatched: the slot is free for another event. */
+  async releaseTool(tool: string, eventId: string): Promise<void> {
+    if (this.limitOf(tool) === null) return;
+    this.cappedUntil.delete(tool);
+    await this.ledger.releaseSlot(tool, eventId);
   }
 }

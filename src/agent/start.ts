@@ -1,4 +1,3 @@
-import Anthropic from '@anthropic-ai/sdk';
 import client from 'prom-client';
 import type { EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -7,6 +6,7 @@ import type { AgentSettings } from '../config/agent.js';
 import type { ConfigFile } from '../config/file.js';
 import type { Logger } from '../logger.js';
 import type { Sink } from '../dispatch/dispatch.js';
+import { createModelClient } from './client.js';
 import { AgentLoop, type AgentLoopOptions } from './loop.js';
 import { createAgentMetrics } from './metrics.js';
 import { Guardrails } from './guardrails.js';
@@ -29,7 +29,7 @@ export interface StartAgentOptions {
 /** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentLoop> {
   const g = options.guardrails ?? {};
-  const guardrails = new Guardrails({
+  const guardrails = new Guardrails(options.buffer.ledger, {
     budget: g.budget,
     limits: g.limits,
     breaker: g.breaker?.failures ? { threshold: g.breaker.failures } : undefined,
@@ -49,7 +49,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     pausedGauge,
     buffer: options.buffer,
     catalog: options.catalog,
-    client: new Anthropic({ apiKey: options.settings.apiKey, maxRetries: 4 }),
+    client: createModelClient({ apiKey: options.settings.apiKey, maxRetries: 4 }),
     sink: options.sink,
     logger: options.logger.child({ component: 'agent' }),
     metrics: createAgentMetrics(options.registry),

@@ -1,3 +1,4 @@
+import type { AgentLedger } from './ledger.js';
 import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
 
 export type { Command, QueuePolicy };
@@ -171,6 +172,11 @@ export interface BufferHealth {
 
 export interface EventBuffer {
   readonly kind: string;
+  /**
+   * The agent's guardrails counted in the store (ledger.ts): the day's model spend, per-tool
+   * dispatch slots, the loops running on it. Every process on the store shares it.
+   */
+  readonly ledger: AgentLedger;
   /**
    * Stores the event unless its id is already known. Resolves only once the event is durable.
    * Rejects with BufferFullError at the pending limit and StoreUnavailableError when the store fails.

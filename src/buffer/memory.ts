@@ -17,6 +17,7 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { ChangeFeed } from './changes.js';
+import { MemoryLedger, type AgentLedger } from './ledger.js';
 import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import {
@@ -38,6 +39,7 @@ interface Row {
 /** Keeps everything in process memory: for tests and as the executable reading of the port. */
 export class MemoryBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'memory';
+  readonly ledger: AgentLedger;
   private readonly rows = new Map<string, Row>();
   private seq = 0;
   private newest: number | null = null;
@@ -51,6 +53,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
   constructor(options: BufferOptions = {}) {
     super();
     this.now = options.now ?? Date.now;
+    this.ledger = new MemoryLedger(() => this.now());
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
     this.currentPolicy = policyFrom({
       maxAttempts: options.maxAttempts,

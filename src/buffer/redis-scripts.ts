@@ -14,12 +14,34 @@
  * `sem_change`: a compare-and-set on the event's `rev`, so no other instance's change can slip
  * between the rules' check and the write. Two rules run here because they touch many events at
  * once: the claim (`claimed` in transitions.ts: due pending → claimed under the caller's token) and
- * lease expiry (`expired`: attempts + 1, dead at the policy's limit, else pending). They are
- * restated in Lua; the contract suite holds all three stores to the same answers.
+ * lease expiry (`expired`: attempts + 1, dead at the policy's limit, else pending; an approver's
+ * claim back to pending with attempts unchanged). They are restated in Lua, their texts built from
+ * transitions.ts; the contract suite holds all three stores to the same answers.
  */
+
+import {
+  APPROVED_CALL_INTERRUPTED,
+  APPROVER_TOKEN_PREFIX,
+  interruptedApprovalError,
+  interruptedApprovalNote,
+} from './transitions.js';
 
 /** Bumped when the key layout changes incompatibly; kept at `<prefix>schema`. */
 export const REDIS_SCHEMA_VERSION = 1;
+
+/** A Lua string literal (the texts here are ASCII: JSON's escapes are Lua's). */
+function lua(text: string): string {
+  return JSON.stringify(text);
+}
+
+/**
+ * A Lua expression for `text(by)`, `by` being a Lua variable: the rules' own wording, built from
+ * the same functions, so the scripts cannot drift from transitions.ts.
+ */
+function luaText(text: (by: string) => string, byVar: string): string {
+  const [before = '', after = ''] = text('\u0000').split('\u0000');
+  return `${lua(before)} .. ${byVar} .. ${lua(after)}`;
+}
 
 const PRELUDE = `
 local P = ARGV[1]
@@ -161,14 +183,40 @@ local function max_attempts_of(default)
   return default
 end
 
--- Expired leases go back to pending (or dead), counting the attempt. Returns how many.
+local function starts(s, prefix) return s ~= nil and string.sub(s, 1, #prefix) == prefix end
+local APPROVER = ${lua(APPROVER_TOKEN_PREFIX)}
+local INTERRUPTED = ${lua(APPROVED_CALL_INTERRUPTED)}
+
+-- transitions.ts approverOf: who approved, for an approver's claim token (else nil).
+local function approver_of(token)
+  if not starts(token, APPROVER) then return nil end
+  local owner = string.match(token, '^(.+)~[^~]*$') or token
+  return string.sub(owner, #APPROVER + 1)
+end
+
+-- Expired leases go back to pending (or dead), counting the attempt; transitions.ts \`expired\`,
+-- with its exception: an approver's claim goes back to pending with its attempts unchanged, to be
+-- dispatched again as approved. Returns how many.
 local function recover(max_attempts, lease_expiry_retry_ms)
   max_attempts = max_attempts_of(max_attempts)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', NOW)
   for _, id in ipairs(ids) do
     local e = load(id)
-    if e and e.status == 'claimed' then
-      after_failure(e, max_attempts, lease_expiry_retry_ms, 'lease expired')
+    local by = e and e.status == 'claimed' and approver_of(e.lease_owner)
+    if by then
+      write(e, {
+        status = 'pending', retry_at = false, lease_owner = false, lease_expires_at = false,
+        last_error = ${luaText(interruptedApprovalError, 'by')}, updated_at = NOW
+      })
+      log(id, 'lease_expired', note(${luaText(interruptedApprovalNote, 'by')}))
+      change('released', e)
+    elseif e and e.status == 'claimed' then
+      -- A worker dispatching an approved call again keeps the marker (unless the event dies).
+      local reason = 'lease expired'
+      if starts(e.last_error, INTERRUPTED) and tonumber(e.attempts) + 1 < max_attempts then
+        reason = e.last_error
+      end
+      after_failure(e, max_attempts, lease_expiry_retry_ms, reason)
       if e.status == 'dead' then
         log(id, 'dead')
         change('dead', e)

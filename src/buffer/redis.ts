@@ -37,6 +37,8 @@ import type { HasParkedStore, ParkedNotification, ParkedStore } from './parked.j
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './redis-scripts.js';
+import { LEDGER_SCRIPTS, RedisLedger, type LedgerScriptName } from './redis-ledger.js';
+import type { AgentLedger } from './ledger.js';
 import { parseRedisTarget, redactRedisUrl } from './redis-url.js';
 import {
   DEFAULT_POLICY,
@@ -101,6 +103,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   readonly prefix: string;
   /** Tags this instance's change notifications so it does not announce its own changes twice. */
   readonly instanceId = crypto.randomUUID();
+  /** The guardrails' counts (redis-ledger.ts), each check-and-count one script. */
+  readonly ledger: AgentLedger;
   private readonly client: Redis;
   private readonly safeUrl: string;
   private readonly options: RedisBufferOptions;
@@ -145,9 +149,17 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
             // the old one drops the connection (it may accept writes for seconds after).
             failoverDetector: true,
           });
-    for (const [name, lua] of Object.entries(SCRIPTS)) {
+    for (const [name, lua] of Object.entries({ ...SCRIPTS, ...LEDGER_SCRIPTS })) {
       this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }
+    this.ledger = new RedisLedger({
+      run: <T>(name: LedgerScriptName, args: string[]) => this.script<T>(name, args),
+      hgetall: (key) => this.call(() => this.client.hgetall(key)),
+      hdel: (key, field) => this.call(() => this.client.hdel(key, field)),
+      zcount: (key, min) => this.call(() => this.client.zcount(key, `(${min}`, '+inf')),
+      key: (name) => this.key(name),
+      now: () => this.now(),
+    });
     this.client.on('error', (error: Error) => {
       this.lastError = error.message;
     });
@@ -597,7 +609,7 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     }
   }
 
-  private script<T>(name: ScriptName, args: string[]): Promise<T> {
+  private script<T>(name: ScriptName | LedgerScriptName, args: string[]): Promise<T> {
     const command = (this.client as unknown as Record<string, (...a: string[]) => Promise<T>>)[
       name
     ]!;

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { IncomingEvent } from './buffer.js';
+import { LEDGER_WORKER_SOURCE, type LedgerOp } from './sqlite-ledger.js';
 
 /**
  * Every write runs on a worker thread with its own SQLite connection (`synchronous=FULL`): the
@@ -77,6 +78,7 @@ const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
 const newest = db.prepare(workerData.sql.newest);
 const change = db.prepare(workerData.sql.change);
 const history = db.prepare(workerData.sql.history);
+${LEDGER_WORKER_SOURCE}
 // Compare-and-set: the state the main thread computed from revision rev, or a conflict.
 function applyChange(w) {
   const info = change.run(w);
@@ -94,6 +96,8 @@ const appendAll = db.transaction((items) => {
   let pending = pendingCount.get();
   let newestQueued = null;
   const outcomes = items.map((item) => {
+    // The guardrails' ledger (sqlite-ledger.ts): its check-and-count is atomic in this transaction.
+    if (item.ledger) return ledgerOp(db, item.ledger);
     if (item.change) {
       // A claim or a nack changes the pending count the limit is checked against.
       const outcome = applyChange(item.change);
@@ -111,6 +115,10 @@ const appendAll = db.transaction((items) => {
   if (newestQueued !== null) newest.run(newestQueued);
   return outcomes;
 });
+// Claims, renewals and the ledger's counts need no fsync of their own (StateWrite.durable).
+function isLight(m) {
+  return m.ledger !== undefined || (m.change !== undefined && !m.change.durable);
+}
 let queue = [];
 let scheduled = false;
 // Appends between checkpoints (bench/ingest.mjs): after every commit, each mode fell to a quarter
@@ -123,7 +131,7 @@ function commit(batch) {
   try {
     // A batch of claims and renewals only needs no fsync (StateWrite.durable); any append or
     // outcome in it makes the whole commit FULL.
-    setSynchronous(batch.every((m) => m.change && !m.change.durable) ? 'NORMAL' : 'FULL');
+    setSynchronous(batch.every(isLight) ? 'NORMAL' : 'FULL');
     // IMMEDIATE: take the write lock up front; a deferred upgrade can fail with SQLITE_BUSY at once.
     parentPort.postMessage({ ns, outcomes: appendAll.immediate(batch) });
   } catch (error) {
@@ -150,9 +158,8 @@ function flush() {
   // well under a millisecond instead of waiting out the disk. One that shares an event with an
   // append or outcome of this batch keeps its place (the compare-and-set would sort out any order,
   // but in order nobody has to try again).
-  const isLight = (m) => m.change !== undefined && !m.change.durable;
   const heavyIds = new Set(batch.filter((m) => !isLight(m)).map((m) => (m.change || m.event).id));
-  const light = batch.filter((m) => isLight(m) && !heavyIds.has(m.change.id));
+  const light = batch.filter((m) => isLight(m) && (m.ledger || !heavyIds.has(m.change.id)));
   if (light.length === 0 || light.length === batch.length) return commit(batch);
   const first = new Set(light);
   commit(light);
@@ -178,7 +185,7 @@ parentPort.on('message', (message) => {
 });
 `;
 
-type Outcome = AppendOutcome | ChangeOutcome;
+type Outcome = AppendOutcome | ChangeOutcome | unknown;
 
 interface Waiter {
   resolve: (outcome: Outcome) => void;
@@ -187,7 +194,10 @@ interface Waiter {
 
 type Reply = { ns: number[]; outcomes: Outcome[] } | { ns: number[]; error: string };
 
-type Item = { n: number; now: number; event: IncomingEvent } | { n: number; change: StateWrite };
+type Item =
+  | { n: number; now: number; event: IncomingEvent }
+  | { n: number; change: StateWrite }
+  | { n: number; ledger: LedgerOp };
 
 export interface SqliteWriterOptions {
   file: string;
@@ -238,6 +248,11 @@ export class SqliteWriter {
   /** Writes a state change if its row is still at `change.rev`; committed with the next batch. */
   change(change: StateWrite): Promise<ChangeOutcome> {
     return this.send((n) => ({ n, change }), !change.durable) as Promise<ChangeOutcome>;
+  }
+
+  /** Runs a ledger check-and-count in the next transaction, answered with the claims. */
+  ledger(op: LedgerOp): Promise<unknown> {
+    return this.send((n) => ({ n, ledger: op }), true);
   }
 
   /**

@@ -38,6 +38,8 @@ import {
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { RecentIds } from './recent-ids.js';
 import { SqliteWriter } from './sqlite-writer.js';
+import { LEDGER_SCHEMA, SqliteLedger } from './sqlite-ledger.js';
+import { oldestDayKept, type AgentLedger } from './ledger.js';
 import {
   claimed,
   expired,
@@ -68,7 +70,7 @@ export interface SqliteBufferOptions extends BufferOptions {
 
 export const DATABASE_FILE = 'events.db';
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** How often a watched store checks for other processes' commits (SQLite's data_version). */
 const EXTERNAL_POLL_MS = 100;
@@ -177,6 +179,8 @@ const CHANGE_ROUNDS = 20;
 /** The embedded, durable default: one SQLite file in WAL mode with `synchronous=FULL`. */
 export class SqliteBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'sqlite';
+  /** The guardrails' counts (sqlite-ledger.ts), written on the writer thread. */
+  readonly ledger: AgentLedger;
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
@@ -229,6 +233,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
       throw asStoreError(error, `cannot open the event store at ${options.file}`);
     }
     const db = this.db;
+    this.ledger = new SqliteLedger(db, () => this.writer(), this.now, oldestDayKept);
     this.stmt = {
       get: db.prepare('SELECT * FROM events WHERE id = ?'),
       lease: db.prepare('SELECT status, lease_owner, lease_expires_at FROM events WHERE id = ?'),
@@ -713,6 +718,9 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     }
     if (version < SCHEMA_VERSION) {
       this.db.exec(SCHEMA);
+      // Schema 6: the guardrails' ledger (sqlite-ledger.ts): spend per day, dispatch slots per
+      // tool, the agent loops on the store.
+      this.db.exec(LEDGER_SCHEMA);
       // Schema 5: every state change bumps `rev`, and is written only if the row is still at the
       // revision its rules were applied to (compare-and-set on the writer thread).
       const columns = this.db

@@ -1,5 +1,6 @@
 import {
   BeingHandledError,
+  HeldForApprovalError,
   InvalidTransitionError,
   LeaseLostError,
   NotAwaitingApprovalError,
@@ -34,6 +35,38 @@ export const DEFAULT_POLICY: QueuePolicy = { maxAttempts: 5, retryBaseMs: 30_000
 
 /** Backoff for an expired lease: the holder died or stalled, so the next try need not wait. */
 export const LEASE_EXPIRY_RETRY_MS = 0;
+
+/** How an approver's claim token starts (`approver:<by>~<nonce>`, made by the approve command). */
+export const APPROVER_TOKEN_PREFIX = 'approver:';
+
+/**
+ * How `last_error` starts when an approved call was interrupted before its ack (the approving
+ * process died or stalled past its lease): the event is pending again and the agent loop
+ * dispatches the call as approved, without a new decision. Only a cheap pre-check: a person's nack
+ * reason can start with it too, so the history decides (operations/approvals.ts approvedCall).
+ */
+export const APPROVED_CALL_INTERRUPTED = 'approved call interrupted';
+
+/** `last_error` of an interrupted approval by `by`. Redis restates it in Lua (redis-scripts.ts). */
+export function interruptedApprovalError(by: string): string {
+  return `${APPROVED_CALL_INTERRUPTED}: approved by ${by}; it is dispatched again`;
+}
+
+/** The note of the `lease_expired` entry of an interrupted approval by `by`. */
+export function interruptedApprovalNote(by: string): string {
+  return `approved by ${by}: the approved call was interrupted and will be dispatched again, as approved`;
+}
+
+/** Who approved, for an approver's claim token; null for any other token. */
+export function approverOf(token: string | null): string | null {
+  if (token === null || !token.startsWith(APPROVER_TOKEN_PREFIX)) return null;
+  return ownerOf(token).slice(APPROVER_TOKEN_PREFIX.length);
+}
+
+/** The note of the `decision` entry a person's ack of a held call records. */
+export function notCarriedOutNote(by: string | undefined): string {
+  return `acked by ${by ?? 'a person'} without approving: the decided call was not dispatched`;
+}
 
 export type Command =
   /** Extends the lease of the claim `token` still holds. */
@@ -167,13 +200,41 @@ export function claimed(
   };
 }
 
-/** The expiry rule: a claim whose lease ran out counts as a failed attempt. */
+/**
+ * The expiry rule: a claim whose lease ran out counts as a failed attempt — except an approver's.
+ * A person approved that call: the approval stands, so the event goes back to pending with its
+ * attempts unchanged and `last_error` saying so, and the agent loop dispatches the approved call
+ * again instead of having the model decide anew (never dead: nothing about the event failed).
+ * A worker's claim on an event whose approved call it was dispatching again expires as usual
+ * (attempt counted, dead at the limit), but keeps that `last_error`, so the next worker still
+ * dispatches the call as approved. Redis restates this rule in Lua (redis-scripts.ts `recover`).
+ */
 export function expired(event: StoredEvent, policy: QueuePolicy, now: number): Transition | null {
   if (event.status !== 'claimed' || (event.leaseExpiresAt ?? 0) > now) return null;
+  const approver = approverOf(event.leaseOwner);
+  if (approver !== null) {
+    return {
+      state: {
+        ...stateOf(event),
+        status: 'pending',
+        retryAt: null,
+        ...UNLEASED,
+        lastError: interruptedApprovalError(approver),
+      },
+      entries: [{ kind: 'lease_expired', note: interruptedApprovalNote(approver) }],
+      change: 'released',
+    };
+  }
   const failure = afterFailure(event.attempts, policy.maxAttempts, now, LEASE_EXPIRY_RETRY_MS);
   const dead = failure.status === 'dead';
+  const keepsMarker = !dead && event.lastError?.startsWith(APPROVED_CALL_INTERRUPTED) === true;
   return {
-    state: { ...stateOf(event), ...failure, ...UNLEASED, lastError: 'lease expired' },
+    state: {
+      ...stateOf(event),
+      ...failure,
+      ...UNLEASED,
+      lastError: keepsMarker ? event.lastError : 'lease expired',
+    },
     entries: [{ kind: dead ? 'dead' : 'lease_expired' }],
     change: dead ? 'dead' : 'released',
   };
@@ -181,7 +242,8 @@ export function expired(event: StoredEvent, policy: QueuePolicy, now: number): T
 
 /**
  * Every single-event command. Throws LeaseLostError (a token that does not hold the claim),
- * BeingHandledError (a person's replay or nack of an event a worker or an approval holds),
+ * BeingHandledError (a person's replay or nack of an event a worker or an approval holds;
+ * HeldForApprovalError for a nack of a held call),
  * NotAwaitingApprovalError (approve/reject of a call no longer held) or InvalidTransitionError.
  */
 export function transition(
@@ -227,10 +289,26 @@ export function transition(
     case 'ack': {
       if (command.token !== undefined) assertHolds(event, command.token, now, 'ack');
       else if (event.status === 'acked') return { state: s, entries: [], change: null, noop: true };
+      // A person's ack of a held call ends it without approving it: the history says the
+      // decision was not carried out, so nobody reads the decided call as done.
+      const dropped: HistoryInput[] =
+        command.token === undefined && event.status === 'awaiting_approval'
+          ? [
+              withBy(
+                {
+                  kind: 'decision',
+                  outcome: 'not_carried_out',
+                  note: notCarriedOutNote(command.by),
+                },
+                command.by,
+              ),
+            ]
+          : [];
       return {
         state: { ...s, status: 'acked', retryAt: null, ...UNLEASED },
         entries: [
           ...(command.record ?? []),
+          ...dropped,
           withBy(withNote({ kind: 'acked' }, command.note), command.by),
         ],
         change: 'acked',
@@ -241,7 +319,9 @@ export function transition(
       if (command.token !== undefined) assertHolds(event, command.token, now, 'nack');
       else if (event.status === 'claimed')
         throw new BeingHandledError(event.id, describe(event, now), 'nacked');
-      else if (event.status !== 'pending' && event.status !== 'awaiting_approval') {
+      // A nack would discard the held decision and have the model decide again: reject it.
+      else if (event.status === 'awaiting_approval') throw new HeldForApprovalError(event.id);
+      else if (event.status !== 'pending') {
         throw new InvalidTransitionError(event.id, event.status, 'nacked');
       }
       const failure = afterFailure(event.attempts, policy.maxAttempts, now, command.retryInMs ?? 0);

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Anthropic from '@anthropic-ai/sdk';
 import cliProgress from 'cli-progress';
 import type { EventBuffer } from '../buffer/buffer.js';
 import { createCatalog } from '../catalog/catalog.js';
@@ -8,9 +7,11 @@ import { loadAgentConfig } from '../config/agent.js';
 import { parseRedact } from '../config/config.js';
 import { defaultDataDir, DATA_DIR_SETTING } from '../config/data-dir.js';
 import { loadConfigFile, type ConfigFile } from '../config/file.js';
+import { checkPricing } from '../config/names.js';
 import { AppError, ConfigError } from '../errors.js';
 import { parseSince, type Since } from '../ingress/backfill.js';
-import { priceOf } from '../agent/pricing.js';
+import { apiErrorStatus, createModelClient } from '../agent/client.js';
+import { LIST_PRICES, priceOf } from '../agent/pricing.js';
 import { renderHtml } from '../rehearse/html.js';
 import { buildReport, type PolicySummary, type Report } from '../rehearse/report.js';
 import { rehearseAll, type Policy } from '../rehearse/run.js';
@@ -163,7 +164,11 @@ function summaryLines(name: string, s: PolicySummary): string[] {
   return lines;
 }
 
-function printSummary(report: Report, dir: string): void {
+function printSummary(
+  report: Report,
+  dir: string,
+  cap?: { maxCostUsd: number; spentUsd: number | null },
+): void {
   const lines = summaryLines('rehearsal', report);
   if (report.compare) {
     const c = report.compare;
@@ -184,6 +189,13 @@ function printSummary(report: Report, dir: string): void {
       lines.push(`  … ${c.differences.length - 10} more in report.json`);
   }
   if (report.stopped) lines.push(`stopped: ${report.stopped}`);
+  if (cap && cap.spentUsd !== null) {
+    // The report's cost covers the events it lists; the cap counted every request, including
+    // those of an event the budget cut short.
+    lines.push(
+      `spent ${dollars(cap.spentUsd)} of --max-cost-usd ${dollars(cap.maxCostUsd)} (every request made)`,
+    );
+  }
   lines.push(`report: ${path.join(dir, 'report.json')}, ${path.join(dir, 'report.html')}`);
   out(lines.join('\n'));
 }
@@ -251,6 +263,14 @@ export async function runRehearse(
   if (other && flags.compare) {
     policies.push(policyFrom(flags.compare, other, other.model ?? agent.model, settings));
   }
+  // Each config's `pricing` names that config's own model (its `budget` is the live loop's).
+  [file, other].forEach((config, i) => {
+    const policy = policies[i];
+    if (config && policy) {
+      const prices = { priceOf, list: LIST_PRICES };
+      checkPricing(config, policy.model, prices, `--config ${policy.label}`, { budget: false });
+    }
+  });
   const limit = positiveInt(
     '--limit',
     flags.limit,
@@ -338,7 +358,7 @@ export async function runRehearse(
       limit,
     });
     truncated ||= listed.truncated;
-    const client = new Anthropic({ apiKey: env.ANTHROPIC_API_KEY!.trim(), maxRetries: 4 });
+    const client = createModelClient({ apiKey: env.ANTHROPIC_API_KEY!.trim(), maxRetries: 4 });
     const bar = progress(listed.ids.length);
     const scratch = store;
     // Ctrl-C: stop, cancel the decisions in flight, and still write the report of those done.
@@ -364,10 +384,15 @@ export async function runRehearse(
     const report = buildReport({ policies, events: result.events, stopped, source, now });
     writePrivate(path.join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     writePrivate(path.join(dir, 'report.html'), renderHtml(report));
-    printSummary(report, dir);
+    printSummary(
+      report,
+      dir,
+      maxCostUsd === undefined ? undefined : { maxCostUsd, spentUsd: result.spentUsd },
+    );
     if (result.stopped === 'error') {
       const e = result.error;
-      const status = e instanceof Anthropic.APIError && e.status ? ` (HTTP ${e.status})` : '';
+      const code = apiErrorStatus(e);
+      const status = code ? ` (HTTP ${code})` : '';
       throw new ModelApiError(
         `the Messages API failed after retries${status}: ${e instanceof Error ? e.message : String(e)}; the report covers the events decided before it`,
         { cause: e },

@@ -3,8 +3,10 @@ import type { EventBuffer } from '../buffer/buffer.js';
 import { openParkedStore, type ParkedStore } from '../buffer/parked.js';
 import { createCatalog, type Catalog, type EventOverrides } from '../catalog/catalog.js';
 import { Enricher, type Enrich } from '../catalog/enrich.js';
+import { LIST_PRICES, priceOf } from '../agent/pricing.js';
 import type { ConfigFile } from '../config/file.js';
-import { createSink, type Sink } from '../dispatch/dispatch.js';
+import { checkModuleHandlers, checkPricing } from '../config/names.js';
+import { createSink, moduleHandlerNames, type Sink } from '../dispatch/dispatch.js';
 import type { Logger } from '../logger.js';
 import type { BackfillRunner } from '../operations/backfill.js';
 import { createQueueOperations, type QueueOperations } from '../operations/queue.js';
@@ -18,6 +20,12 @@ export interface ServiceSettings extends OpenStoreSettings {
   dispatch?: NonNullable<ConfigFile['dispatch']>;
   /** The --config file's directory: a `module` dispatch path is relative to it. */
   configDir?: string;
+  /** The --config file's path, for errors naming it. */
+  configFile?: string;
+  /** The agent loop's model, when this process runs the loop: `pricing` and `budget` name it. */
+  agentModel?: string;
+  /** The --config file's `budget` and `pricing`, checked against `agentModel`. */
+  guardrails?: Pick<ConfigFile, 'budget' | 'pricing'>;
   /** STRIPE_SECRET_KEY: backfill and --enrich need it. Never logged. */
   stripeSecretKey?: string | null;
   stripeApiBase?: string | null;
@@ -53,10 +61,31 @@ export async function composeServices(
   settings: ServiceSettings,
   logger?: Logger,
 ): Promise<Services> {
+  // What the config file names is checked against what it names before the store is opened, so a
+  // typo exits 2 having changed nothing (not even the stored policy).
+  const setting = `--config ${settings.configFile ?? '<file>'}`;
+  if (settings.agentModel !== undefined) {
+    checkPricing(
+      settings.guardrails ?? {},
+      settings.agentModel,
+      { priceOf, list: LIST_PRICES },
+      setting,
+      { budget: true },
+    );
+  }
+  const catalog = createCatalog(settings.catalogOverrides ?? {});
+  const dispatch = settings.dispatch ?? { type: 'record' };
+  const sink = await createSink(dispatch, settings.configDir);
+  if (dispatch.type === 'module') {
+    checkModuleHandlers(
+      await moduleHandlerNames(dispatch.path, settings.configDir),
+      dispatch.path,
+      catalog.entries().map((def) => def.tool),
+      setting,
+    );
+  }
   const store = await openStore(settings, logger);
   try {
-    const catalog = createCatalog(settings.catalogOverrides ?? {});
-    const sink = await createSink(settings.dispatch ?? { type: 'record' }, settings.configDir);
     // The Stripe SDK, express (via the ingress) and the backfill load only with a key: every
     // `events` command composes too, and should start quickly.
     const stripeApi = settings.stripeSecretKey ? await import('../stripe/client.js') : null;

@@ -49,6 +49,18 @@ function read(
   return result.data;
 }
 
+/**
+ * The loop's model: defaults < the config file's `model` < ANTHROPIC_MODEL < --model. One function,
+ * so the config's `pricing` and `budget` are checked against the model the loop really uses.
+ */
+export function resolveModel(
+  flagModel: string | undefined,
+  env: NodeJS.ProcessEnv,
+  fileModel: string | undefined,
+): string {
+  return flagModel ?? (env.ANTHROPIC_MODEL?.trim() || fileModel || DEFAULT_MODEL);
+}
+
 /** Defaults < the config file's `model` < ANTHROPIC_MODEL < --model. */
 export function loadAgentConfig(
   flags: AgentFlags,
@@ -62,7 +74,7 @@ export function loadAgentConfig(
       'is not set, and the agent loop needs it to ask Claude. Fix: export ANTHROPIC_API_KEY=sk-ant-… (or run `serve` without --agent).',
     );
   }
-  const model = flags.model ?? (env.ANTHROPIC_MODEL?.trim() || fileModel || DEFAULT_MODEL);
+  const model = resolveModel(flags.model, env, fileModel);
   return {
     apiKey,
     model,

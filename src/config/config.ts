@@ -8,6 +8,7 @@ import { REDACTABLE, type RedactKind } from '../catalog/untrusted.js';
 import { isLogLevel, type LogLevel } from '../logger.js';
 import { loadConfigFile, type ConfigFile } from './file.js';
 import { wholeNumber } from './numbers.js';
+import { resolveModel } from './agent.js';
 import { defaultDataDir, DATA_DIR_SETTING } from './data-dir.js';
 import { loadStripeApiSettings, SECRET_KEY_SETTING } from '../stripe/client.js';
 import { LIMIT_DEFAULTS, type ListenerLimits } from './limits.js';
@@ -43,6 +44,14 @@ export interface ServeConfig {
   approval: NonNullable<ConfigFile['approval']>;
   /** `model` of the --config file: the loop's model unless --model or ANTHROPIC_MODEL is set. */
   model?: string;
+  /**
+   * The model the agent loop will use (`agent`, `serve --agent`), resolved as loadAgentConfig
+   * does; undefined without the loop. The config's `pricing` and `budget` are checked against it
+   * when the services are composed (the price list is the agent layer's, src/agent/pricing.ts).
+   */
+  agentModel?: string;
+  /** The --config file's path as given, for errors that name it. */
+  configFile?: string;
   /** The live loop's guardrails (--config `budget`, `limits`, `breaker`, `pricing`). */
   guardrails: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
   /** Personal data replaced before any model sees it. */
@@ -102,6 +111,9 @@ export interface ServeFlags {
   enrich?: boolean;
   /** `serve` and `agent` only: the queue's attempt limit, stored with the queue. */
   maxAttempts?: string;
+  /** `serve --agent` / `agent`: the loop runs, with this --model (if given). */
+  agent?: boolean;
+  model?: string;
 }
 
 export const DEFAULTS = {
@@ -308,6 +320,8 @@ export function loadServeConfig(
     dispatch: file.dispatch ?? { type: 'record' as const },
     approval: file.approval ?? {},
     model: file.model,
+    agentModel: flags.agent ? resolveModel(flags.model, env, file.model) : undefined,
+    configFile: flags.config,
     guardrails: {
       budget: file.budget,
       limits: file.limits,

@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import { createCatalog, type EventOverrides } from '../catalog/catalog.js';
+import { createCatalog, type Catalog } from '../catalog/catalog.js';
 import { LOOP_TOOL_NAMES, TOOL_NAME } from '../catalog/tool.js';
 import { ConfigError } from '../errors.js';
+import { checkToolReferences, jsonPath, refusePrototypeKeys } from './names.js';
 
 /**
  * The `--config file.json` schema (docs/ARCHITECTURE.md "Public names"): catalog overrides, where decided tool
- * calls go, and which need a person's approval. Validated once; an error names the JSON path.
+ * calls go, and which need a person's approval. Validated once; an error names the JSON path. The
+ * tools it names are checked against its own catalog here (src/config/names.ts); its `pricing`
+ * and a `module` dispatch's exports where the model and the module are known.
  */
 const eventOverride = z.union([
   z.literal(false),
@@ -92,18 +95,6 @@ export const configFileSchema = z
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
-function jsonPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (out, key) =>
-      typeof key === 'number'
-        ? `${out}[${key}]`
-        : /^[A-Za-z_$][\w$]*$/.test(String(key))
-          ? `${out}.${String(key)}`
-          : `${out}[${JSON.stringify(String(key))}]`,
-    '$',
-  );
-}
-
 export function parseConfigFile(text: string, file: string): ConfigFile {
   const setting = `--config ${file}`;
   let json: unknown;
@@ -115,7 +106,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
       `is not valid JSON (${(error as Error).message}). Fix: check the file's syntax.`,
     );
   }
-  refusePrototypeKey(json, setting);
+  refusePrototypeKeys(json, setting);
   const result = configFileSchema.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -125,7 +116,13 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     );
   }
   const config = result.data;
-  checkToolNames(config.events ?? {}, setting);
+  const catalog = createCatalog(config.events ?? {});
+  checkToolNames(catalog, setting);
+  checkToolReferences(
+    config,
+    catalog.entries().map((def) => def.tool),
+    setting,
+  );
   return config;
 }
 
@@ -144,27 +141,13 @@ export function loadConfigFile(file: string): ConfigFile {
 }
 
 /**
- * JSON.parse keeps a `"__proto__"` key as a plain key, but a record built by assignment (as zod's
- * is) turns it into the object's prototype: the entry would vanish without a word. Refused instead.
- */
-function refusePrototypeKey(json: unknown, setting: string): void {
-  const events = (json as { events?: unknown } | null)?.events;
-  if (events !== null && typeof events === 'object' && Object.hasOwn(events, '__proto__')) {
-    throw new ConfigError(
-      setting,
-      '$.events["__proto__"]: is not an event type. Fix: remove that key; event types look like invoice.paid.',
-    );
-  }
-}
-
-/**
  * Each tool name of the resulting catalog serves one type (an agent could not tell their calls
  * apart, and a handler would get the other type's facts), and none is one of the agent loop's own.
  */
-function checkToolNames(events: EventOverrides, setting: string): void {
+function checkToolNames(catalog: Catalog, setting: string): void {
   const reserved: readonly string[] = LOOP_TOOL_NAMES;
   const seen = new Map<string, string>();
-  for (const def of createCatalog(events).entries()) {
+  for (const def of catalog.entries()) {
     if (reserved.includes(def.tool)) {
       throw new ConfigError(
         setting,

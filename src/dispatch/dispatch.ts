@@ -188,6 +188,43 @@ export async function moduleSink(modulePath: string, baseDir = process.cwd()): P
   };
 }
 
+/**
+ * The names moduleSink could dispatch to in a handler module, by its rules: the module's own
+ * exported functions and the own function properties of its default export (not `default`
+ * itself: an object or class of handlers is a holder, not a handler). So the composition can
+ * refuse an export named after no tool (most likely a typo of the tool it was meant for). The
+ * import is answered from Node's module cache: the instance moduleSink loaded, not a second
+ * evaluation.
+ */
+export async function moduleHandlerNames(
+  modulePath: string,
+  baseDir = process.cwd(),
+): Promise<string[]> {
+  const url = pathToFileURL(path.resolve(baseDir, modulePath)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new DispatchError(
+      `cannot load the handler module ${modulePath}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const functionsOf = (holder: unknown): string[] => {
+    if (holder === null || (typeof holder !== 'object' && typeof holder !== 'function')) return [];
+    return Object.getOwnPropertyNames(holder).filter((name) => {
+      try {
+        return typeof (holder as Record<string, unknown>)[name] === 'function';
+      } catch {
+        // A throwing getter is no handler moduleSink could call either.
+        return false;
+      }
+    });
+  };
+  const named = functionsOf(mod).filter((name) => name !== 'default');
+  return [...new Set([...named, ...functionsOf(mod.default)])];
+}
+
 export async function createSink(
   config: NonNullable<ConfigFile['dispatch']>,
   baseDir?: string,

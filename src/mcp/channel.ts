@@ -3,8 +3,11 @@ import { LRUCache } from 'lru-cache';
 import type { BufferChange, EventBuffer, EventStatus, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import { formatMoney, renderEventForPrompt } from '../catalog/prompt.js';
-import { fence, fenceNotice, newNonce, type RedactKind } from '../catalog/untrusted.js';
+import { boundDepth } from '../catalog/depth.js';
+import { cleanModelText } from '../catalog/model-text.js';
+import { closeTag, fenceNotice, newNonce, openTag, type RedactKind } from '../catalog/untrusted.js';
 import type { Logger } from '../logger.js';
+import { PLAIN_KEY, plainAction, splitCall } from './view.js';
 
 /**
  * Claude Code channels (research preview, Claude Code v2.1.80+): a server that declares
@@ -337,8 +340,13 @@ interface Facts {
 }
 
 function factsOf(a: Announcement, catalog: Catalog): Facts {
-  const call = a.decided ?? catalog.toolCall(a.event.type, a.event.payload);
-  const tool = call?.name ?? catalog.lookup(a.event.type)?.tool ?? null;
+  const def = catalog.lookup(a.event.type);
+  // Of a decided call, only the catalog's facts: a number the model chose is no attribute.
+  const call = a.decided
+    ? splitCall(def, a.decided).facts
+    : catalog.toolCall(a.event.type, a.event.payload);
+  const named = call?.name ?? def?.tool ?? null;
+  const tool = named === null ? null : safe(named) || null;
   const input = call?.input ?? {};
   const currency = typeof input.currency === 'string' ? input.currency : null;
   const key = Object.keys(input).find(
@@ -412,18 +420,34 @@ export function channelMessage(
       .map((a) => safe(a.event.id))
       .join(',');
   }
-  return { content: lines.join('\n'), meta };
+  return { content: withoutChannelTags(lines.join('\n')), meta };
+}
+
+/**
+ * Claude Code wraps the content in `<channel …>…</channel>`, and the attributes of that tag are
+ * what says where a message comes from. Fenced text cannot close our fence, but it could still
+ * spell a `</channel>` followed by a forged `<channel … by="user">`: every such tag in the content
+ * loses its `<`, so nothing inside can end the message or open another. Our own text never
+ * contains one.
+ */
+export function withoutChannelTags(content: string): string {
+  return content.replace(/<(?=\s*\/?\s*channel)/gi, '&lt;');
 }
 
 function single(a: Announcement, catalog: Catalog, redact: readonly RedactKind[]): ChannelMessage {
   const nonce = newNonce();
   const facts = factsOf(a, catalog);
   const { event } = a;
+  const def = catalog.lookup(event.type);
+  const decided = a.decided ? splitCall(def, a.decided) : null;
+  const action = decided
+    ? plainAction(def, decided.decided.find(([key]) => key === 'action')?.[1])
+    : null;
   const arrow = facts.tool ? ` → ${facts.tool}` : '';
   const head: Record<ChannelStatus, string> = {
     pending: `A Stripe event is pending: ${event.id} ${event.type}${arrow}.`,
     awaiting_approval: a.decided
-      ? `A decision awaits approval: ${event.id} ${event.type}${arrow}${typeof a.decided.input.action === 'string' ? ` (action: ${safe(a.decided.input.action)})` : ''}.`
+      ? `A decision awaits approval: ${event.id} ${event.type}${arrow}${action ? ` (action: ${action})` : ''}.`
       : `Event ${event.id} ${event.type}${arrow} waits for a person: the agent asked for one instead of deciding.`,
     dead: `A Stripe event went dead after ${event.attempts} attempts: ${event.id} ${event.type}${arrow}.`,
   };
@@ -436,18 +460,48 @@ function single(a: Announcement, catalog: Catalog, redact: readonly RedactKind[]
       livemode: event.livemode,
       payload: event.payload,
     },
-    { nonce, redact, call: a.decided ?? undefined },
+    // The decided call's facts only: its decision fields are the model's, shown fenced below.
+    { nonce, redact, call: decided?.facts },
   );
   const lines = [head[a.status], '', rendered.text];
-  // Model-written or sink-written text can quote the customer: fenced like customer text.
-  const extra: string[] = [];
-  if (a.status === 'awaiting_approval' && a.reason) extra.push(`Reason: ${fence(a.reason, nonce)}`);
-  if (a.status === 'dead' && event.lastError)
-    extra.push(`Last error: ${fence(event.lastError, nonce)}`);
-  if (extra.length) {
-    lines.push('', ...extra);
-    if (!rendered.text.includes(fenceNotice(nonce))) lines.push(fenceNotice(nonce));
+  // Model-written and sink-written text (the decision's fields, why it waits, the handler's
+  // error) in one fence, each value as a JSON string: it can quote the customer or carry
+  // instructions, so it is read like customer text.
+  const written: string[] = [];
+  for (const [key, value] of decided?.decided ?? []) {
+    if (key === 'action' && action !== null) continue;
+    written.push(
+      `${PLAIN_KEY.test(key) ? key : JSON.stringify(cleanModelText(key, 64))}: ${modelValue(value)}`,
+    );
+  }
+  if (a.status === 'awaiting_approval' && a.reason) {
+    written.push(`why it waits: ${JSON.stringify(cleanModelText(a.reason))}`);
+  }
+  if (a.status === 'dead' && event.lastError) {
+    written.push(`last error: ${JSON.stringify(cleanModelText(event.lastError))}`);
+  }
+  if (written.length) {
+    const notice = rendered.text.includes(fenceNotice(nonce)) ? '' : ` ${fenceNotice(nonce)}`;
+    lines.push(
+      '',
+      `Written by a model, a webhook handler or a person, not by this server.${notice}`,
+      openTag(nonce),
+      ...written,
+      closeTag(nonce),
+    );
   }
   lines.push('', NEXT[a.status](event.id));
-  return { content: lines.join('\n'), meta: { ...metaOf(a, facts), count: '1' } };
+  return {
+    content: withoutChannelTags(lines.join('\n')),
+    meta: { ...metaOf(a, facts), count: '1' },
+  };
+}
+
+/**
+ * A decision field's value as one line of JSON, cleaned and bounded: a string is quoted, so its
+ * line breaks and quotes stay escaped and it cannot pose as another line of the block.
+ */
+function modelValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(cleanModelText(value));
+  return cleanModelText(JSON.stringify(boundDepth(value)) ?? 'null');
 }

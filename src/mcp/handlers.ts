@@ -1,3 +1,4 @@
+import type { AgentInstance } from '../buffer/ledger.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type {
   CallToolResult,
@@ -7,7 +8,7 @@ import type {
 import type { AgentPause, EventBuffer } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
-import type { RedactKind } from '../catalog/untrusted.js';
+import { fenceModelText, type RedactKind } from '../catalog/untrusted.js';
 import {
   AppError,
   BeingHandledError,
@@ -85,7 +86,7 @@ export function errorMessage(error: unknown, logger: Logger): string {
     return `${sentence(error.message)}.`;
   }
   if (error instanceof InvalidTransitionError) {
-    return `${sentence(error.message)}. A person can nack only pending or awaiting_approval events; call get_event to see its status.`;
+    return `${sentence(error.message)}. A person can nack only pending events (a held call is turned down with reject_action); call get_event to see its status.`;
   }
   if (error instanceof StoreUnavailableError) {
     logger.warn('mcp tool failed: store unavailable', { error });
@@ -227,11 +228,20 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
             max_attempts: stats.policy.maxAttempts,
             retry_base_seconds: stats.policy.retryBaseMs / 1000,
           },
-          agent: agentView(stats.agent),
+          agent: { ...agentView(stats.agent), instances: stats.agents.map(instanceView) },
         },
-        stats.agent.paused
-          ? `${text}\nThe agent loop is paused (${stats.agent.reason ?? 'manual'}${stats.agent.note ? `: ${stats.agent.note}` : ''}).`
-          : text,
+        [
+          text,
+          stats.agent.paused
+            ? `The agent loops are paused (${stats.agent.reason ?? 'manual'}${stats.agent.note ? `: ${stats.agent.note}` : ''}).`
+            : '',
+          ...stats.agents.map(
+            (a) =>
+              `Agent loop ${a.host} pid ${a.pid}: ${a.state === 'running' ? 'running' : `paused (${a.reason}${a.note ? `: ${a.note}` : ''})`}.`,
+          ),
+        ]
+          .filter(Boolean)
+          .join('\n'),
       );
     },
 
@@ -259,9 +269,18 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const shown = waiting.map((w) => ({
         ...w,
         tool_call: w.tool_call && fencedCall(ctx.catalog, w.type, w.tool_call, view),
+        // Why it waits: the config's gate, or the model's own words (`a person must look: …`).
+        reason: w.reason === null ? null : fenceModelText(w.reason, view.nonce),
       }));
+      const line = (w: (typeof shown)[number]) => {
+        const action = w.tool_call?.input.action;
+        const what = w.tool_call
+          ? `${w.tool_call.name}${typeof action === 'string' ? ` ${action}` : ''}`
+          : 'a person must look';
+        return `${w.id}  ${w.type}  ${what}${w.reason === null ? '' : `  ${w.reason}`}`;
+      };
       const text = shown.length
-        ? `${shown.length} decision(s) wait for approval:\n${shown.map((w) => `${w.id}  ${w.type}  ${w.tool_call ? `${w.tool_call.name} ${String(w.tool_call.input.action ?? '')}` : 'a person must look'}  (${w.reason ?? ''})`).join('\n')}\n${view.notice}`
+        ? `${shown.length} decision(s) wait for approval:\n${shown.map(line).join('\n')}\n${view.notice}`
         : 'Nothing waits for approval.';
       return result<'list_approvals'>({ approvals: shown, notice: view.notice }, text);
     },
@@ -291,6 +310,21 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
   return guarded as unknown as ToolHandlers;
 }
 
+function instanceView(a: AgentInstance) {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    id: a.id,
+    host: a.host,
+    pid: a.pid,
+    state: a.state,
+    reason: a.reason,
+    note: a.note,
+    since: iso(a.since),
+    until: a.until === null ? null : iso(a.until),
+    last_seen: iso(a.seen),
+  };
+}
+
 function agentView(pause: AgentPause) {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
@@ -310,11 +344,30 @@ function approvalReply(
 ): CallToolResult {
   const view = newView(ctx.redact);
   const call = outcome.tool_call && fencedCall(ctx.catalog, outcome.type, outcome.tool_call, view);
+  const shown = outcomeForModel(outcome.outcome, view.nonce);
   const text =
     outcome.status === 'acked'
-      ? `${outcome.id}: ${outcome.outcome}; the event is acked.`
-      : `${outcome.id} still waits for approval: ${outcome.outcome}.`;
-  return result<typeof tool>({ ...outcome, tool_call: call }, text);
+      ? `${outcome.id}: ${shown}; the event is acked.`
+      : `${outcome.id} still waits for approval: ${shown}.\n${view.notice}`;
+  return result<typeof tool>(
+    { ...outcome, outcome: shown, tool_call: call, notice: view.notice },
+    text,
+  );
+}
+
+const OUTCOMES = new Set(['recorded', 'dispatched', 'acknowledged', 'rejected']);
+const DISPATCH_FAILED = 'dispatch failed: ';
+
+/**
+ * An approval's outcome is one of our words, or `dispatch failed: <the sink's error>`, which can
+ * carry the handler's response or exception text: that part is fenced, the prefix stays readable.
+ */
+function outcomeForModel(outcome: string, nonce: string): string {
+  if (OUTCOMES.has(outcome)) return outcome;
+  if (outcome.startsWith(DISPATCH_FAILED)) {
+    return `${DISPATCH_FAILED}${fenceModelText(outcome.slice(DISPATCH_FAILED.length), nonce)}`;
+  }
+  return fenceModelText(outcome, nonce);
 }
 
 const PROGRESS_EVERY_MS = 100;

@@ -2,6 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { BufferChange, EventBuffer, QueueStats } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
+import { cleanModelText } from '../catalog/model-text.js';
 import type { Logger } from '../logger.js';
 import { ChannelFeed, type ChannelSink } from './channel.js';
 import { eventIdOfUri, PENDING_URI } from './uris.js';
@@ -11,6 +12,8 @@ export const COALESCE_MS = 10;
 /** Log lines per round; a larger burst ends with one line that counts the rest. */
 const MAX_LOG_LINES = 20;
 const LOGGER_NAME = 'stripe-events-mcp';
+/** The longest pause note a log line repeats (pause_agent takes at most 500 characters). */
+const MAX_PAUSE_NOTE = 500;
 
 /** One connected MCP session as the hub sees it. */
 export interface HubSession {
@@ -246,7 +249,9 @@ export class ChangeHub {
             level: pause.paused ? 'warning' : 'info',
             data: pause.paused
               ? {
-                  message: `agent loop paused (${pause.reason ?? 'manual'})${pause.note ? `: ${pause.note}` : ''}`,
+                  // The note is whoever paused's own words (pause_agent's reason): cleaned and
+                  // bounded, as the input schema bounds it, whichever door set it.
+                  message: `agent loop paused (${pause.reason ?? 'manual'})${pause.note ? `: ${cleanModelText(pause.note, MAX_PAUSE_NOTE)}` : ''}`,
                   agent: 'paused',
                   reason: pause.reason,
                 }

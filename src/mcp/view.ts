@@ -1,13 +1,17 @@
 import type { HistoryEntry, StoredEvent } from '../buffer/buffer.js';
 import { detail, summarize, type EventDetail, type EventSummary } from '../buffer/summary.js';
-import type { Catalog, ToolCall } from '../catalog/catalog.js';
+import type { Catalog, ToolCall, ToolDefinition } from '../catalog/catalog.js';
+import { MAX_DEPTH, TOO_DEEP } from '../catalog/depth.js';
 import type { Enrich } from '../catalog/enrich.js';
 import { eventForModel, toolCallForModel } from '../catalog/render.js';
-import { fenceNotice, newNonce, type RedactKind } from '../catalog/untrusted.js';
+import { commonFacts } from '../catalog/tool.js';
+import { fenceModelText, fenceNotice, newNonce, type RedactKind } from '../catalog/untrusted.js';
 
 /**
  * Everything the MCP surface shows reaches a model, so customer-written strings are fenced (or
- * redacted) here, once, for tools, resources and prompts alike. One nonce per response.
+ * redacted) here, once, for tools, resources and prompts alike. One nonce per response. So are
+ * the strings a model or a dispatch sink wrote (a decision's fields, history notes, the last
+ * error): an agent's rationale can quote the customer or carry instructions for the next model.
  */
 export interface ModelView {
   nonce: string;
@@ -21,13 +25,102 @@ export function newView(redact: readonly RedactKind[]): ModelView {
   return { nonce, redact, notice: fenceNotice(nonce) };
 }
 
+/** A key that can stay readable: what a schema or an integration would choose as a name. */
+export const PLAIN_KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * Whether `key` of a tool call's input is one of the facts the catalog extracts (no model wrote
+ * it). Everything else in a call is the model's decision (`action`, `rationale`,
+ * `customer_message`, …). A type no longer in the catalog keeps only the common facts readable.
+ */
+function isFact(def: ToolDefinition | undefined, key: string): boolean {
+  return Object.hasOwn(def ? def.facts.shape : commonFacts, key);
+}
+
+/**
+ * An `action` that is one of the tool's own actions is the catalog's word, not free text: shown
+ * as it is so clients can read it. Anything else in its place is fenced like the rest.
+ */
+export function plainAction(def: ToolDefinition | undefined, value: unknown): string | null {
+  return typeof value === 'string' && def?.actions.includes(value) ? value : null;
+}
+
+/** A model-written value: every string in it cleaned and fenced, keys too unless plain. */
+export function fenceModelJson(value: unknown, nonce: string, depth = 0): unknown {
+  if (typeof value === 'string') return fenceModelText(value, nonce);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return TOO_DEEP;
+  if (Array.isArray(value)) return value.map((v) => fenceModelJson(v, nonce, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      PLAIN_KEY.test(k) ? k : fenceModelText(k, nonce),
+      fenceModelJson(v, nonce, depth + 1),
+    ]),
+  );
+}
+
+/** A tool call's input split into the catalog's facts and what a model decided. */
+export function splitCall(
+  def: ToolDefinition | undefined,
+  call: ToolCall,
+): { facts: ToolCall; decided: [string, unknown][] } {
+  const facts: [string, unknown][] = [];
+  const decided: [string, unknown][] = [];
+  for (const entry of Object.entries(call.input)) {
+    (isFact(def, entry[0]) ? facts : decided).push(entry);
+  }
+  // fromEntries defines keys, so a `__proto__` key stays a plain key.
+  return { facts: { name: call.name, input: Object.fromEntries(facts) }, decided };
+}
+
+/**
+ * A tool call for a model: customer-written facts fenced (or redacted) as the catalog marks them,
+ * and every field a model decided (a recorded decision's `rationale`, `customer_message`, …)
+ * fenced as model-written text. A call extracted from an event has facts only.
+ */
 export function fencedCall(
   catalog: Catalog,
   type: string,
   call: ToolCall,
   view: ModelView,
 ): ToolCall {
-  return toolCallForModel(catalog, type, call, { nonce: view.nonce, redact: view.redact }).value;
+  const def = catalog.lookup(type);
+  const { facts, decided } = splitCall(def, call);
+  const shown = toolCallForModel(catalog, type, facts, {
+    nonce: view.nonce,
+    redact: view.redact,
+  }).value.input;
+  const written = new Map(decided);
+  return {
+    name: call.name,
+    // The call's own key order, facts and decision fields as they were.
+    input: Object.fromEntries(
+      Object.keys(call.input).map((key) => {
+        if (!written.has(key)) return [key, shown[key]];
+        const value = written.get(key);
+        if (key === 'action' && plainAction(def, value) !== null) return [key, value];
+        return [
+          PLAIN_KEY.test(key) ? key : fenceModelText(key, view.nonce),
+          fenceModelJson(value, view.nonce),
+        ];
+      }),
+    ),
+  };
+}
+
+/** A history entry for a model: its notes and recorded calls are model-, sink- or person-written. */
+export function historyForModel(
+  entry: HistoryEntry,
+  catalog: Catalog,
+  type: string,
+  view: ModelView,
+): HistoryEntry {
+  const shown: HistoryEntry = { ...entry };
+  if (entry.tool_call) shown.tool_call = fencedCall(catalog, type, entry.tool_call, view);
+  // Every note is fenced, whoever wrote it: a model's reason, a handler's error, a nack reason an
+  // MCP client (a model) sent. One rule leaves no note to forget.
+  if (entry.note !== undefined) shown.note = fenceModelText(entry.note, view.nonce);
+  return shown;
 }
 
 /** A summary (docs/ARCHITECTURE.md "Public names") whose tool call has its customer-written facts fenced. */
@@ -69,12 +162,9 @@ export async function detailForModel(
     ...full,
     event: eventForModel(full.event, { nonce: view.nonce, redact: view.redact }).value,
     tool_call: full.tool_call && fencedCall(catalog, event.type, full.tool_call, view),
-    // An agent's recorded decision may quote customer text back: fence it like the facts.
-    history: full.history.map((entry) =>
-      entry.tool_call
-        ? { ...entry, tool_call: fencedCall(catalog, event.type, entry.tool_call, view) }
-        : entry,
-    ),
+    // A dispatch sink's error can carry the handler's response body or exception message.
+    last_error: full.last_error === null ? null : fenceModelText(full.last_error, view.nonce),
+    history: full.history.map((entry) => historyForModel(entry, catalog, event.type, view)),
   };
 }
 

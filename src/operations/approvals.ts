@@ -1,6 +1,8 @@
-import type { EventBuffer, HistoryEntry } from '../buffer/buffer.js';
+import type { EventBuffer, HistoryEntry, HistoryKind, StoredEvent } from '../buffer/buffer.js';
+import { APPROVED_CALL_INTERRUPTED } from '../buffer/transitions.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import { DispatchError, dispatchAndAck, type Sink } from '../dispatch/dispatch.js';
+import { LeaseLostError } from '../errors.js';
 
 /**
  * Decided calls that wait for a person (`approval` in the config, or the model asked for one).
@@ -15,7 +17,8 @@ export interface PendingApproval {
   reason: string | null;
 }
 
-const APPROVAL_LEASE_MS = 120_000;
+/** The approver's claim: renewed every third of it while the handler has the call. */
+export const APPROVAL_LEASE_MS = 120_000;
 
 function lastDecision(history: readonly HistoryEntry[]): HistoryEntry | undefined {
   return [...history].reverse().find((h) => h.kind === 'decision');
@@ -55,37 +58,125 @@ export async function approveAction(
   sink: Sink,
   id: string,
   approver = `approver:${process.pid}`,
+  options: { leaseMs?: number } = {},
 ): Promise<ApprovalResult> {
+  const leaseMs = options.leaseMs ?? APPROVAL_LEASE_MS;
   // One guarded transition: of two people approving (or one approving, one rejecting) at once,
   // exactly one gets the event; the other is refused with NotAwaitingApprovalError.
-  const event = await buffer.approve(id, approver, APPROVAL_LEASE_MS);
+  const event = await buffer.approve(id, approver, leaseMs);
   const token = event.leaseOwner!;
-  const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
-  if (!call) {
-    await buffer.ack(id, { token, by: approver, note: 'a person looked and approved' });
-    return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
-  }
+  // Renewed like a worker's claim while the handler has the call, so a slow handler does not
+  // outlive the lease (whose expiry would have the loop dispatch the call a second time). Only a
+  // dead or stalled process lets it expire; then the loop dispatches the approved call again
+  // (approvedCall). A claim lost meanwhile (a person acked) aborts the dispatch.
+  const controller = new AbortController();
+  const renew = setInterval(
+    () => {
+      buffer.renew(id, token, leaseMs).catch((error: unknown) => {
+        // Anything else is the store being down: try again next time.
+        if (error instanceof LeaseLostError) controller.abort(error);
+      });
+    },
+    Math.max(10, Math.floor(leaseMs / 3)),
+  );
   try {
-    await dispatchAndAck(buffer, sink, event, call, token, { note: 'approved and dispatched' });
+    const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
+    if (!call) {
+      await buffer.ack(id, { token, by: approver, note: 'a person looked and approved' });
+      return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
+    }
+    const result = await dispatchApproved(buffer, sink, event, call, token, {
+      signal: controller.signal,
+      note: 'approved and dispatched',
+    });
+    return { id, type: event.type, ...result, tool_call: call };
+  } finally {
+    clearInterval(renew);
+  }
+}
+
+/** What became of an approved call: dispatched and acked, or waiting again (the handler failed). */
+export interface ApprovedDispatch {
+  status: 'acked' | 'awaiting_approval';
+  outcome: string;
+}
+
+/**
+ * Dispatches an approved call as the holder of claim `token` and acks, the dispatch recorded in
+ * the same commit. When the handler fails the call waits for approval again, no attempt counted:
+ * it was approved, so it is not the model's to decide again; the person approves once the handler
+ * works. A claim lost meanwhile (`signal` aborted with LeaseLostError, or the ack refused) throws
+ * LeaseLostError, with nothing held. approve_action and the agent loop (for an approved call whose
+ * first dispatch was interrupted, see approvedCall) both dispatch through it.
+ */
+export async function dispatchApproved(
+  buffer: EventBuffer,
+  sink: Sink,
+  event: StoredEvent,
+  call: ToolCall,
+  token: string,
+  options: {
+    signal?: AbortSignal;
+    /** The ack's note. */
+    note: string;
+    /** Called once the handler has the call, before the ack is written. */
+    dispatched?: () => void;
+  },
+): Promise<ApprovedDispatch> {
+  const { signal } = options;
+  try {
+    await dispatchAndAck(buffer, sink, event, call, token, options);
   } catch (error) {
+    // Aborted: the claim was lost (say so), or the caller is stopping (its release follows).
+    if (signal?.aborted) throw signal.reason instanceof LeaseLostError ? signal.reason : error;
     if (!(error instanceof DispatchError)) throw error;
     // Keep the approved call waiting: the person can approve again once the handler works.
-    await buffer.hold(id, token, `approved, but dispatch failed: ${error.message}`);
-    return {
-      id,
-      type: event.type,
-      status: 'awaiting_approval',
-      outcome: `dispatch failed: ${error.message}`,
-      tool_call: call,
-    };
+    await buffer.hold(event.id, token, `approved, but dispatch failed: ${error.message}`);
+    return { status: 'awaiting_approval', outcome: `dispatch failed: ${error.message}` };
   }
-  return {
-    id,
-    type: event.type,
-    status: 'acked',
-    outcome: sink.kind === 'record' ? 'recorded' : 'dispatched',
-    tool_call: call,
-  };
+  return { status: 'acked', outcome: sink.kind === 'record' ? 'recorded' : 'dispatched' };
+}
+
+/** What, once recorded after an approval, means the approval no longer stands. */
+const ENDS_APPROVAL: ReadonlySet<HistoryKind> = new Set<HistoryKind>([
+  'acked',
+  'nacked',
+  'dead',
+  'replayed',
+  'held',
+  // A new decision: a person's (a reject, an ack without approving) or the model's.
+  'decision',
+]);
+
+/**
+ * The approved call to dispatch again for an event whose approval was interrupted (the approving
+ * process died or stalled past its lease: the expiry rule put the event back to pending with
+ * `last_error` starting with APPROVED_CALL_INTERRUPTED, attempts unchanged), with who approved it;
+ * null for every other event. The agent loop asks right after it claims: for a call it dispatches
+ * exactly that call (dispatchApproved, with its claim token; the same idempotency key as the first
+ * dispatch) and asks the model nothing.
+ *
+ * The `last_error` check costs nothing (no read) and rules out ordinary events. It is not the
+ * guard: a person's nack reason can start with the same words. The history is: the last approval
+ * (`resumed`) comes after the last decision with a call, and nothing since has ended it (an ack, a
+ * nack, death, a replay, another hold, a new decision).
+ */
+export async function approvedCall(
+  buffer: EventBuffer,
+  event: StoredEvent,
+): Promise<{ call: ToolCall; by: string } | null> {
+  if (!event.lastError?.startsWith(APPROVED_CALL_INTERRUPTED)) return null;
+  const history = await buffer.history(event.id);
+  const approval = history.findLastIndex((h) => h.kind === 'resumed');
+  const decided = history.findLastIndex((h) => h.kind === 'decision' && h.tool_call !== undefined);
+  if (approval < 0 || decided < 0 || decided > approval) return null;
+  if (history.slice(approval + 1).some((h) => ENDS_APPROVAL.has(h.kind))) return null;
+  return { call: history[decided]!.tool_call!, by: history[approval]!.by ?? 'a person' };
+}
+
+/** The ack note of an approved call the agent loop dispatched again after an interruption. */
+export function redispatchNote(by: string): string {
+  return `approved by ${by}; dispatched again after the first dispatch was interrupted`;
 }
 
 export async function rejectAction(

@@ -8,6 +8,7 @@ import {
   type StoredEvent,
   type EventBuffer,
 } from '../buffer/buffer.js';
+import { INSTANCE_FRESH_MS, type AgentInstance } from '../buffer/ledger.js';
 import { EventNotFoundError } from '../errors.js';
 import { recordSink, type Sink } from '../dispatch/dispatch.js';
 import {
@@ -82,8 +83,10 @@ export interface ListResult {
 export interface QueueStatus extends QueueStats {
   /** The policy the store keeps and every process on it follows. */
   policy: QueuePolicy;
-  /** Whether the agent loops are paused, and why (manual, budget, breaker). */
+  /** Whether the agent loops are paused store-wide, and why (manual, budget). */
   agent: AgentPause;
+  /** The agent loops on the store heard from lately, each with its own state (the breaker). */
+  agents: AgentInstance[];
 }
 
 export interface QueueOperationsOptions {
@@ -155,12 +158,14 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     async status() {
-      const [stats, policy, agent] = await Promise.all([
+      const [stats, policy, agent, agents] = await Promise.all([
         store.stats(),
         store.policy(),
         store.agentPause(),
+        store.ledger.instances(INSTANCE_FRESH_MS).catch(() => []),
       ]);
-      return { ...stats, policy, agent };
+      agents.sort((a, b) => a.started - b.started);
+      return { ...stats, policy, agent, agents };
     },
 
     async pauseAgent({ by, reason }) {

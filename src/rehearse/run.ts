@@ -1,12 +1,14 @@
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type Anthropic from '@anthropic-ai/sdk';
 import type { StoredEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import { approvalReason, type ApprovalSettings } from '../agent/approval-rule.js';
-import { decide } from '../agent/decide.js';
+import type { ModelClient } from '../agent/client.js';
+import { decide, type RequestBudget } from '../agent/decide.js';
 import { costOf, type ModelPrice } from '../agent/pricing.js';
 import { userMessage } from '../agent/prompt.js';
+import { CostCap } from './cost-cap.js';
 
 /** One configuration under rehearsal: what the live loop would run with it. */
 export interface Policy {
@@ -57,15 +59,30 @@ function bounded(text: unknown): string | null {
 }
 
 /**
+ * A decision the budget cut short (a request was refused): the event cannot be reported as
+ * rehearsed. Its requests made before the refusal were paid for; their usage is here.
+ */
+export class BudgetReached extends Error {
+  constructor(
+    readonly usage: { input_tokens: number; output_tokens: number },
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BudgetReached';
+  }
+}
+
+/**
  * The loop's decision step for one event under one policy, exactly as `AgentLoop.process` runs
  * it (same catalog facts, `userMessage`, `decide`, approval rule), minus everything that acts:
- * no ack, no hold, no dispatch. API errors propagate (after the SDK's retries).
+ * no ack, no hold, no dispatch. API errors propagate (after the SDK's retries); a request the
+ * `budget` refuses throws `BudgetReached`.
  */
 export async function rehearseOne(
   policy: Policy,
   event: StoredEvent,
-  client: Anthropic,
-  signal?: AbortSignal,
+  client: ModelClient,
+  options: { signal?: AbortSignal; budget?: RequestBudget } = {},
 ): Promise<Outcome> {
   const def = policy.catalog.lookup(event.type);
   const facts = policy.catalog.toolCall(event.type, event.payload);
@@ -87,8 +104,12 @@ export async function rehearseOne(
     model: policy.model,
     maxTokens: policy.maxTokens,
     maxTurns: policy.maxTurns,
-    signal,
+    signal: options.signal,
+    budget: options.budget,
   });
+  if (result.stopped === 'budget') {
+    throw new BudgetReached(result.usage, result.failure ?? 'budget reached');
+  }
   const spent = {
     tokens: { input: result.usage.input_tokens, output: result.usage.output_tokens },
     cost_usd: policy.price ? costOf(result.usage, policy.price) : null,
@@ -131,13 +152,17 @@ export type StopReason = 'budget' | 'limit' | 'error' | 'interrupted';
 
 export interface RunOptions {
   policies: readonly Policy[];
-  client: Anthropic;
+  client: ModelClient;
   /** Event ids in the order to rehearse them; `load` reads each from the scratch store. */
   ids: readonly string[];
   load(id: string): Promise<StoredEvent | null>;
   concurrency: number;
-  /** Stop starting events once the estimate of the total would pass this (USD). */
+  /**
+   * A hard cap on the run's spend (USD): every request reserves its bound's cost first (see
+   * `CostCap`). Every policy needs a price.
+   */
   maxCostUsd?: number;
+  /** `spentUsd`: as `RunResult.spentUsd`, so far. */
   onDone?: (event: Rehearsed, progress: { done: number; spentUsd: number }) => void;
   /** Aborted (Ctrl-C): start nothing more, cancel what is in flight, report what finished. */
   signal?: AbortSignal;
@@ -148,26 +173,44 @@ export interface RunResult {
   stopped: StopReason | null;
   /** The API failure that stopped the run. */
   error?: unknown;
+  /**
+   * What the run spent (USD). With a cap, every request settled, those of events cut short (by the
+   * budget or an interrupt) and not reported included; without one, the reported events' cost;
+   * null when a policy has no price.
+   */
+  spentUsd: number | null;
 }
 
 /**
- * Rehearses events `concurrency` at a time, every policy on each event. With a budget, the first
- * event runs alone to measure what one costs; after that an event starts only when the money
- * spent, plus the mean cost of an event for it and for each one in flight, stays within budget.
+ * Rehearses events `concurrency` at a time, every policy on each event. With `maxCostUsd`, every
+ * request of every policy reserves against one `CostCap`; the first refusal stops the run from
+ * starting events, and the event it cut short is not reported (its decision is incomplete).
  */
 export async function rehearseAll(options: RunOptions): Promise<RunResult> {
   const { policies, client } = options;
+  const cap = options.maxCostUsd === undefined ? null : new CostCap(options.maxCostUsd);
+  const budgets = policies.map((p) => {
+    if (!cap) return undefined;
+    if (!p.price) throw new Error(`no price for ${p.model}: a cost cap cannot be enforced`);
+    return cap.budgetFor(p.price);
+  });
+  const priced = policies.every((p) => p.price !== null);
   // By position in `ids`, so the report lists events in the order they were given.
   const slots: (Rehearsed | undefined)[] = [];
   const controller = new AbortController();
+  // Every request in flight listens on it (two per decision with --compare): not a leak.
+  setMaxListeners(0, controller.signal);
   let stopped: StopReason | null = null;
   let error: unknown;
+  // The cost of the reported events; the cap counts every request, reported or not.
   let spent = 0;
+  const spentSoFar = () => (cap ? cap.spentUsd : spent);
   let finished = 0;
   let next = 0;
   const running = new Set<Promise<void>>();
   const interrupt = () => {
     stopped = 'interrupted';
+    cap?.close();
     controller.abort();
   };
   if (options.signal?.aborted) interrupt();
@@ -176,31 +219,34 @@ export async function rehearseAll(options: RunOptions): Promise<RunResult> {
   const work = async (id: string, position: number) => {
     const event = await options.load(id);
     if (!event) return;
-    const outcomes = await Promise.all(
-      policies.map((p) => rehearseOne(p, event, client, controller.signal)),
+    // Every policy's decision ends before the event does, so none is left making requests after
+    // the run has returned; an API error outweighs a refusal.
+    const settled = await Promise.allSettled(
+      policies.map((p, i) =>
+        rehearseOne(p, event, client, { signal: controller.signal, budget: budgets[i] }),
+      ),
     );
+    const failed = settled.find(
+      (r) => r.status === 'rejected' && !(r.reason instanceof BudgetReached),
+    );
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (settled.some((r) => r.status === 'rejected')) {
+      // The budget refused a request of this event: it was not rehearsed, and nothing more starts.
+      stopped ??= 'budget';
+      return;
+    }
+    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value);
     const rehearsed = { id: event.id, type: event.type, created: event.created, outcomes };
     slots[position] = rehearsed;
     finished += 1;
     spent += outcomes.reduce((sum, o) => sum + (o.cost_usd ?? 0), 0);
-    options.onDone?.(rehearsed, { done: finished, spentUsd: spent });
+    options.onDone?.(rehearsed, { done: finished, spentUsd: spentSoFar() });
   };
 
   while (next < options.ids.length && stopped === null) {
     if (running.size >= options.concurrency) {
       await Promise.race(running);
       continue;
-    }
-    if (options.maxCostUsd !== undefined) {
-      if (finished === 0 && running.size > 0) {
-        await Promise.race(running);
-        continue;
-      }
-      const perEvent = finished === 0 ? 0 : spent / finished;
-      if (spent + (running.size + 1) * perEvent > options.maxCostUsd) {
-        stopped = 'budget';
-        break;
-      }
     }
     const position = next++;
     const task: Promise<void> = work(options.ids[position]!, position)
@@ -218,5 +264,5 @@ export async function rehearseAll(options: RunOptions): Promise<RunResult> {
   options.signal?.removeEventListener('abort', interrupt);
   if (error !== undefined && (stopped as StopReason | null) !== 'interrupted') stopped = 'error';
   const events = slots.filter((e): e is Rehearsed => e !== undefined);
-  return { events, stopped, error };
+  return { events, stopped, error, spentUsd: cap ? cap.spentUsd : priced ? spent : null };
 }

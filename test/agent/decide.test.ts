@@ -1,8 +1,26 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { afterEach, describe, expect, it } from 'vitest';
-import { decide } from '../../src/agent/decide.js';
+import { countTokens } from '@anthropic-ai/tokenizer';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  decide,
+  FRAMING_TOKENS,
+  nextRequestBound,
+  requestBound,
+  type DecideOptions,
+  type RequestBudget,
+  type RequestUsage,
+} from '../../src/agent/decide.js';
+import { SYSTEM_PROMPT, userMessage } from '../../src/agent/prompt.js';
 import { createCatalog } from '../../src/catalog/catalog.js';
-import { startFakeAnthropic, toolUse, type Responder } from '../helpers/fake-anthropic.js';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import {
+  apiError,
+  message,
+  startFakeAnthropic,
+  toolUse,
+  type FakeRequest,
+  type Responder,
+} from '../helpers/fake-anthropic.js';
 
 const catalog = createCatalog();
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -79,5 +97,267 @@ describe('the decision tools a model is offered', () => {
     );
     expect(requests).toHaveLength(2);
     expect(result.decision).toMatchObject({ kind: 'tool', decision: { action: 'retry_now' } });
+  });
+});
+
+const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** The bound `requestBound` gives for a request as the fake received it. */
+function boundOfSent(req: FakeRequest): RequestUsage {
+  return requestBound({
+    system: req.body.system,
+    userText: req.body.messages[0].content,
+    tools: req.body.tools,
+    maxTokens: req.body.max_tokens,
+  });
+}
+
+describe('the upper bound of a request', () => {
+  it('is the UTF-8 bytes of the system prompt, user text and tool definitions, plus framing; output is max_tokens', () => {
+    const tools = [
+      {
+        name: 'a_tool',
+        description: 'Déjà vu €',
+        input_schema: { type: 'object', properties: {} },
+      },
+    ];
+    const bound = requestBound({ system: 'sys é', userText: 'ü€😀', tools, maxTokens: 777 });
+    const toolBytes = bytes(
+      JSON.stringify({
+        name: 'a_tool',
+        description: 'Déjà vu €',
+        input_schema: tools[0]!.input_schema,
+      }),
+    );
+    // é is 2 bytes, ü 2, € 3, 😀 4: bytes, not characters (a UTF-16 length would undercount).
+    expect(bound).toEqual({
+      input_tokens: 6 + 9 + toolBytes + FRAMING_TOKENS,
+      output_tokens: 777,
+    });
+    expect(bytes('ü€😀')).toBe(9);
+    expect('ü€😀'.length).toBeLessThan(9);
+  });
+
+  it('is at least the token count of what every catalog type sends (offline tokenizer)', async () => {
+    for (const def of catalog.entries()) {
+      const event = buildTestEvent(def.type);
+      const text = userMessage(catalog, event as never, []);
+      const { requests } = await run(def.type, () =>
+        toolUse('no_action_needed', { rationale: 'nothing to do' }),
+      );
+      const sent = requests[0]!.body;
+      const bound = requestBound({
+        system: SYSTEM_PROMPT,
+        userText: text,
+        tools: sent.tools,
+        maxTokens: 512,
+      });
+      const tokens =
+        countTokens(SYSTEM_PROMPT) + countTokens(text) + countTokens(JSON.stringify(sent.tools));
+      expect(bound.input_tokens - FRAMING_TOKENS, def.type).toBeGreaterThanOrEqual(tokens);
+      // The slack is large: a token is several bytes of English or JSON.
+      expect(bound.input_tokens - FRAMING_TOKENS, def.type).toBeGreaterThan(2 * tokens);
+    }
+  });
+
+  it('of a later request adds the previous usage (cached input included), the tool results bytes and framing', () => {
+    const results = {
+      role: 'user',
+      content: [{ type: 'tool_result', content: 'Erreur: « non »' }],
+    };
+    expect(
+      nextRequestBound(
+        {
+          input_tokens: 1000,
+          output_tokens: 50,
+          cache_creation_input_tokens: 7,
+          cache_read_input_tokens: null,
+        },
+        results,
+        256,
+      ),
+    ).toEqual({
+      input_tokens: 1000 + 7 + 50 + bytes(JSON.stringify(results)) + FRAMING_TOKENS,
+      output_tokens: 256,
+    });
+  });
+});
+
+interface Reservation {
+  bound: RequestUsage;
+  /** Requests the fake had received when this one was reserved. */
+  sentBefore: number;
+  settled: RequestUsage[];
+}
+
+/** A budget that records every reservation and its settlements; `grant` decides each. */
+function recordingBudget(
+  sent: () => number,
+  grant: (n: number, bound: RequestUsage) => boolean = () => true,
+) {
+  const reservations: Reservation[] = [];
+  let refusals = 0;
+  const budget: RequestBudget = {
+    async reserve(bound) {
+      if (!grant(reservations.length + refusals + 1, bound)) {
+        refusals += 1;
+        return null;
+      }
+      const r: Reservation = { bound, sentBefore: sent(), settled: [] };
+      reservations.push(r);
+      return {
+        async settle(actual) {
+          r.settled.push(actual);
+        },
+      };
+    },
+  };
+  return { budget, reservations, refusals: () => refusals };
+}
+
+async function withBudget(
+  respond: Responder,
+  options: Partial<DecideOptions> & { grant?: (n: number, bound: RequestUsage) => boolean } = {},
+) {
+  const fake = await startFakeAnthropic(respond);
+  cleanups.push(() => fake.close());
+  const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.url, maxRetries: 0 });
+  const recorder = recordingBudget(() => fake.requests.length, options.grant);
+  const decision = decide(catalog.lookup('invoice.payment_failed')!, 'An event.', {
+    client,
+    model: 'claude-test',
+    maxTokens: 512,
+    maxTurns: 3,
+    budget: recorder.budget,
+    ...options,
+  });
+  return { decision, requests: fake.requests, ...recorder };
+}
+
+const invalid = () =>
+  toolUse('retry_failed_payment', { action: 'refund_everything', rationale: 'x' });
+const valid = () =>
+  toolUse('retry_failed_payment', { action: 'retry_now', rationale: 'Card updated.' });
+
+describe('decide with a request budget', () => {
+  it('reserves each request before it is sent, and settles it once with its real usage', async () => {
+    let n = 0;
+    const usages = [
+      { input_tokens: 900, output_tokens: 40 },
+      { input_tokens: 1100, output_tokens: 35 },
+    ];
+    const { decision, requests, reservations } = await withBudget(() => {
+      const answer = ++n === 1 ? invalid() : valid();
+      return { ...answer, usage: usages[n - 1] };
+    });
+    const result = await decision;
+    expect(result.decision).toMatchObject({ kind: 'tool', decision: { action: 'retry_now' } });
+    expect(result.stopped).toBeUndefined();
+    expect(requests).toHaveLength(2);
+    expect(reservations.map((r) => r.sentBefore)).toEqual([0, 1]);
+    expect(reservations.map((r) => r.settled)).toEqual([[usages[0]], [usages[1]]]);
+    // The first bound is what was sent, and at least its bytes: the request body is JSON of it.
+    expect(reservations[0]!.bound).toEqual(boundOfSent(requests[0]!));
+    expect(reservations[0]!.bound.input_tokens).toBeGreaterThanOrEqual(
+      bytes(JSON.stringify(requests[0]!.body)),
+    );
+    // The second: the first's real usage, the tool results it added, framing.
+    const toolResults = requests[1]!.body.messages[2];
+    expect(toolResults.content[0].type).toBe('tool_result');
+    expect(reservations[1]!.bound).toEqual({
+      input_tokens: 900 + 40 + bytes(JSON.stringify(toolResults)) + FRAMING_TOKENS,
+      output_tokens: 512,
+    });
+    expect(result.usage).toEqual({ input_tokens: 2000, output_tokens: 75 });
+  });
+
+  it('asks for no reservation beyond the requests the runner makes', async () => {
+    // A valid decision on the first request: the conversation ends, nothing more is reserved.
+    const once = await withBudget(valid);
+    await once.decision;
+    expect(once.reservations).toHaveLength(1);
+    // The model stops without a tool: the runner sends nothing more.
+    const stops = await withBudget(() => message([{ type: 'text', text: 'Hmm.' }], 'end_turn'));
+    const stopped = await stops.decision;
+    expect(stopped.failure).toMatch(/without calling a tool/);
+    expect(stops.requests).toHaveLength(1);
+    expect(stops.reservations).toHaveLength(1);
+    // Invalid every time: maxTurns requests, as many reservations, each settled once.
+    const spent = await withBudget(invalid, { maxTurns: 2 });
+    const result = await spent.decision;
+    expect(result.failure).toMatch(/^invalid decision[\s\S]*after 2 request/);
+    expect(spent.requests).toHaveLength(2);
+    expect(spent.reservations.map((r) => r.settled.length)).toEqual([1, 1]);
+  });
+
+  it('a refusal of the first request sends nothing', async () => {
+    const { decision, requests, reservations } = await withBudget(valid, { grant: () => false });
+    const result = await decision;
+    expect(result).toEqual({
+      decision: null,
+      failure: 'budget reached before request 1',
+      usage: { input_tokens: 0, output_tokens: 0 },
+      calls: 0,
+      stopped: 'budget',
+    });
+    expect(requests).toHaveLength(0);
+    expect(reservations).toHaveLength(0);
+  });
+
+  it('a refusal of a later request ends the conversation before it is sent', async () => {
+    const { decision, requests, reservations } = await withBudget(
+      () => ({ ...invalid(), usage: { input_tokens: 800, output_tokens: 30 } }),
+      { grant: (n) => n === 1 },
+    );
+    const result = await decision;
+    expect(result).toMatchObject({
+      decision: null,
+      failure: 'budget reached before request 2',
+      usage: { input_tokens: 800, output_tokens: 30 },
+      calls: 1,
+      stopped: 'budget',
+    });
+    expect(requests).toHaveLength(1);
+    expect(reservations.map((r) => r.settled)).toEqual([
+      [{ input_tokens: 800, output_tokens: 30 }],
+    ]);
+  });
+
+  it('a request refused with an HTTP status is settled with nothing (not billed), and the error propagates', async () => {
+    let n = 0;
+    const { decision, requests, reservations } = await withBudget(() =>
+      ++n === 1
+        ? { ...invalid(), usage: { input_tokens: 700, output_tokens: 20 } }
+        : apiError(500, 'api_error'),
+    );
+    await expect(decision).rejects.toBeInstanceOf(Anthropic.InternalServerError);
+    expect(requests).toHaveLength(2);
+    expect(reservations.map((r) => r.settled)).toEqual([
+      [{ input_tokens: 700, output_tokens: 20 }],
+      [{ input_tokens: 0, output_tokens: 0 }],
+    ]);
+  });
+
+  it('a request cut off without an answer keeps its bound (it may have been billed), and the error propagates', async () => {
+    const lost = await withBudget(() => ({ destroy: true }));
+    await expect(lost.decision).rejects.toBeInstanceOf(Anthropic.APIConnectionError);
+    expect(lost.reservations).toHaveLength(1);
+    expect(lost.reservations[0]!.settled).toEqual([lost.reservations[0]!.bound]);
+
+    const controller = new AbortController();
+    const aborted = await withBudget(() => ({ hang: true }), { signal: controller.signal });
+    await vi.waitFor(() => expect(aborted.requests).toHaveLength(1));
+    controller.abort();
+    await expect(aborted.decision).rejects.toBeInstanceOf(Anthropic.APIUserAbortError);
+    expect(aborted.reservations[0]!.settled).toEqual([aborted.reservations[0]!.bound]);
+  });
+
+  it('without a budget makes the same requests', async () => {
+    let n = 0;
+    const { result, requests } = await run('invoice.payment_failed', () =>
+      ++n === 1 ? invalid() : valid(),
+    );
+    expect(requests).toHaveLength(2);
+    expect(result.stopped).toBeUndefined();
   });
 });

@@ -129,7 +129,7 @@ describe('guardrails in the live loop', () => {
     expect(api.requests).toHaveLength(c.acked!);
     const paused = server.logs().find((l) => l.msg === 'agent loop paused');
     expect(paused).toMatchObject({ reason: 'budget' });
-    const spent = Number(/spent: (\d+) of 2500 tokens/.exec(String(paused?.note))?.[1]);
+    const spent = Number(/reached: (\d+) of 2500 tokens spent/.exec(String(paused?.note))?.[1]);
     expect(spent).toBeGreaterThanOrEqual(2500);
     // It paused at the first decision past the budget, not later.
     expect(spent - spent / c.acked!).toBeLessThan(2500);

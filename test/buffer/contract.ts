@@ -17,13 +17,19 @@ import {
   BeingHandledError,
   BufferFullError,
   EventNotFoundError,
+  HeldForApprovalError,
   InvalidCursorError,
   InvalidTransitionError,
   LeaseLostError,
   NotAwaitingApprovalError,
   StoreUnavailableError,
 } from '../../src/errors.js';
-import { ownerOf } from '../../src/buffer/transitions.js';
+import {
+  interruptedApprovalError,
+  interruptedApprovalNote,
+  notCarriedOutNote,
+  ownerOf,
+} from '../../src/buffer/transitions.js';
 
 export interface BufferHarness {
   buffer: EventBuffer;
@@ -339,6 +345,141 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       await expect(buffer.hold('evt_nope', 'a')).rejects.toBeInstanceOf(EventNotFoundError);
     });
 
+    it("returns an approver's expired claim to pending with its attempts unchanged, never dead", async () => {
+      const id = incoming(1).id;
+      const call = { name: 'handle_dispute', input: { action: 'accept' } };
+      await buffer.append(incoming(1));
+      // Two failed attempts of the limit of 3: an ordinary expiry now would kill it.
+      await buffer.nack(id, { reason: 'first' });
+      await buffer.nack(id, { reason: 'second' });
+      const [w] = await buffer.claim({ owner: 'w', leaseMs: 1000 });
+      await buffer.hold(id, w!.leaseOwner!, 'gated', [
+        { kind: 'decision', tool_call: call, outcome: 'decided' },
+      ]);
+      await buffer.approve(id, 'mcp:alice', 5000);
+      const seen: string[] = [];
+      const stop = buffer.watch((c) => seen.push(`${c.kind}:${c.id ?? ''}`));
+      clock += 5001;
+      expect(await buffer.recoverExpiredLeases()).toBe(1);
+      stop();
+      expect(await buffer.get(id)).toMatchObject({
+        status: 'pending',
+        attempts: 2,
+        retryAt: null,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        lastError: interruptedApprovalError('mcp:alice'),
+        updatedAt: clock,
+      });
+      expect(interruptedApprovalError('mcp:alice')).toBe(
+        'approved call interrupted: approved by mcp:alice; it is dispatched again',
+      );
+      expect((await buffer.history(id)).at(-1)).toEqual({
+        at: new Date(clock).toISOString(),
+        kind: 'lease_expired',
+        note: interruptedApprovalNote('mcp:alice'),
+      });
+      expect(seen).toEqual([`released:${id}`]);
+      // Due now, for the next worker (which dispatches the approved call again).
+      const [again] = await buffer.claim({ owner: 'w2', leaseMs: 1000 });
+      expect(again).toMatchObject({ id, attempts: 2 });
+    });
+
+    it("expires a worker's claim on an interrupted approval as usual, keeping the marker until it dies", async () => {
+      const id = incoming(1).id;
+      await buffer.append(incoming(1));
+      const [w] = await buffer.claim({ owner: 'w', leaseMs: 1000 });
+      await buffer.hold(id, w!.leaseOwner!, 'gated', [
+        { kind: 'decision', tool_call: { name: 'handle_dispute', input: {} }, outcome: 'decided' },
+      ]);
+      await buffer.approve(id, 'ann', 1000);
+      clock += 1001;
+      // The approver's claim: no attempt. Then a worker dispatching it again dies twice: counted,
+      // the marker kept (the approved call is still the one to dispatch); dead at the limit.
+      for (const attempts of [0, 1, 2]) {
+        expect(await buffer.claim({ owner: 'w', leaseMs: 1000 })).toHaveLength(1);
+        expect((await buffer.get(id))?.attempts).toBe(attempts);
+        clock += 1001;
+        expect(await buffer.recoverExpiredLeases()).toBe(1);
+      }
+      expect(await buffer.get(id)).toMatchObject({
+        status: 'dead',
+        attempts: 3,
+        lastError: 'lease expired',
+      });
+      const kinds = (await buffer.history(id)).map((h) => h.kind);
+      expect(kinds.slice(-7)).toEqual([
+        'lease_expired',
+        'claimed',
+        'lease_expired',
+        'claimed',
+        'lease_expired',
+        'claimed',
+        'dead',
+      ]);
+      expect((await buffer.history(id)).at(-3)).toMatchObject({ kind: 'lease_expired' });
+    });
+
+    it("refuses a person's nack of a held call, pointing at reject, and changes nothing", async () => {
+      const id = incoming(1).id;
+      await buffer.append(incoming(1));
+      const [w] = await buffer.claim({ owner: 'w', leaseMs: 1000 });
+      await buffer.hold(id, w!.leaseOwner!, 'gated', [
+        { kind: 'decision', tool_call: { name: 'handle_dispute', input: {} }, outcome: 'decided' },
+      ]);
+      const before = await buffer.get(id);
+      const historyBefore = await buffer.history(id);
+      const nack = buffer.nack(id, { by: 'mcp:ann', reason: 'not now' });
+      await expect(nack).rejects.toBeInstanceOf(HeldForApprovalError);
+      await expect(nack).rejects.toBeInstanceOf(BeingHandledError);
+      await expect(nack).rejects.toMatchObject({
+        code: 'held_for_approval',
+        message: `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`,
+      });
+      expect(await buffer.get(id)).toEqual(before);
+      expect(await buffer.history(id)).toEqual(historyBefore);
+      expect(before).toMatchObject({ status: 'awaiting_approval', attempts: 0 });
+    });
+
+    it("records a held decision as not carried out when a person acks it, in the ack's commit", async () => {
+      const id = incoming(1).id;
+      await buffer.append(incoming(1));
+      await buffer.append(incoming(2));
+      const [w] = await buffer.claim({ owner: 'w', leaseMs: 1000 });
+      await buffer.hold(id, w!.leaseOwner!, 'gated', [
+        { kind: 'decision', tool_call: { name: 'handle_dispute', input: {} }, outcome: 'decided' },
+      ]);
+      const seen: string[] = [];
+      const stop = buffer.watch((c) => seen.push(`${c.kind}:${c.id ?? ''}`));
+      expect(await buffer.ack(id, { by: 'cli:bob', note: 'handled by phone' })).toMatchObject({
+        status: 'acked',
+      });
+      stop();
+      expect(seen).toEqual([`acked:${id}`]);
+      const at = new Date(clock).toISOString();
+      expect((await buffer.history(id)).slice(-2)).toEqual([
+        {
+          at,
+          kind: 'decision',
+          outcome: 'not_carried_out',
+          by: 'cli:bob',
+          note: 'acked by cli:bob without approving: the decided call was not dispatched',
+        },
+        { at, kind: 'acked', by: 'cli:bob', note: 'handled by phone' },
+      ]);
+      expect(notCarriedOutNote('cli:bob')).toBe(
+        'acked by cli:bob without approving: the decided call was not dispatched',
+      );
+      // Acking it again changes nothing; acking a pending event records no decision.
+      await buffer.ack(id, { by: 'cli:bob' });
+      expect((await buffer.history(id)).filter((h) => h.kind === 'decision')).toHaveLength(2);
+      await buffer.ack(incoming(2).id, { by: 'cli:bob' });
+      expect((await buffer.history(incoming(2).id)).map((h) => h.kind)).toEqual([
+        'received',
+        'acked',
+      ]);
+    });
+
     it('replays a finished event back to pending with its attempts reset', async () => {
       await buffer.append(incoming(1));
       await buffer.nack(incoming(1).id, { reason: 'x' });
@@ -582,15 +723,28 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       let seed = 7;
       const rand = (n: number) => {
         seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return seed % n;
+        // The high bits: the low bits of this generator repeat with a short period (the lowest
+        // alternates), which kept whole sequences of operations from ever happening.
+        return Math.floor((seed / 2 ** 31) * n);
       };
+      // Worker and approval commands mostly aim at events just claimed or held, so they act on
+      // live claims and held calls (an approver's claim expiring, a held call acked by a person)
+      // instead of being refused.
+      const claimedIds: string[] = [];
+      const heldIds: string[] = [];
+      const recent = (ids: string[]) => ids[ids.length - 1 - rand(Math.min(3, ids.length))]!;
       for (let i = 1; i <= 180; i++) {
         // Mostly one type, so both sides of the list merge (by status, by type) get used.
         const type = types[rand(10) < 8 ? 0 : 1 + rand(2)]!;
         for (const b of [buffer, oracle]) await b.append(incoming(i, type));
         clock += rand(3) * 100;
-        const id = incoming(1 + rand(i)).id;
         const op = rand(14);
+        const id =
+          [0, 1, 10, 11, 13].includes(op) && heldIds.length > 0 && rand(4) > 0
+            ? recent(heldIds)
+            : op >= 5 && op <= 9 && claimedIds.length > 0 && rand(4) > 0
+              ? recent(claimedIds)
+              : incoming(1 + rand(i)).id;
         const retry = rand(2) * 1000;
         const outcomes: string[] = [];
         for (const b of [buffer, oracle]) {
@@ -605,16 +759,22 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
                   ? await b.claim({ owner: 'o', leaseMs: 500, limit: 2 })
                   : await b.claim({ owner: 'p', leaseMs: 800, types: [type] });
               for (const e of got) tokens.get(b)!.set(e.id, e.leaseOwner!);
+              if (b === oracle) claimedIds.push(...got.map((e) => e.id));
             } else if (op === 3) await b.replay(id);
             else if (op === 5) await b.ack(id, { token, note: 'w' });
             else if (op === 6) await b.nack(id, { token, reason: 'w', retryInMs: retry });
-            else if (op === 7) await b.hold(id, token, 'gate');
-            else if (op === 8) await b.renew(id, token, 900);
+            else if (op === 7) {
+              await b.hold(id, token, 'gate');
+              if (b === oracle) heldIds.push(id);
+            } else if (op === 8) await b.renew(id, token, 900);
             else if (op === 9) await b.release(id, token);
-            else if (op === 10) {
-              const e = await b.approve(id, 'ann', 700);
+            else if (op === 10 || op === 13) {
+              // A short lease: some approvers' claims expire before anyone acts on them.
+              const e = await b.approve(id, 'ann', 300);
               tokens.get(b)!.set(id, e.leaseOwner!);
+              if (b === oracle) claimedIds.push(id);
             } else if (op === 11) await b.reject(id, 'bob', 'no');
+            else if (op === 12) await b.recoverExpiredLeases();
             outcomes.push('ok');
           } catch (error) {
             outcomes.push((error as { code?: string }).code ?? String(error));
@@ -652,13 +812,21 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
           );
         }
       }
-      for (let i = 1; i <= 180; i += 17) {
+      for (let i = 1; i <= 180; i++) {
         const id = incoming(i).id;
         expect(same(await buffer.get(id))).toEqual(same(await oracle.get(id)));
         expect(sameHistory(await buffer.history(id))).toEqual(
           sameHistory(await oracle.history(id)),
         );
       }
+      // The run went through the rules restated in Lua (redis-scripts.ts `recover`): an
+      // approver's claim expired, and a person acked a held call.
+      const notes: (string | undefined)[] = [];
+      for (let i = 1; i <= 180; i++) {
+        for (const h of await oracle.history(incoming(i).id)) notes.push(h.note);
+      }
+      expect(notes.some((n) => n?.includes('the approved call was interrupted'))).toBe(true);
+      expect(notes.some((n) => n?.includes('without approving'))).toBe(true);
     });
 
     it('refuses new events at the pending limit but still answers duplicates', async () => {

@@ -20,6 +20,10 @@ export interface FakeAnswer {
   delayMs?: number;
   /** Never answer (the test kills the client). */
   hang?: boolean;
+  /** Close the connection without an answer (the client sees a connection error). */
+  destroy?: boolean;
+  /** The usage to report for this answer, instead of the fake's own count. */
+  usage?: { input_tokens: number; output_tokens: number };
 }
 
 export type Responder = (req: FakeRequest) => FakeAnswer | Promise<FakeAnswer>;
@@ -109,10 +113,14 @@ export async function startFakeAnthropic(
         const answer = await fake.respond(request);
         if (answer.hang) return;
         if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+        if (answer.destroy) {
+          req.socket.destroy();
+          return;
+        }
         const body = answer.body as { usage?: { input_tokens: number; output_tokens: number } };
-        // Usage as the fake computes it: about four characters a token.
+        // Usage as the answer chose it, or as the fake computes it: about four characters a token.
         if (body?.usage) {
-          body.usage = {
+          body.usage = answer.usage ?? {
             input_tokens: Math.ceil(raw.length / 4),
             output_tokens: Math.ceil(JSON.stringify(body).length / 4),
           };

@@ -147,7 +147,11 @@ describe('MCP tools (SDK client, in-memory transport, SQLite store)', () => {
     const got = await call(client, 'get_event', { id: e.id });
     expect(got.status).toBe('acked');
     expect(got.history.map((h: any) => h.kind)).toEqual(['received', 'acked']);
-    expect(got.history[1].note).toBe('logged');
+    // Notes are fenced, whoever wrote them (here a model could have: ack_event is an MCP tool).
+    expect(got.history[1].note).toMatch(
+      /^<untrusted-data-([0-9a-f]{16})>logged<\/untrusted-data-\1>$/,
+    );
+    expect(got.notice).toContain(got.history[1].note.slice(1, 32));
   });
 
   it('nacks back to pending with a retry time, then to dead past the attempt limit', async () => {

@@ -85,6 +85,43 @@ describe('every door, the same rules and words', () => {
     }
   });
 
+  it("a person's nack of a held call is refused, pointing at reject; an ack records it not carried out", async () => {
+    const store = openStore(cleanups);
+    const { client } = await connectInMemory(store, cleanups);
+    const e = incoming('charge.dispute.created');
+    await store.buffer.append(e);
+    const [claimed] = await store.buffer.claim({ owner: 'worker-1', leaseMs: 600_000 });
+    const call = { name: 'handle_dispute', input: { action: 'accept' } };
+    await store.buffer.hold(e.id, claimed!.leaseOwner!, 'handle_dispute needs approval', [
+      { kind: 'decision', tool_call: call, outcome: 'decided' },
+    ]);
+
+    const refusal = `event ${e.id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`;
+    expect(await callError(client, 'nack_event', { id: e.id, reason: 'not now' })).toBe(
+      `E${refusal.slice(1)}.`,
+    );
+    // Nothing changed: the decision still waits, no attempt counted.
+    expect(await store.buffer.get(e.id)).toMatchObject({
+      status: 'awaiting_approval',
+      attempts: 0,
+    });
+
+    const cli = await runCli(
+      ['events', 'ack', e.id, '--note', 'refunded by hand', '--data-dir', store.dir],
+      { env: { USER: 'alice' } },
+    );
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((await store.buffer.history(e.id)).slice(-2)).toMatchObject([
+      {
+        kind: 'decision',
+        outcome: 'not_carried_out',
+        by: 'cli:alice',
+        note: 'acked by cli:alice without approving: the decided call was not dispatched',
+      },
+      { kind: 'acked', by: 'cli:alice', note: 'refunded by hand' },
+    ]);
+  });
+
   it('an unknown id is the same refusal from MCP and the CLI', async () => {
     const store = openStore(cleanups);
     const { client } = await connectInMemory(store, cleanups);
