@@ -1,3 +1,4 @@
+import { INSTANCE_FRESH_MS } from '../buffer/ledger.js';
 import type {
   ChangeListener,
   EventBuffer,
@@ -57,10 +58,12 @@ export interface AgentState {
   /** Whether this process runs the Claude loop (`agent`, `serve --agent`). */
   running: boolean;
   /**
-   * The agent loops' pause as the store keeps it (pause_agent / `pause`, the daily budget, the
-   * circuit breaker), whichever process runs the loop; null while they run.
+   * The agent loops' store-wide pause (pause_agent / `pause`, the daily budget), whichever
+   * process runs the loop; null while they run.
    */
   paused: { reason: string; since: string | null; note: string | null; by: string | null } | null;
+  /** Every loop on the store heard from lately, with its own state (a breaker is per process). */
+  loops: { host: string; pid: number; paused: string | null; since: string }[];
 }
 
 export interface Insights {
@@ -217,8 +220,19 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
       return cached.value;
     },
     async agent() {
-      const pause = await buffer.agentPause().catch(() => null);
+      const [pause, instances] = await Promise.all([
+        buffer.agentPause().catch(() => null),
+        buffer.ledger.instances(INSTANCE_FRESH_MS).catch(() => []),
+      ]);
       return {
+        loops: instances
+          .sort((a, b) => a.started - b.started)
+          .map((i) => ({
+            host: i.host,
+            pid: i.pid,
+            paused: i.state === 'paused' ? `${i.reason}${i.note ? `: ${i.note}` : ''}` : null,
+            since: new Date(i.since).toISOString(),
+          })),
         running: deps.agentRunning(),
         paused: pause?.paused
           ? {

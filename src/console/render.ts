@@ -216,13 +216,28 @@ function median(values: number[]): number {
 }
 
 export function agentText(agent: AgentState): string {
+  return [storeWide(agent), ...loopsText(agent)].join(' · ');
+}
+
+function storeWide(agent: AgentState): string {
   if (agent.paused) {
     const p = agent.paused;
     const since = p.since ? ` since ${time(p.since)}` : '';
     return `paused (${p.reason})${since}${p.note ? `: ${p.note}` : ''}${p.by ? ` — by ${p.by}` : ''}`;
   }
+  if ((agent.loops ?? []).some((l) => l.paused !== null)) return 'no pause for the whole store';
   if (!agent.running) return 'not running in this process (start with `agent` or `serve --agent`)';
   return 'running';
+}
+
+/** With several loops on the store, each one's own state: a breaker pauses only its process. */
+function loopsText(agent: AgentState): string[] {
+  const loops = agent.loops ?? [];
+  if (loops.length < 2 && !loops.some((l) => l.paused && !agent.paused)) return [];
+  return loops.map(
+    (l) =>
+      `${l.host} pid ${l.pid}: ${l.paused === null ? 'running' : `paused (${l.paused}) since ${time(l.since)}`}`,
+  );
 }
 
 function insightsSection(insights: Insights, agent: AgentState): string {
