@@ -28,7 +28,7 @@ import { countTokens } from '@anthropic-ai/tokenizer';
 import { recordSink } from '../dist/dispatch/dispatch.js';
 import { AgentLoop } from '../dist/agent/loop.js';
 import { Guardrails } from '../dist/agent/guardrails.js';
-import { SqliteBuffer } from '../dist/buffer/sqlite.js';
+import { SqliteBuffer } from '../dist/buffer/sqlite/store.js';
 import { createCatalog } from '../dist/catalog/catalog.js';
 import { toAnthropicTool } from '../dist/catalog/formats.js';
 import { naivePrompt } from '../dist/catalog/prompt.js';

@@ -106,7 +106,7 @@ async function worker(mode, api) {
     const { backfill, parseSince } = await import('../dist/ingress/backfill.js');
     const { createStripeClient } = await import('../dist/stripe/client.js');
     const { createCatalog } = await import('../dist/catalog/catalog.js');
-    const { openSqliteBuffer } = await import('../dist/buffer/sqlite.js');
+    const { openSqliteBuffer } = await import('../dist/buffer/sqlite/store.js');
     const dir = tmpDir('sem-bench-backfill-');
     const buffer = openSqliteBuffer(dir);
     const stripe = createStripeClient({ secretKey: KEY, apiBase: api });

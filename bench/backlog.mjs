@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openSqliteBuffer, SqliteBuffer } from '../dist/buffer/sqlite.js';
+import { openSqliteBuffer, SqliteBuffer } from '../dist/buffer/sqlite/store.js';
 import { encodeCursor } from '../dist/buffer/cursor.js';
 import { createCatalog } from '../dist/catalog/catalog.js';
 import { buildTestEvent } from '../dist/stripe/fixtures.js';

@@ -32,7 +32,7 @@ if (!fs.existsSync(CLI)) {
   process.stderr.write('dist/cli.js is missing: run `npm run build` first\n');
   process.exit(2);
 }
-const { openSqliteBuffer } = await import(path.join(ROOT, 'dist/buffer/sqlite.js'));
+const { openSqliteBuffer } = await import(path.join(ROOT, 'dist/buffer/sqlite/store.js'));
 const { buildTestEvent } = await import(path.join(ROOT, 'dist/stripe/fixtures.js'));
 
 const args = Object.fromEntries(

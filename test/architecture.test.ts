@@ -127,6 +127,8 @@ describe('the dependency rule (docs/ARCHITECTURE.md)', () => {
     expect(violation('agent', 'dispatch')).toBeNull();
     expect(layerOf(path.join(SRC, 'console', 'page.ts'))).toBe('console');
     expect(layerOf(path.join(SRC, 'compose', 'services.ts'))).toBe('app');
+    // A store adapter's folder (buffer/sqlite/, buffer/redis/) is part of the buffer layer.
+    expect(layerOf(path.join(SRC, 'buffer', 'sqlite', 'store.ts'))).toBe('buffer');
     expect(
       importsOf(
         "import type { A } from './a.js';\nexport * from '../b.js';\nconst c = await import('./c.js');\nimport './d.js';",

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBuffer } from '../src/buffer/buffer.js';
-import { openRedisBuffer } from '../src/buffer/redis.js';
+import { openRedisBuffer } from '../src/buffer/redis/store.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import { deleteKeys, privateRedis, REDIS_URL, redisGate, uniquePrefix } from './helpers/redis.js';
 import { newSecret, signatureHeader } from './helpers/sign.js';

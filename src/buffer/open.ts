@@ -1,7 +1,7 @@
 import type { EventBuffer } from './buffer.js';
-import { openSqliteBuffer, type CommitMode } from './sqlite.js';
+import { openSqliteBuffer, type CommitMode } from './sqlite/store.js';
 
-export { redactRedisUrl } from './redis-url.js';
+export { redactRedisUrl } from './redis/url.js';
 
 export interface OpenBufferSettings {
   store: 'sqlite' | 'redis';
@@ -23,7 +23,7 @@ export interface OpenBufferSettings {
  */
 export async function openBuffer(settings: OpenBufferSettings): Promise<EventBuffer> {
   if (settings.store === 'redis') {
-    const { openRedisBuffer } = await import('./redis.js');
+    const { openRedisBuffer } = await import('./redis/store.js');
     return openRedisBuffer({
       url: settings.redisUrl,
       prefix: settings.redisPrefix,

@@ -10,7 +10,7 @@ import type { BufferChange, EventStatus, HistoryInput, StoredEvent } from './buf
 /**
  * The queue's state machine, once, as pure rules: given the stored event, a command and who asks,
  * the new state, the history entries to record and the change to announce — or a typed refusal.
- * The memory and SQLite stores apply these functions; the Redis scripts (redis-scripts.ts) restate
+ * The memory and SQLite stores apply these functions; the Redis scripts (redis/scripts.ts) restate
  * them in Lua because they must run inside Redis, and the contract suite (test/buffer/contract.ts)
  * holds all three to the same answers, refusals included. The table is in docs/ARCHITECTURE.md.
  *
@@ -47,7 +47,7 @@ export const APPROVER_TOKEN_PREFIX = 'approver:';
  */
 export const APPROVED_CALL_INTERRUPTED = 'approved call interrupted';
 
-/** `last_error` of an interrupted approval by `by`. Redis restates it in Lua (redis-scripts.ts). */
+/** `last_error` of an interrupted approval by `by`. Redis restates it in Lua (redis/scripts.ts). */
 export function interruptedApprovalError(by: string): string {
   return `${APPROVED_CALL_INTERRUPTED}: approved by ${by}; it is dispatched again`;
 }
@@ -207,7 +207,7 @@ export function claimed(
  * again instead of having the model decide anew (never dead: nothing about the event failed).
  * A worker's claim on an event whose approved call it was dispatching again expires as usual
  * (attempt counted, dead at the limit), but keeps that `last_error`, so the next worker still
- * dispatches the call as approved. Redis restates this rule in Lua (redis-scripts.ts `recover`).
+ * dispatches the call as approved. Redis restates this rule in Lua (redis/scripts.ts `recover`).
  */
 export function expired(event: StoredEvent, policy: QueuePolicy, now: number): Transition | null {
   if (event.status !== 'claimed' || (event.leaseExpiresAt ?? 0) > now) return null;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { EventBuffer } from '../buffer/buffer.js';
 import { MemoryBuffer } from '../buffer/memory.js';
 import { openBuffer } from '../buffer/open.js';
-import { DATABASE_FILE, type CommitMode } from '../buffer/sqlite.js';
+import { DATABASE_FILE, type CommitMode } from '../buffer/sqlite/store.js';
 import type { StoreSettings } from '../config/config.js';
 import { DATA_DIR_SETTING, ensureWritableDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';

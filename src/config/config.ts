@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { COMMIT_MODES, type CommitMode } from '../buffer/sqlite.js';
-import { parseRedisTarget } from '../buffer/redis-url.js';
+import { COMMIT_MODES, type CommitMode } from '../buffer/sqlite/store.js';
+import { parseRedisTarget } from '../buffer/redis/url.js';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { EventOverrides } from '../catalog/catalog.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { EventBuffer } from '../buffer/buffer.js';
-import { DATABASE_FILE, openSqliteBuffer } from '../buffer/sqlite.js';
+import { DATABASE_FILE, openSqliteBuffer } from '../buffer/sqlite/store.js';
 import type { Catalog, ToolDefinition } from '../catalog/catalog.js';
 import { ConfigError } from '../errors.js';
 import { backfill, type EventsClient, type Since } from '../ingress/backfill.js';

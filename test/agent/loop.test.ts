@@ -15,7 +15,7 @@ import {
 } from '../../src/dispatch/dispatch.js';
 import { AgentLoop, type AgentLoopOptions } from '../../src/agent/loop.js';
 import type { EventBuffer, StoredEvent } from '../../src/buffer/buffer.js';
-import { SqliteBuffer } from '../../src/buffer/sqlite.js';
+import { SqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { createCatalog } from '../../src/catalog/catalog.js';
 import { closeTag, openTag } from '../../src/catalog/untrusted.js';
 import { createLogger } from '../../src/logger.js';

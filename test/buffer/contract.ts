@@ -819,7 +819,7 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
           sameHistory(await oracle.history(id)),
         );
       }
-      // The run went through the rules restated in Lua (redis-scripts.ts `recover`): an
+      // The run went through the rules restated in Lua (redis/scripts.ts `recover`): an
       // approver's claim expired, and a person acked a held call.
       const notes: (string | undefined)[] = [];
       for (let i = 1; i <= 180; i++) {

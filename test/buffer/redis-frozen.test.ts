@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BufferChange } from '../../src/buffer/buffer.js';
-import { openRedisBuffer } from '../../src/buffer/redis.js';
+import { openRedisBuffer } from '../../src/buffer/redis/store.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { privateRedis, redisGate, uniquePrefix } from '../helpers/redis.js';

@@ -8,7 +8,7 @@ import {
   type BufferOptions,
   type EventBuffer,
 } from '../../src/buffer/buffer.js';
-import { openRedisBuffer, redactRedisUrl } from '../../src/buffer/redis.js';
+import { openRedisBuffer, redactRedisUrl } from '../../src/buffer/redis/store.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import {
   deleteKeys,
@@ -110,10 +110,17 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
         const { buffer } = await fresh();
         const stop = buffer.watch(() => {});
         cleanups.push(stop);
-        const internals = buffer as unknown as Record<string, { stream?: { localPort?: number } }>;
-        await waitUntil(() => internals.subscriber?.stream?.localPort !== undefined);
-        for (const name of ['client', 'subscriber']) {
-          const port = internals[name]!.stream!.localPort!;
+        // The store's connection (redis/store.ts `client`) and the watch connection
+        // (redis/watch.ts, the store's `changes.subscriber`).
+        type Conn = { stream?: { localPort?: number } };
+        const internals = buffer as unknown as { client: Conn; changes: { subscriber?: Conn } };
+        const connections = () => ({
+          client: internals.client,
+          subscriber: internals.changes.subscriber,
+        });
+        await waitUntil(() => connections().subscriber?.stream?.localPort !== undefined);
+        for (const [name, connection] of Object.entries(connections())) {
+          const port = connection!.stream!.localPort!;
           const out = execFileSync(
             'ss',
             ['-tnoH', 'state', 'established', `( sport = :${port} )`],

@@ -8,7 +8,7 @@ import {
   loadOrCreateDevSecret,
 } from '../../src/config/data-dir.js';
 import { ConfigError } from '../../src/errors.js';
-import { parseRedisTarget, redactRedisUrl } from '../../src/buffer/redis-url.js';
+import { parseRedisTarget, redactRedisUrl } from '../../src/buffer/redis/url.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function configError(fn: () => unknown): ConfigError {

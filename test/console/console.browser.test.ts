@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openSqliteBuffer } from '../../src/buffer/sqlite.js';
+import { openSqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';

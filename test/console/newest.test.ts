@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBuffer, EventStatus, ListQuery } from '../../src/buffer/buffer.js';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
-import { openRedisBuffer } from '../../src/buffer/redis.js';
-import { openSqliteBuffer } from '../../src/buffer/sqlite.js';
+import { openRedisBuffer } from '../../src/buffer/redis/store.js';
+import { openSqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { lastArrivals, listNewest, newestSeq } from '../../src/console/newest.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';

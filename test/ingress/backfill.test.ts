@@ -14,7 +14,7 @@ import {
 } from '../../src/ingress/backfill.js';
 import { createStripeClient, loadStripeApiSettings } from '../../src/stripe/client.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
-import { openSqliteBuffer } from '../../src/buffer/sqlite.js';
+import { openSqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { tempDir } from '../helpers/tmp.js';
 import { makeEvents, startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';

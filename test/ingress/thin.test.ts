@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';
 import { backfill, parseSince } from '../../src/ingress/backfill.js';
 import { ParkedFile, PARKED_FILE } from '../../src/buffer/parked.js';
-import { openRedisBuffer } from '../../src/buffer/redis.js';
+import { openRedisBuffer } from '../../src/buffer/redis/store.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -11,7 +11,7 @@ import {
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { IncomingEvent } from '../../src/buffer/buffer.js';
-import { openSqliteBuffer, type SqliteBuffer } from '../../src/buffer/sqlite.js';
+import { openSqliteBuffer, type SqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { createCatalog, type Catalog } from '../../src/catalog/catalog.js';
 import type { RedactKind } from '../../src/catalog/untrusted.js';
 import { createLogger } from '../../src/logger.js';

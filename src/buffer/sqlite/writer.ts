@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { IncomingEvent } from './buffer.js';
-import { LEDGER_WORKER_SOURCE, type LedgerOp } from './sqlite-ledger.js';
+import type { IncomingEvent } from '../buffer.js';
+import { LEDGER_WORKER_SOURCE, type LedgerOp } from './ledger.js';
 
 /**
  * Every write runs on a worker thread with its own SQLite connection (`synchronous=FULL`): the
@@ -96,7 +96,7 @@ const appendAll = db.transaction((items) => {
   let pending = pendingCount.get();
   let newestQueued = null;
   const outcomes = items.map((item) => {
-    // The guardrails' ledger (sqlite-ledger.ts): its check-and-count is atomic in this transaction.
+    // The guardrails' ledger (sqlite/ledger.ts): its check-and-count is atomic in this transaction.
     if (item.ledger) return ledgerOp(db, item.ledger);
     if (item.change) {
       // A claim or a nack changes the pending count the limit is checked against.

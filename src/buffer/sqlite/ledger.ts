@@ -8,11 +8,11 @@ import {
   type SpendGrant,
   type SpendRequest,
   type SpendTotals,
-} from './ledger.js';
+} from '../ledger.js';
 
 /**
- * The ledger of the SQLite store (see ledger.ts). Every check-and-count runs on the store's
- * writer thread (sqlite-writer.ts), inside its IMMEDIATE transaction, so two processes on one file
+ * The ledger of the SQLite store (see buffer/ledger.ts). Every check-and-count runs on the store's
+ * writer thread (sqlite/writer.ts), inside its IMMEDIATE transaction, so two processes on one file
  * cannot both take the last slot or the last of the budget. Like claims, these writes commit
  * without an fsync of their own (WAL commits stay in order: the next fsynced commit covers them;
  * a killed process loses nothing, only an OS crash can drop the newest). Reads run on the main
@@ -67,10 +67,10 @@ export type LedgerOp =
   | { op: 'removeInstance'; id: string };
 
 /**
- * The writer thread's side, as JavaScript source evaluated in the worker (sqlite-writer.ts): a
+ * The writer thread's side, as JavaScript source evaluated in the worker (sqlite/writer.ts): a
  * function `ledgerOp(db, item)` run inside the batch's transaction. It restates the rules of
- * ledger.ts (spendAllowed, slotWait) for the store; test/buffer/ledger-contract.ts holds every
- * store to the same answers.
+ * buffer/ledger.ts (spendAllowed, slotWait) for the store; test/buffer/ledger-contract.ts holds
+ * every store to the same answers.
  */
 export const LEDGER_WORKER_SOURCE = `
 const HOUR_MS = 3600000;

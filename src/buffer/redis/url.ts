@@ -2,7 +2,7 @@
  * REDIS_URL as the store reads it: a plain `redis://` / `rediss://` URL (one address), or
  * `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/<master-name>[/<db>]`, a set of
  * Sentinels that name the current primary (the credentials are the primary's; Sentinel port
- * 26379 by default). Plain data here: only redis.ts knows the Redis client.
+ * 26379 by default). Plain data here: the Redis client is made in redis/connection.ts.
  */
 export type RedisTarget =
   | { kind: 'url'; url: string }

@@ -8,14 +8,14 @@ import {
   type SpendGrant,
   type SpendRequest,
   type SpendTotals,
-} from './ledger.js';
+} from '../ledger.js';
 
 /**
- * The ledger of the Redis store (see ledger.ts): every check-and-count is one Lua script, so it is
- * atomic across instances. The scripts follow redis-scripts.ts's calling convention (ARGV[1] the
- * key prefix, ARGV[2] now in ms, ARGV[3] the instance id; their own arguments follow) and restate
- * the rules of ledger.ts (spendAllowed, slotWait); test/buffer/ledger-contract.ts holds them to
- * the memory ledger's answers.
+ * The ledger of the Redis store (see buffer/ledger.ts): every check-and-count is one Lua script, so
+ * it is atomic across instances. The scripts follow redis/scripts.ts's calling convention (ARGV[1]
+ * the key prefix, ARGV[2] now in ms, ARGV[3] the instance id; their own arguments follow) and
+ * restate the rules of buffer/ledger.ts (spendAllowed, slotWait); test/buffer/ledger-contract.ts
+ * holds them to the memory ledger's answers.
  *
  * Keys: `<prefix>ledger:day:<day>` (hash: tokens, usd, rtokens, rusd), `<prefix>ledger:res:<day>`
  * (hash: reservation key → "tokens usd"), `<prefix>ledger:slots:<tool>` (sorted set: key → the

@@ -24,7 +24,7 @@ import {
   APPROVER_TOKEN_PREFIX,
   interruptedApprovalError,
   interruptedApprovalNote,
-} from './transitions.js';
+} from '../transitions.js';
 
 /** Bumped when the key layout changes incompatibly; kept at `<prefix>schema`. */
 export const REDIS_SCHEMA_VERSION = 1;
