@@ -142,16 +142,9 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
         .prepare("SELECT received_at FROM events WHERE status = 'pending' ORDER BY seq LIMIT 1")
         .pluck(),
       history: db.prepare('SELECT at, kind, data FROM history WHERE event_id = ? ORDER BY n'),
-      addHistory: db.prepare('INSERT INTO history (event_id, at, kind, data) VALUES (?, ?, ?, ?)'),
       expired: db.prepare(
         "SELECT * FROM events WHERE status = 'claimed' AND lease_expires_at <= ?",
       ),
-      dueExists: db
-        .prepare(
-          `SELECT 1 FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
-           LIMIT 1`,
-        )
-        .pluck(),
       pruneEvents: db.prepare(
         `DELETE FROM events WHERE seq IN (SELECT seq FROM events
            WHERE status IN ('acked', 'dead') AND updated_at < ? LIMIT 1000) RETURNING id`,
