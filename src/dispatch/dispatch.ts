@@ -139,18 +139,25 @@ type Handler = (
   context: { event: unknown; idempotency_key: string },
 ) => unknown;
 
-/** An ES module exporting one function per tool name (or a default export object of them). */
-export async function moduleSink(modulePath: string, baseDir = process.cwd()): Promise<Sink> {
+/** Imports a handler module (Node caches it: moduleSink and moduleHandlerNames share one load). */
+async function loadHandlerModule(
+  modulePath: string,
+  baseDir: string,
+): Promise<Record<string, unknown>> {
   const url = pathToFileURL(path.resolve(baseDir, modulePath)).href;
-  let mod: Record<string, unknown>;
   try {
-    mod = (await import(url)) as Record<string, unknown>;
+    return (await import(url)) as Record<string, unknown>;
   } catch (error) {
     throw new DispatchError(
       `cannot load the handler module ${modulePath}: ${(error as Error).message}`,
       { cause: error },
     );
   }
+}
+
+/** An ES module exporting one function per tool name (or a default export object of them). */
+export async function moduleSink(modulePath: string, baseDir = process.cwd()): Promise<Sink> {
+  const mod = await loadHandlerModule(modulePath, baseDir);
   // Own properties only: a default-export object inherits toString, constructor, … from
   // Object.prototype, and a tool named like one must not "dispatch" to it.
   const ownFunction = (holder: unknown, name: string): Handler | undefined => {
@@ -200,16 +207,7 @@ export async function moduleHandlerNames(
   modulePath: string,
   baseDir = process.cwd(),
 ): Promise<string[]> {
-  const url = pathToFileURL(path.resolve(baseDir, modulePath)).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (error) {
-    throw new DispatchError(
-      `cannot load the handler module ${modulePath}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+  const mod = await loadHandlerModule(modulePath, baseDir);
   const functionsOf = (holder: unknown): string[] => {
     if (holder === null || (typeof holder !== 'object' && typeof holder !== 'function')) return [];
     return Object.getOwnPropertyNames(holder).filter((name) => {

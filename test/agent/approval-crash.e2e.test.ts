@@ -6,8 +6,6 @@
  * Needs the agent loop to ask operations/approvals.ts `approvedCall` right after it claims.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -22,49 +20,17 @@ import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
-import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
-import { e2eScope, type Cleanups } from '../helpers/e2e.js';
+import { runCli, startServe, waitFor } from '../helpers/spawn.js';
+import { e2eScope, queueCounts, sinkServer } from '../helpers/e2e.js';
 
 const redis = await redisGate();
 const { cleanups, tmp } = e2eScope();
 
-/**
- * An http sink endpoint that keeps the first call it gets (never answers it: the handler "holds"
- * the call until the process is killed) and answers every later one 200.
- */
-async function holdingSink(cleanups: Cleanups) {
-  const bodies: Record<string, unknown>[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      bodies.push(JSON.parse(body) as Record<string, unknown>);
-      if (bodies.length > 1) res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}/actions`, bodies };
-}
-
-async function counts(server: ServeHandle): Promise<Record<string, number>> {
-  const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
-    counts: Record<string, number>;
-  };
-  return health.counts;
-}
-
 async function crash(store: 'sqlite' | 'redis'): Promise<void> {
   const api = await startFakeAnthropic();
   cleanups.push(() => api.close());
-  const sink = await holdingSink(cleanups);
+  // The handler holds the first call (until the process is killed) and answers later ones.
+  const sink = await sinkServer(cleanups, (n) => (n === 1 ? 'hold' : 200));
   const dataDir = tmp();
   const secret = newSecret();
   const config = path.join(tmp(), 'agent.json');
@@ -96,7 +62,7 @@ async function crash(store: 'sqlite' | 'redis'): Promise<void> {
   const payload = JSON.stringify(event);
   await postWebhook(first.url, payload, { 'stripe-signature': signatureHeader(payload, secret) });
   await waitFor(
-    async () => (await counts(first)).awaiting_approval === 1,
+    async () => (await queueCounts(first)).awaiting_approval === 1,
     'the call to wait for approval',
   );
   expect(api.requests).toHaveLength(1);
@@ -132,7 +98,7 @@ async function crash(store: 'sqlite' | 'redis'): Promise<void> {
   // After a restart the loop dispatches the approved call again, without asking the model.
   const second = await startServe({ dataDir, env, args });
   await waitFor(
-    async () => (await counts(second)).acked === 1 || api.requests.length > 1,
+    async () => (await queueCounts(second)).acked === 1 || api.requests.length > 1,
     'the approved call to be dispatched again and acked',
     60_000,
   );

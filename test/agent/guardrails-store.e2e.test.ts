@@ -18,18 +18,11 @@ import {
 } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
-import { e2eScope, sinkServer } from '../helpers/e2e.js';
+import { e2eScope, queueCounts, sinkServer } from '../helpers/e2e.js';
 import { deleteKeys, redisGate, uniquePrefix } from '../helpers/redis.js';
 
 const { cleanups, tmp } = e2eScope();
 const { run: redisRun } = await redisGate();
-
-async function health(server: ServeHandle): Promise<Record<string, number>> {
-  const body = (await (await fetch(`${server.url}/healthz`)).json()) as {
-    counts: Record<string, number>;
-  };
-  return body.counts;
-}
 
 async function metrics(server: ServeHandle): Promise<string> {
   return (await fetch(`${server.url}/metrics`)).text();
@@ -113,7 +106,7 @@ describe('per-tool limits are a hard cap for the whole store', () => {
     await send(s, server, 40);
     await resumeAll(s);
     await waitFor(async () => {
-      const c = await health(server);
+      const c = await queueCounts(server);
       return c.acked === 3 && c.claimed === 0 && c.pending === 37;
     }, 'three dispatched, the rest back in the queue');
     // Settle, then look again: a fourth dispatch would show now.
@@ -124,7 +117,7 @@ describe('per-tool limits are a hard cap for the whole store', () => {
     expect(sink.bodies).toHaveLength(3);
     // The slot is reserved before the model is asked: no decision is spent on the other 37.
     expect(s.api.requests).toHaveLength(3);
-    const c = await health(server);
+    const c = await queueCounts(server);
     expect(c).toMatchObject({ acked: 3, dead: 0 });
     expect(await server.stop()).toEqual({ code: 0, signal: null });
     // A restart does not give the hour back.
@@ -161,7 +154,7 @@ describe('per-tool limits are a hard cap for the whole store', () => {
       await send(s, a, 40);
       await resumeAll(s);
       await waitFor(async () => {
-        const c = await health(a);
+        const c = await queueCounts(a);
         return c.acked === 3 && c.claimed === 0 && c.pending === 37;
       }, 'three dispatched in all, the rest back in the queue');
       expect(sink.bodies).toHaveLength(3);
@@ -192,14 +185,14 @@ describe('the daily budget is a hard cap for the whole store', () => {
       async () => /^stripe_events_agent_paused\{reason="budget"\} 1$/m.test(await metrics(server)),
       'the budget pause',
     );
-    await waitFor(async () => (await health(server)).acked === 1, 'the one decision acked');
+    await waitFor(async () => (await queueCounts(server)).acked === 1, 'the one decision acked');
     // Spend ≤ budget + one decision: one request of 1100 tokens.
     expect(s.api.requests).toHaveLength(1);
     const status = (await (await mcp(server)).callTool({ name: 'get_queue_status', arguments: {} }))
       .structuredContent as { agent: { paused: boolean; reason: string; note: string } };
     expect(status.agent).toMatchObject({ paused: true, reason: 'budget' });
     expect(status.agent.note).toMatch(/1100 of 1000 tokens spent/);
-    const c = await health(server);
+    const c = await queueCounts(server);
     expect(c).toMatchObject({ acked: 1, pending: 63, dead: 0, claimed: 0 });
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
@@ -269,7 +262,7 @@ describe('pauses say where they hold', () => {
     });
     // A nacked the first failure (a retry later), and gave the one that tripped its breaker back
     // without an attempt; B, with a handler that works, handles that one and the other two.
-    await waitFor(async () => (await health(b)).acked === 3, 'B to handle the events A left');
+    await waitFor(async () => (await queueCounts(b)).acked === 3, 'B to handle the events A left');
     expect(await metrics(b)).toMatch(/^stripe_events_agent_paused\{reason="breaker"\} 0$/m);
     const status = (await (await mcp(b)).callTool({ name: 'get_queue_status', arguments: {} }))
       .structuredContent as {

@@ -13,16 +13,9 @@ import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { e2eScope, sinkServer } from '../helpers/e2e.js';
+import { e2eScope, queueCounts, sinkServer } from '../helpers/e2e.js';
 
 const { cleanups, tmp } = e2eScope();
-
-async function counts(server: ServeHandle): Promise<Record<string, number>> {
-  const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
-    counts: Record<string, number>;
-  };
-  return health.counts;
-}
 
 async function metrics(server: ServeHandle): Promise<string> {
   return (await fetch(`${server.url}/metrics`)).text();
@@ -81,7 +74,7 @@ describe('guardrails in the live loop', () => {
     );
     await send(4);
     await new Promise((r) => setTimeout(r, 2500));
-    expect((await counts(server)).pending).toBe(4);
+    expect((await queueCounts(server)).pending).toBe(4);
     expect(api.requests).toHaveLength(0);
     const status = (await client.callTool({ name: 'get_queue_status', arguments: {} }))
       .structuredContent as { agent: Record<string, unknown> };
@@ -97,7 +90,7 @@ describe('guardrails in the live loop', () => {
     );
     const resumed = await runCli(['resume', '--data-dir', dataDir]);
     expect(resumed.code).toBe(0);
-    await waitFor(async () => (await counts(server)).acked === 4, 'the events to be handled');
+    await waitFor(async () => (await queueCounts(server)).acked === 4, 'the events to be handled');
     expect(server.logs().some((l) => l.msg === 'agent loop resumed')).toBe(true);
     await waitFor(
       () => logs.includes('agent loop resumed'),
@@ -121,7 +114,7 @@ describe('guardrails in the live loop', () => {
     // The fake reports about a thousand tokens a decision (four characters a token), so the
     // budget runs out after two or three. Settle: nothing more is decided while paused.
     await new Promise((r) => setTimeout(r, 1500));
-    const c = await counts(server);
+    const c = await queueCounts(server);
     expect(c.acked).toBeGreaterThanOrEqual(2);
     expect(c.acked).toBeLessThanOrEqual(4);
     expect(c.pending).toBe(10 - c.acked!);
@@ -158,7 +151,7 @@ describe('guardrails in the live loop', () => {
       'the breaker pause in /metrics',
     );
     await new Promise((r) => setTimeout(r, 12_000 - 0));
-    const c = await counts(server);
+    const c = await queueCounts(server);
     // Five events tried (three HTTP attempts each), then the loop waits out the pause.
     expect(handler.bodies.length).toBeLessThanOrEqual(5 * 3);
     expect(c.dead).toBe(0);

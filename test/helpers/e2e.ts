@@ -26,11 +26,13 @@ export function e2eScope(): { cleanups: Cleanups; tmp: () => string } {
 
 /**
  * A real endpoint for the `http` dispatch sink: keeps the JSON body of every request it gets and
- * answers each with `status`. Closed by `cleanups`.
+ * answers each with `status` — or, with a function, with what it returns for the nth request
+ * (1-based): a status, or `hold` to keep the request open (a handler that holds the call, say
+ * until its caller is killed). Closed by `cleanups`, held requests included.
  */
 export async function sinkServer(
   cleanups: Cleanups,
-  status = 200,
+  status: number | ((n: number) => number | 'hold') = 200,
 ): Promise<{ url: string; bodies: Record<string, unknown>[] }> {
   const bodies: Record<string, unknown>[] = [];
   const server = http.createServer((req, res) => {
@@ -38,11 +40,26 @@ export async function sinkServer(
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       bodies.push(JSON.parse(body) as Record<string, unknown>);
-      res.writeHead(status).end();
+      const answer = typeof status === 'function' ? status(bodies.length) : status;
+      if (answer !== 'hold') res.writeHead(answer).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   return { url: `http://127.0.0.1:${port}/actions`, bodies };
+}
+
+/** The queue's counts by status, as `/healthz` reports them. */
+export async function queueCounts(server: { url: string }): Promise<Record<string, number>> {
+  const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
+    counts: Record<string, number>;
+  };
+  return health.counts;
 }
