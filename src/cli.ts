@@ -203,7 +203,6 @@ export function buildProgram(): Command {
   const program = new Command('stripe-events-mcp')
     .description('Verified Stripe webhook events, durably queued as tool calls for AI agents.')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .showHelpAfterError()
     .exitOverride()
     .addHelpText(
       'after',
@@ -365,8 +364,8 @@ export function buildProgram(): Command {
     .action(async (options: ListOptions) => (await import('./cli/events.js')).eventsList(options));
   events
     .command('show <id>')
-    .description('one event as received, with its tool call, state and history (JSON)')
-    .option('--json', 'JSON (the default for show)')
+    .description('one event: its status and history, then its tool call and the event as received')
+    .option('--json', 'one JSON object: the event, tool call, state and history')
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
@@ -421,7 +420,42 @@ export function buildProgram(): Command {
       (await import('./cli/events.js')).agentResume(options),
     );
 
+  oneLineUsageErrors(program);
   return program;
+}
+
+/**
+ * A usage mistake commander finds (unknown option, missing or invalid value, unknown subcommand,
+ * too many arguments) as one line and a pointer to the flags, e.g.
+ * `unknown option '--prot'. Did you mean --port? (serve --help)`: commander's default follows the
+ * message with the command's whole help, which scrolls the message itself off screen. Set on every
+ * command, after all are built, because each reports its own mistakes and the pointer names it.
+ * The exit code stays main's: 2 for any usage mistake.
+ */
+function oneLineUsageErrors(command: Command, names: readonly string[] = []): void {
+  const pointer = names.length ? `(${names.join(' ')} --help)` : '(stripe-events-mcp --help)';
+  command
+    .showHelpAfterError(false)
+    // commander's did-you-mean for options and subcommands, from the command's own flags and names
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      outputError: (text, write) => write(`stripe-events-mcp: ${usageLine(text)} ${pointer}\n`),
+    });
+  for (const sub of command.commands) oneLineUsageErrors(sub, [...names, sub.name()]);
+}
+
+/**
+ * Commander's message as one sentence or more on one line:
+ * `error: unknown option '--prot'\n(Did you mean --port?)\n` → `unknown option '--prot'. Did you mean --port?`
+ */
+function usageLine(text: string): string {
+  return text
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((line) => line.trim().replace(/^\((.*)\)$/, '$1'))
+    .filter((line) => line !== '')
+    .map((line) => (/[.?!]$/.test(line) ? line : `${line}.`))
+    .join(' ');
 }
 
 async function main(argv: string[]): Promise<void> {

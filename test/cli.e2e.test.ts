@@ -6,9 +6,11 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cliActor } from '../src/cli/actor.js';
 import { parseSince } from '../src/ingress/backfill.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
@@ -153,7 +155,7 @@ interface Detail {
   tool_call: ToolCall | null;
   status: string;
   attempts: number;
-  history: { at: string; kind: string; note?: string }[];
+  history: { at: string; kind: string; note?: string; by?: string }[];
 }
 
 function explain(result: CliResult): string {
@@ -175,7 +177,7 @@ async function listEvents(dataDir: string, ...extra: string[]): Promise<Summary[
 }
 
 async function showEvent(dataDir: string, id: string): Promise<Detail> {
-  const result = await ok(['events', 'show', id, '--data-dir', dataDir]);
+  const result = await ok(['events', 'show', id, '--json', '--data-dir', dataDir]);
   return JSON.parse(result.stdout) as Detail;
 }
 
@@ -830,5 +832,155 @@ describe('backfill --help', () => {
       expect(() => parseSince(example, now), example).not.toThrow();
     }
     expect(help).toContain('1764547200');
+  });
+});
+
+describe('errors stay on screen', () => {
+  it.each([
+    { args: ['serve', '--prot', '9000'], flag: '--prot', meant: '--port', where: 'serve' },
+    {
+      args: ['events', 'list', '--statu', 'pending'],
+      flag: '--statu',
+      meant: '--status',
+      where: 'events list',
+    },
+    {
+      args: ['trigger', 'charge.dispute.created', '--sett', 'x=1'],
+      flag: '--sett',
+      meant: '--set',
+      where: 'trigger',
+    },
+  ])('$args.0 $flag: one line with the did-you-mean and its --help, exit 2', async (c) => {
+    const dir = tmp();
+    const r = await runCli([...c.args, '--data-dir', dir]);
+    expect(r.code, explain(r)).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toBe(
+      `stripe-events-mcp: unknown option '${c.flag}'. Did you mean ${c.meant}? (${c.where} --help)\n`,
+    );
+    // Nothing was started: no store, no dev secret.
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('every other usage mistake of a subcommand is one line too', async () => {
+    for (const [args, line] of [
+      [['events', 'lst'], "unknown command 'lst'. Did you mean list? (events --help)"],
+      [['events', 'show'], "missing required argument 'id'. (events show --help)"],
+      [
+        ['events', 'show', 'evt_1', 'evt_2'],
+        "too many arguments for 'show'. Expected 1 argument but got 2. (events show --help)",
+      ],
+      [['serve', '--port'], "option '--port <port>' argument missing. (serve --help)"],
+      [
+        ['serve', '--commit-mode', 'x'],
+        "option '--commit-mode <mode>' argument 'x' is invalid. Allowed choices are group, each. (serve --help)",
+      ],
+      [['serve', '--nope'], "unknown option '--nope'. (serve --help)"],
+    ] as const) {
+      const r = await runCli(args);
+      expect(r.code, explain(r)).toBe(2);
+      expect(r.stderr, args.join(' ')).toBe(`stripe-events-mcp: ${line}\n`);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('trigger --set on a path the fixture lacks warns with the closest key, and still sends', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir });
+    const base = ['trigger', 'charge.dispute.created', '--data-dir', dataDir];
+    const typo = await ok([...base, '--url', server.webhookUrl, '--set', 'data.object.amout=5']);
+    expect(typo.stderr).toBe(
+      'stripe-events-mcp: warning: data.object.amout is not in the charge.dispute.created fixture; did you mean amount?\n',
+    );
+    const answer = triggerAnswer(typo.stdout);
+    expect(answer.body).toMatchObject({ status: 'queued' });
+    const shown = await showEvent(dataDir, String(answer.body.id));
+    expect(shown.event.data.object.amout).toBe(5);
+
+    // A field the fixture has, or a deliberate new one: no did-you-mean.
+    const right = await ok([...base, '--url', server.webhookUrl, '--set', 'data.object.amount=5']);
+    expect(right.stderr).toBe('');
+    const added = await ok([
+      ...base,
+      '--url',
+      server.webhookUrl,
+      '--set',
+      'data.object.internal_ref=42',
+    ]);
+    expect(added.stderr).toContain('data.object.internal_ref is not in the');
+    expect(added.stderr).toContain('it is added as a new field');
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('events show prints status and history before the payload; --json is the detail', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir });
+    const id = String((await trigger(dataDir, server.webhookUrl)).body.id);
+    // Without USER (a service, cron, a container) the history still names someone, not a pid.
+    await ok(['events', 'ack', id, '--note', 'refunded by hand', '--data-dir', dataDir], {
+      USER: undefined,
+      LOGNAME: undefined,
+      USERNAME: undefined,
+    });
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+
+    const text = (await ok(['events', 'show', id, '--data-dir', dataDir])).stdout;
+    const lines = text.split('\n');
+    expect(lines[0]).toBe(`${id}  charge.dispute.created  acked  attempts=0`);
+    const at = (needle: string) => {
+      const i = lines.findIndex((l) => l.includes(needle));
+      expect(i, `${needle} in\n${text}`).toBeGreaterThan(0);
+      return i;
+    };
+    const history = at('history');
+    const acked = at('  acked  by cli:');
+    const payload = at('event as received');
+    expect(history).toBeLessThan(acked);
+    expect(lines[acked]).toContain('note refunded by hand');
+    expect(acked).toBeLessThan(at('tool call input'));
+    expect(at('tool call input')).toBeLessThan(payload);
+    expect(at(`"id": "${id}"`)).toBeGreaterThan(payload);
+    expect(at('handle_dispute')).toBeLessThan(history);
+
+    // --json is the detail as before: one object, the event first.
+    const json = await ok(['events', 'show', id, '--json', '--data-dir', dataDir]);
+    const detail = JSON.parse(json.stdout) as Detail;
+    expect(Object.keys(detail)).toEqual([
+      'event',
+      'tool_call',
+      'status',
+      'attempts',
+      'received_at',
+      'retry_at',
+      'last_error',
+      'history',
+    ]);
+    const by = detail.history.find((h) => h.kind === 'acked')?.by;
+    expect(by).not.toMatch(/^cli:\d+$/);
+    let account: string | undefined;
+    try {
+      account = os.userInfo().username;
+    } catch {
+      account = undefined;
+    }
+    expect(by).toBe(`cli:${account || os.hostname()}`);
+    expect(lines[acked]).toContain(`by ${by}`);
+  });
+
+  it('who the CLI names: USER, LOGNAME, USERNAME, the account, then the host', () => {
+    const whoami = (username: string | null) => ({
+      userInfo: () => {
+        if (username === null) throw new Error('no passwd entry');
+        return { username };
+      },
+      hostname: () => 'build-7',
+    });
+    expect(cliActor({ USER: 'ana', LOGNAME: 'x' }, whoami('root'))).toBe('cli:ana');
+    expect(cliActor({ USER: '', LOGNAME: 'bo' }, whoami('root'))).toBe('cli:bo');
+    expect(cliActor({ USERNAME: 'cy' }, whoami('root'))).toBe('cli:cy');
+    expect(cliActor({}, whoami('root'))).toBe('cli:root');
+    expect(cliActor({}, whoami(null))).toBe('cli:build-7');
+    expect(cliActor({}, whoami(''))).toBe('cli:build-7');
   });
 });

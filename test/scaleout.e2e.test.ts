@@ -145,7 +145,7 @@ describe.skipIf(!run)(`scale-out on Redis${skipNote}`, () => {
     }
     // Stripe's retry lands on the other instance: still a duplicate.
     expect((await deliver(b, e)).body.status).toBe('duplicate');
-    const shown = await events(d, ['show', e.id]);
+    const shown = await events(d, ['show', e.id, '--json']);
     const history = (JSON.parse(shown.stdout) as { history: { kind: string; note?: string }[] })
       .history;
     expect(history.map((h) => h.kind)).toEqual(['received', 'acked']);
@@ -218,7 +218,7 @@ describe.skipIf(!run)(`scale-out on Redis${skipNote}`, () => {
     // Both instances took part.
     const owners = new Set<string>();
     for (const e of sent) {
-      const shown = await events(d, ['show', e.id]);
+      const shown = await events(d, ['show', e.id, '--json']);
       const history = (JSON.parse(shown.stdout) as { history: { kind: string; note?: string }[] })
         .history;
       const claim = history.find((h) => h.kind === 'claimed');

@@ -1,10 +1,16 @@
-import { EVENT_STATUSES, isEventStatus, type EventStatus } from '../buffer/buffer.js';
-import { createdText, detail, summarize } from '../buffer/summary.js';
+import {
+  EVENT_STATUSES,
+  isEventStatus,
+  type EventStatus,
+  type HistoryEntry,
+} from '../buffer/buffer.js';
+import { createdText, detail, summarize, type EventDetail } from '../buffer/summary.js';
 import { composeServices, type Services } from '../compose/services.js';
 import { loadStoreSettings } from '../config/config.js';
 import { defaultDataDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
 import { MAX_PAGE } from '../operations/queue.js';
+import { cliActor as who } from './actor.js';
 import { out, outJson } from './output.js';
 
 export interface EventsOptions {
@@ -12,11 +18,6 @@ export interface EventsOptions {
   json?: boolean;
   store?: string;
   redisPrefix?: string;
-}
-
-/** Who asks, for the history: the user at this terminal. */
-function who(env = process.env): string {
-  return `cli:${env.USER ?? env.USERNAME ?? process.pid}`;
 }
 
 /**
@@ -97,8 +98,63 @@ export async function eventsList(options: ListOptions): Promise<void> {
 export async function eventsShow(id: string, options: EventsOptions): Promise<void> {
   await withServices(options, async ({ operations, catalog }) => {
     const { event, history } = await operations.get(id);
-    outJson(detail(event, history, catalog));
+    const shown = detail(event, history, catalog);
+    if (options.json) outJson(shown);
+    else out(showText(shown));
   });
+}
+
+/**
+ * `events show` for a person: state and history first, then the tool call and the event as
+ * received. The payload is the long part (a charge is a hundred lines), and printed first it
+ * pushed what one usually looks for off the screen.
+ */
+export function showText(shown: EventDetail): string {
+  const event = shown.event as { id?: unknown; type?: unknown };
+  const lines = [
+    [String(event.id), String(event.type), shown.status, `attempts=${shown.attempts}`].join('  '),
+    `received   ${shown.received_at}`,
+  ];
+  if (shown.retry_at !== null) lines.push(`retry at   ${shown.retry_at}`);
+  if (shown.last_error !== null) lines.push(`last error ${oneLine(shown.last_error)}`);
+  lines.push(`tool call  ${shown.tool_call?.name ?? '- (the catalog maps no tool to this type)'}`);
+  lines.push('', 'history');
+  for (const entry of shown.history) lines.push(`  ${historyLine(entry)}`);
+  if (shown.tool_call !== null) {
+    lines.push('', 'tool call input', JSON.stringify(shown.tool_call.input, null, 2));
+  }
+  lines.push('', 'event as received', JSON.stringify(shown.event, null, 2));
+  return terminalSafe(lines.join('\n'));
+}
+
+function historyLine(entry: HistoryEntry): string {
+  const parts = [entry.at, entry.kind];
+  if (entry.by !== undefined) parts.push(`by ${entry.by}`);
+  if (entry.model !== undefined) parts.push(`model ${entry.model}`);
+  if (entry.tool_call !== undefined) parts.push(`tool ${entry.tool_call.name}`);
+  if (entry.outcome !== undefined) parts.push(`outcome ${entry.outcome}`);
+  if (entry.usage !== undefined) {
+    parts.push(`tokens ${entry.usage.input_tokens} in, ${entry.usage.output_tokens} out`);
+  }
+  if (entry.latency_ms !== undefined) parts.push(`${entry.latency_ms} ms`);
+  if (entry.note !== undefined) parts.push(`note ${oneLine(entry.note)}`);
+  return parts.join('  ');
+}
+
+/** A note or error may be several lines (or a model's words): one line per entry keeps a list a list. */
+function oneLine(text: string): string {
+  return text.replace(/\n/g, '\\n');
+}
+
+/**
+ * Notes, errors and `by` come from MCP clients, the console and models: control characters are
+ * shown escaped, never sent to the terminal to interpret (JSON.stringify leaves U+007F–U+009F).
+ */
+function terminalSafe(text: string): string {
+  return text.replace(
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export async function eventsAck(

@@ -1,9 +1,10 @@
 import Stripe from 'stripe';
 import { DEFAULT_WEBHOOK_URL, parseSecrets } from '../config/config.js';
 import { defaultDataDir, readDevSecret } from '../config/data-dir.js';
+import { closest } from '../config/suggest.js';
 import { AppError, ConfigError } from '../errors.js';
 import { buildTestEvent, FIXTURE_TYPES, parseSetValue, setPath } from '../stripe/fixtures.js';
-import { out } from './output.js';
+import { out, warn } from './output.js';
 
 export interface TriggerOptions {
   set?: string[];
@@ -34,7 +35,36 @@ export function triggerSecret(options: TriggerOptions, env: NodeJS.ProcessEnv): 
   );
 }
 
-/** Builds the test event of `type`, with `--set path=value` overrides applied. */
+/**
+ * Why `path` is not a field of the fixture `event`, or null when it is. setPath creates what is
+ * missing, which is right for a field added on purpose and silently wrong for a typo
+ * (`data.object.amout=5` sends the fixture's own amount): the first missing key is compared with
+ * the keys at its level. A path through null or an array stops the check there, since those have
+ * no keys to compare with (null fields, appended items).
+ */
+export function unknownFixturePath(
+  event: Record<string, unknown>,
+  type: string,
+  path: string,
+): string | null {
+  let node: unknown = event;
+  for (const segment of path.split('.')) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return null;
+    const keys = Object.keys(node);
+    if (!keys.includes(segment)) {
+      const [meant] = closest(segment, keys, 1);
+      const hint = meant === undefined ? 'it is added as a new field' : `did you mean ${meant}?`;
+      return `${path} is not in the ${type} fixture; ${hint}`;
+    }
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return null;
+}
+
+/**
+ * Builds the test event of `type`, with `--set path=value` overrides applied. A path the fixture
+ * does not have is still set (and sent), with a warning on stderr.
+ */
 export function buildTriggerPayload(type: string, sets: readonly string[] = []): string {
   if (!FIXTURE_TYPES.includes(type)) {
     throw new ConfigError(
@@ -51,14 +81,18 @@ export function buildTriggerPayload(type: string, sets: readonly string[] = []):
         `${JSON.stringify(assignment)} is not path=value. Fix: e.g. --set data.object.amount=5000.`,
       );
     }
+    const path = assignment.slice(0, eq);
+    // Checked before it is set, and after the earlier --set: a field one --set adds is known.
+    const unknown = unknownFixturePath(event, type, path);
     try {
-      setPath(event, assignment.slice(0, eq), parseSetValue(assignment.slice(eq + 1)));
+      setPath(event, path, parseSetValue(assignment.slice(eq + 1)));
     } catch (error) {
       throw new ConfigError(
         '--set',
         `${(error as Error).message}. Fix: use a dot path such as data.object.amount.`,
       );
     }
+    if (unknown !== null) warn(unknown);
   }
   // Stripe sends pretty-printed JSON; so do we, so signatures are checked over realistic bytes.
   return JSON.stringify(event, null, 2);

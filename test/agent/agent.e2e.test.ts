@@ -98,7 +98,14 @@ describe('agent process', () => {
     expect(metrics).toMatch(/^stripe_events_agent_dispatches_total\{outcome="dispatched"\} 1$/m);
     expect(metrics).toMatch(/^stripe_events_agent_tokens_total\{direction="input"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^stripe_events_agent_calls_total 1$/m);
-    const shown = await runCli(['events', 'show', String(event.id), '--data-dir', dataDir]);
+    const shown = await runCli([
+      'events',
+      'show',
+      String(event.id),
+      '--json',
+      '--data-dir',
+      dataDir,
+    ]);
     const detail = JSON.parse(shown.stdout);
     const kinds = detail.history.map((h: { kind: string }) => h.kind);
     expect(kinds).toEqual(

@@ -115,9 +115,12 @@ async function crash(store: 'sqlite' | 'redis'): Promise<void> {
     idempotency_key: idempotencyKey(id, 'handle_dispute'),
   });
 
-  const shown = await runCli(['events', 'show', id, '--data-dir', dataDir, ...storeArgs], {
-    env: { REDIS_URL },
-  });
+  const shown = await runCli(
+    ['events', 'show', id, '--json', '--data-dir', dataDir, ...storeArgs],
+    {
+      env: { REDIS_URL },
+    },
+  );
   expect(shown.code, shown.stderr).toBe(0);
   const detail = JSON.parse(shown.stdout) as {
     status: string;

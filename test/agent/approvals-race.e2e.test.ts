@@ -108,9 +108,12 @@ async function race(store: 'sqlite' | 'redis'): Promise<void> {
   expect([...handler.ids()].sort()).toEqual([...approvedIds].sort());
   const storeFlags = store === 'redis' ? storeArgs : [];
   for (const id of ids.slice(0, 10)) {
-    const shown = await runCli(['events', 'show', id, '--data-dir', dataDir, ...storeFlags], {
-      env: { REDIS_URL },
-    });
+    const shown = await runCli(
+      ['events', 'show', id, '--json', '--data-dir', dataDir, ...storeFlags],
+      {
+        env: { REDIS_URL },
+      },
+    );
     const detail = JSON.parse(shown.stdout) as {
       status: string;
       history: { kind: string; outcome?: string }[];

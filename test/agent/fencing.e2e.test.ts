@@ -62,7 +62,7 @@ async function send(server: ServeHandle, secret: string): Promise<string> {
 }
 
 async function history(dataDir: string, id: string): Promise<{ kind: string; by?: string }[]> {
-  const shown = await runCli(['events', 'show', id, '--data-dir', dataDir]);
+  const shown = await runCli(['events', 'show', id, '--json', '--data-dir', dataDir]);
   expect(shown.code).toBe(0);
   return JSON.parse(shown.stdout).history;
 }
