@@ -11,8 +11,9 @@ import { REPO_ROOT } from './helpers/spawn.js';
  *       → {catalog, stripe}
  *
  * A module may import its own layer and any layer to its right, never one to its left, and never
- * a sibling in the same braces. config, errors, logger and metrics are shared: every layer may
- * import them, and they import only each other and the bottom layers (buffer, catalog, stripe).
+ * a sibling in the same braces. config, errors, logger, metrics, http-guard, html, refusal-log
+ * and money are shared: every layer may import them, and they import only each other and the
+ * bottom layers (buffer, catalog, stripe).
  */
 const SRC = path.join(REPO_ROOT, 'src');
 
@@ -38,6 +39,7 @@ const SHARED = new Set([
   'http-guard',
   'html',
   'refusal-log',
+  'money',
 ]);
 /** What shared modules may read: the bottom layers, below every door and operation. */
 const SHARED_MAY_IMPORT = new Set(['buffer', 'catalog', 'stripe']);
@@ -122,6 +124,9 @@ describe('the dependency rule (docs/ARCHITECTURE.md)', () => {
     expect(violation('buffer', 'operations')).toMatch(/down only/);
     expect(violation('operations', 'ingress')).toMatch(/down only/);
     expect(violation('config', 'mcp')).toMatch(/shared/);
+    expect(violation('money', 'console')).toMatch(/shared/);
+    expect(violation('catalog', 'money')).toBeNull();
+    expect(layerOf(path.join(SRC, 'money.ts'))).toBe('money');
     expect(violation('console', 'operations')).toBeNull();
     expect(violation('cli', 'app')).toBeNull();
     expect(violation('agent', 'dispatch')).toBeNull();

@@ -11,6 +11,7 @@ import path from 'node:path';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cliActor } from '../src/cli/actor.js';
+import { openSqliteBuffer } from '../src/buffer/sqlite/store.js';
 import { parseSince } from '../src/ingress/backfill.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
 import {
@@ -327,6 +328,46 @@ describe('trigger and the events commands beside a running server', () => {
     expect((await trigger(dataDir, server.webhookUrl)).body).toMatchObject({ status: 'queued' });
     expect(await listEvents(dataDir)).toHaveLength(2);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('lists amounts in their currency ($4,120.00, ¥50,000) while --json keeps the integers', async () => {
+    const dataDir = tmp();
+    const store = openSqliteBuffer(dataDir, {});
+    const usd = buildTestEvent('charge.dispute.created');
+    const jpy = buildTestEvent('charge.dispute.created');
+    const amounts: [Record<string, unknown>, number, string][] = [
+      [usd, 412_000, 'usd'],
+      [jpy, 50_000, 'jpy'],
+    ];
+    for (const [event, amount, currency] of amounts) {
+      const object = (event.data as { object: Record<string, unknown> }).object;
+      object.amount = amount;
+      object.currency = currency;
+      await store.append({
+        id: String(event.id),
+        type: 'charge.dispute.created',
+        created: Number(event.created),
+        livemode: false,
+        objectId: String(object.id),
+        payload: JSON.stringify(event),
+      });
+    }
+    await store.close();
+
+    const listed = await ok(['events', 'list', '--data-dir', dataDir]);
+    const lines = listed.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    const line = (id: unknown) => lines.find((l) => l.startsWith(`${String(id)}  `)) ?? '';
+    expect(line(usd.id)).toMatch(/  handle_dispute  \$4,120\.00$/);
+    expect(line(jpy.id)).toMatch(/  handle_dispute  ¥50,000$/);
+    expect(listed.stdout).not.toContain('412000');
+
+    const json = await listEvents(dataDir);
+    expect(json.map((s) => [s.tool_call?.input.amount, s.tool_call?.input.currency])).toEqual([
+      [412_000, 'usd'],
+      [50_000, 'jpy'],
+    ]);
+    expect(JSON.stringify(json)).not.toContain('4,120');
   });
 
   it('answers 200 "ignored" for a type outside the catalog and does not store it', async () => {

@@ -4,7 +4,7 @@ import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
 import type { RedactKind } from '../catalog/untrusted.js';
-import type { ConfigFile } from '../config/file.js';
+import type { ApprovalSettings } from './approval-rule.js';
 import type { Logger } from '../logger.js';
 import type { Sink } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
@@ -27,7 +27,7 @@ export interface AgentLoopOptions {
   maxTurns: number;
   maxTokens: number;
   dryRun?: boolean;
-  approval?: NonNullable<ConfigFile['approval']>;
+  approval?: ApprovalSettings;
   redact?: readonly RedactKind[];
   /** Adds facts the event lacks (Stripe API lookups, `--enrich`); its result is what is dispatched. */
   enrich?: Enrich;

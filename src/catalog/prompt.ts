@@ -1,3 +1,4 @@
+import { formatAmount } from '../money.js';
 import type { Catalog, ToolCall } from './catalog.js';
 import { MAX_DEPTH, TOO_DEEP } from './depth.js';
 import { isoDate } from './extract.js';
@@ -37,16 +38,13 @@ export interface RenderedEvent {
   nonce: string;
 }
 
-const ZERO_DECIMAL = new Set(
-  'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '),
-);
-const THREE_DECIMAL = new Set('bhd jod kwd omr tnd'.split(' '));
-
-/** 12900 usd → "129.00 USD"; amounts are in the currency's smallest unit. */
-export function formatMoney(amount: number, currency: string): string {
-  const c = currency.toLowerCase();
-  const digits = ZERO_DECIMAL.has(c) ? 0 : THREE_DECIMAL.has(c) ? 3 : 2;
-  return `${(amount / 10 ** digits).toFixed(digits)} ${c.toUpperCase()}`;
+/**
+ * An amount for the model: the integer the tool call carries (what a handler receives), then what
+ * it means in its currency — `412000 (= $4,120.00 usd)`. The raw number alone invites misreading
+ * cents as dollars (or yen as cents); the formatted one alone would hide the value the call holds.
+ */
+export function amountForModel(amount: number, currency: string): string {
+  return `${amount} (= ${formatAmount(amount, currency)} ${currency.toLowerCase()})`;
 }
 
 /**
@@ -87,6 +85,11 @@ export function renderEventForPrompt(
   }
   lines.push(`Tool: ${def.tool}. Actions: ${def.actions.join(', ')}.`, '', 'Facts:');
   const currency = typeof call.input.currency === 'string' ? call.input.currency : null;
+  const isAmount = (key: string, value: unknown): value is number =>
+    typeof value === 'number' && key.startsWith('amount');
+  // The currency is said beside each amount; on its own line only when no amount shows it.
+  const currencyShown =
+    currency !== null && Object.entries(call.input).some(([key, value]) => isAmount(key, value));
   const missing: string[] = [];
   const untrusted: string[] = [];
   for (const [key, value] of Object.entries(call.input)) {
@@ -105,9 +108,9 @@ export function renderEventForPrompt(
       untrusted.push(`${key}: ${JSON.stringify(shown)}`);
       continue;
     }
-    if (key === 'currency') continue;
-    if (typeof value === 'number' && key.startsWith('amount') && currency) {
-      lines.push(`${key}: ${formatMoney(value, currency)} (${value})`);
+    if (key === 'currency' && currencyShown) continue;
+    if (isAmount(key, value) && currency) {
+      lines.push(`${key}: ${amountForModel(value, currency)}`);
     } else {
       lines.push(`${key}: ${plain(value)}`);
     }

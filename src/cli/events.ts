@@ -9,6 +9,7 @@ import { composeServices, type Services } from '../compose/services.js';
 import { loadStoreSettings } from '../config/config.js';
 import { defaultDataDir } from '../config/data-dir.js';
 import { ConfigError } from '../errors.js';
+import { callAmount } from '../money.js';
 import { MAX_PAGE } from '../operations/queue.js';
 import { cliActor as who } from './actor.js';
 import { out, outJson } from './output.js';
@@ -86,10 +87,19 @@ export async function eventsList(options: ListOptions): Promise<void> {
     }
     for (const s of summaries) {
       const when = createdText(s.created);
+      // The amount in its currency (`$4,120.00`, `¥50,000`), last so the columns before it keep
+      // their places; `--json` keeps the integer and the code as Stripe sent them.
+      const amount = callAmount(s.tool_call?.input) ?? '-';
       out(
-        [s.id, s.type, s.status, `attempts=${s.attempts}`, when, s.tool_call?.name ?? '-'].join(
-          '  ',
-        ),
+        [
+          s.id,
+          s.type,
+          s.status,
+          `attempts=${s.attempts}`,
+          when,
+          s.tool_call?.name ?? '-',
+          amount,
+        ].join('  '),
       );
     }
   });

@@ -13,7 +13,12 @@ import { parseSince, type Since } from '../ingress/backfill.js';
 import { apiErrorStatus, createModelClient } from '../agent/client.js';
 import { LIST_PRICES, priceOf } from '../agent/pricing.js';
 import { renderHtml } from '../rehearse/html.js';
-import { buildReport, type PolicySummary, type Report } from '../rehearse/report.js';
+import {
+  buildReport,
+  thresholdsText,
+  type PolicySummary,
+  type Report,
+} from '../rehearse/report.js';
 import { rehearseAll, type Policy } from '../rehearse/run.js';
 import { fetchIntoScratch, listIds, snapshotLiveStore, unionCatalog } from '../rehearse/source.js';
 import {
@@ -147,6 +152,8 @@ function summaryLines(name: string, s: PolicySummary): string[] {
     `${name}: ${s.config.file} · ${s.config.model}`,
     `  ${s.events} events: ${s.decided} decided, ${s.no_action} no action, ${s.ask_a_person} ask a person, ${s.invalid} invalid; ${s.approvals} would wait for approval`,
   ];
+  const amounts = thresholdsText(s.config.approval);
+  if (amounts) lines.push(`  approval by amount: ${amounts}`);
   const tools = Object.entries(s.by_tool).sort((a, b) => a[0].localeCompare(b[0]));
   const width = Math.max(6, ...tools.map(([t]) => t.length)) + 2;
   lines.push(`  ${pad('tool', width)}${pad('events', 8)}actions`);

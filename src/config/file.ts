@@ -39,6 +39,53 @@ const price = z
   .finite()
   .min(0, 'not below 0');
 
+/** An amount in a currency's minor units (cents for usd, yen for jpy), as Stripe counts them. */
+const minorUnits = z
+  .number({ error: "a whole number of the currency's minor units (cents for usd, yen for jpy)" })
+  .int("a whole number of the currency's minor units (cents for usd, yen for jpy)")
+  .min(0, 'not below 0');
+
+/** A currency code as Stripe writes it in events: three lowercase letters. */
+export const CURRENCY_CODE = /^[a-z]{3}$/;
+
+/**
+ * `approval.amount_over`: per currency, the amount (minor units) above which a decided call waits
+ * for a person — `{"usd": 50000, "eur": 45000, "jpy": 75000}`. One number for every currency
+ * meant $500 and ¥50,000 (about $330) alike; a call in a currency with no threshold of its own is
+ * held (src/agent/approval-rule.ts).
+ *
+ * The old form, a plain number, is still accepted, and read as `{"usd": n}`: the currency it was
+ * almost always written in (the documented example, 50000, was $500.00), so USD calls gate exactly
+ * as before and calls in every other currency are held, each with a reason naming the key to add. That only ever holds
+ * more than before, never less — the side a payments team wants to err on — and it does not turn
+ * a working config into a loop that will not start (refusing it with exit 2 would stop the agent
+ * at the upgrade, for a setting whose USD meaning is clear).
+ */
+const amountOver = z
+  .union(
+    [
+      minorUnits,
+      z.record(
+        z
+          .string()
+          .regex(CURRENCY_CODE, 'a currency code in lowercase, as Stripe sends it (usd, eur, jpy)'),
+        minorUnits,
+      ),
+    ],
+    {
+      error:
+        'per currency, the amount in minor units above which a call waits, e.g. {"usd": 50000, "jpy": 75000}',
+    },
+  )
+  .transform((value) => amountThresholds(value));
+
+/** `approval.amount_over` in either form, as thresholds per lowercase currency code. */
+export function amountThresholds(value: number | Record<string, number>): Record<string, number> {
+  if (typeof value === 'number') return { usd: value };
+  // fromEntries defines keys: nothing here reaches a prototype (those keys are refused anyway).
+  return Object.fromEntries(Object.entries(value).map(([code, n]) => [code.toLowerCase(), n]));
+}
+
 /** A Claude model id as the Messages API takes it, e.g. claude-sonnet-5-5. */
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
 
@@ -54,7 +101,7 @@ export const configFileSchema = z
     approval: z
       .object({
         tools: z.array(z.string().regex(TOOL_NAME)).optional(),
-        amount_over: z.number().int().min(0).optional(),
+        amount_over: amountOver.optional(),
       })
       .strict()
       .optional(),
@@ -109,7 +156,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   refusePrototypeKeys(json, setting);
   const result = configFileSchema.safeParse(json);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
+    const issue = reportedIssue(result.error.issues[0]!);
     throw new ConfigError(
       setting,
       `${jsonPath(issue.path)}: ${issue.message}. Fix: see the "Config file" section of the README.`,
@@ -124,6 +171,29 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     setting,
   );
   return config;
+}
+
+/**
+ * The issue to report, with its full path. A union (`amount_over`: a number, or one per currency)
+ * fails as "Invalid input" at its own path; the branch the value got into (not refused for its
+ * type at the root) says what is wrong, and where. A record's bad key reports the key's own
+ * message ("a currency code in lowercase …") rather than zod's "Invalid key in record".
+ */
+function reportedIssue(
+  issue: z.core.$ZodIssue,
+  base: readonly PropertyKey[] = [],
+): { path: PropertyKey[]; message: string } {
+  const path = [...base, ...issue.path];
+  if (issue.code === 'invalid_union') {
+    const branch = issue.errors.find(
+      (issues) => !(issues[0]?.code === 'invalid_type' && issues[0].path.length === 0),
+    );
+    if (branch?.[0]) return reportedIssue(branch[0], path);
+  }
+  if (issue.code === 'invalid_key' && issue.issues[0]) {
+    return { path, message: issue.issues[0].message };
+  }
+  return { path, message: issue.message };
 }
 
 export function loadConfigFile(file: string): ConfigFile {

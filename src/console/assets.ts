@@ -221,6 +221,10 @@ button:disabled { opacity: .5; }
 .queue th { font-size: 12px; color: var(--muted); font-weight: 600; }
 .queue td:first-child { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
 .queue .num { text-align: right; }
+.queue .amount, .approval .amount { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.approval { flex-basis: 100%; }
+.approval p { margin: 0 0 4px; }
+.approval .amount { font-size: 18px; }
 .pager { margin: 10px 0; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 0; }
 .facts dt { color: var(--muted); }

@@ -10,6 +10,7 @@ import type {
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import type { ApprovalResult } from '../operations/approvals.js';
 import type { QueueOperations } from '../operations/queue.js';
+import { callAmount } from '../money.js';
 import { lastArrivals, listNewest } from './newest.js';
 
 /**
@@ -40,6 +41,8 @@ export interface ConsoleBackend {
   types(): string[];
   /** The tool an event type maps to, or null. */
   toolOf(type: string): string | null;
+  /** The event's amount in its currency (`$4,120.00`), from its tool call's facts; null if none. */
+  amountOf(event: StoredEvent): string | null;
   /** What the decisions and approvals over the last hour looked like (bounded work). */
   insights(): Promise<Insights>;
   agent(): Promise<AgentState>;
@@ -207,6 +210,16 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
     },
     toolOf(type) {
       return catalog.lookup(type)?.tool ?? null;
+    },
+    amountOf(event) {
+      // One extraction per listed row (at most a page of 50): the facts hold the amount and its
+      // currency as the catalog reads them, for every type alike. A payload the catalog cannot
+      // read shows no amount rather than failing the page.
+      try {
+        return callAmount(catalog.toolCall(event.type, event.payload)?.input);
+      } catch {
+        return null;
+      }
     },
     insights() {
       const now = Date.now();

@@ -8,6 +8,7 @@ import {
 import { ownerOf } from '../buffer/transitions.js';
 import type { AgentState, EventView, Insights } from './backend.js';
 import { escapeHtml } from '../html.js';
+import { callAmount, formatAmount } from '../money.js';
 
 /**
  * The console's HTML, rendered on the server. Every value that came from outside (an event's
@@ -139,6 +140,8 @@ export interface OverviewData {
   agent: AgentState;
   /** The tool each listed event maps to (by type). */
   toolOf: (type: string) => string | null;
+  /** Each listed event's amount in its currency (`$4,120.00`), or null when it has none. */
+  amountOf: (event: StoredEvent) => string | null;
   now: number;
 }
 
@@ -305,12 +308,14 @@ function queueSection(data: OverviewData): string {
   const rows = data.events
     .map((e) => {
       const tool = data.toolOf(e.type);
+      const amount = data.amountOf(e);
       const lease = leaseText(e, data.now);
       return `<tr data-id="${escapeHtml(e.id)}" class="row s-${e.status}">
 <td><a href="/console/event/${encodeURIComponent(e.id)}">${escapeHtml(e.id)}</a></td>
 <td>${escapeHtml(e.type)}</td>
 <td>${statusChip(e.status)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${e.lastError ? `<div class="muted small">${escapeHtml(e.lastError)}</div>` : ''}</td>
 <td>${tool ? escapeHtml(tool) : '<span class="muted">—</span>'}</td>
+<td class="num amount">${amount === null ? '<span class="muted">—</span>' : escapeHtml(amount)}</td>
 <td class="num">${e.attempts}</td>
 <td title="${escapeHtml(time(e.receivedAt))}">${escapeHtml(ago(e.receivedAt, data.now))}</td>
 </tr>`;
@@ -330,8 +335,8 @@ function queueSection(data: OverviewData): string {
   return `<section id="queue" data-live aria-label="Queue">
 <table class="queue">
 <caption>${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}, newest first</caption>
-<thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Tool</th><th scope="col">Attempts</th><th scope="col">Received</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="6" class="muted">No events.</td></tr>'}</tbody>
+<thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Tool</th><th scope="col" class="num">Amount</th><th scope="col">Attempts</th><th scope="col">Received</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="7" class="muted">No events.</td></tr>'}</tbody>
 </table>
 ${nav ? `<nav class="pager">${nav}</nav>` : ''}
 </section>`;
@@ -358,9 +363,28 @@ function valueText(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A fact's value as text. An amount (`amount`, `amount_due`, … in minor units) reads in its
+ * currency first, the integer the handler receives after it: `$4,120.00 (412000)`.
+ */
+function factText(key: string, value: unknown, currency: unknown): string {
+  if (
+    key.startsWith('amount') &&
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    typeof currency === 'string' &&
+    currency !== ''
+  ) {
+    return `${formatAmount(value, currency)} (${value})`;
+  }
+  return valueText(value);
+}
+
 function factsList(input: Record<string, unknown>): string {
   const rows = Object.entries(input)
-    .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(valueText(v))}</dd>`)
+    .map(
+      ([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(factText(k, v, input.currency))}</dd>`,
+    )
     .join('');
   return rows ? `<dl class="facts">${rows}</dl>` : '<p class="muted">No facts.</p>';
 }
@@ -424,11 +448,34 @@ function historySection(history: readonly HistoryEntry[]): string {
   return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;
 }
 
-function actionsSection(event: StoredEvent): string {
+/**
+ * What a person approves, above the buttons: the decided call, its amount in its currency (the
+ * figure an approver must not misread: 412000 is $4,120.00, 50000 jpy is ¥50,000) and why it
+ * waits (the approval rule's words, or the model's when it asked for a person).
+ */
+function approvalCard(view: EventView): string {
+  const { history } = view;
+  const decided = [...history].reverse().find((h) => h.kind === 'decision' && h.tool_call);
+  const call = decided?.tool_call ?? null;
+  const held = [...history].reverse().find((h) => h.kind === 'held');
+  const amount = callAmount((call ?? view.toolCall)?.input);
+  const action = typeof call?.input.action === 'string' ? call.input.action : null;
+  const what = call
+    ? `<span class="mono">${escapeHtml(call.name)}</span>${action ? ` <span class="pill">${escapeHtml(action)}</span>` : ''}`
+    : 'a person must look (no call was decided)';
+  return `<div class="approval" aria-label="Awaiting approval">
+<p>Awaiting approval: ${what}${amount === null ? '' : ` for <strong class="amount">${escapeHtml(amount)}</strong>`}</p>
+${held?.note ? `<p class="muted small why">${escapeHtml(held.note)}</p>` : ''}
+</div>`;
+}
+
+function actionsSection(view: EventView): string {
+  const { event } = view;
   const id = encodeURIComponent(event.id);
   const forms: string[] = [];
   if (event.status === 'awaiting_approval') {
     forms.push(
+      approvalCard(view),
       `<form method="post" action="/console/event/${id}/approve" class="act"><button type="submit" class="primary">Approve</button><span class="muted small">dispatches the decided call</span></form>`,
       `<form method="post" action="/console/event/${id}/reject" class="act reject"><label for="reason">Reason</label><input id="reason" name="reason" required maxlength="1000"><button type="submit" class="danger">Reject</button></form>`,
     );
@@ -459,8 +506,10 @@ export function eventBody(view: EventView, now: number): string {
     // shown as received
   }
   const lease = leaseText(event, now);
+  const amount = callAmount(toolCall?.input);
   const rows: [string, string][] = [
     ['Type', event.type],
+    ...(amount === null ? [] : ([['Amount', amount]] as [string, string][])),
     ['Attempts', String(event.attempts)],
     ['Received', time(event.receivedAt)],
     ['Created', time(event.created * 1000)],
@@ -475,7 +524,7 @@ export function eventBody(view: EventView, now: number): string {
 <h1><span class="mono">${escapeHtml(event.id)}</span> ${statusChip(event.status)}</h1>
 <dl class="facts">${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>
-${actionsSection(event)}
+${actionsSection(view)}
 <div class="two">
 <section id="toolcall" data-live class="card"><h2>Tool call${toolCall ? `: <span class="mono">${escapeHtml(toolCall.name)}</span>` : ''}</h2>${
     toolCall ? factsList(toolCall.input) : '<p class="muted">This type maps to no tool.</p>'

@@ -253,6 +253,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
             insights,
             agent,
             toolOf: (t) => backend.toolOf(t),
+            amountOf: (e) => backend.amountOf(e),
             now: Date.now(),
           }),
         }),

@@ -2,11 +2,12 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { LRUCache } from 'lru-cache';
 import type { BufferChange, EventBuffer, EventStatus, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
-import { formatMoney, renderEventForPrompt } from '../catalog/prompt.js';
+import { renderEventForPrompt } from '../catalog/prompt.js';
 import { boundDepth } from '../catalog/depth.js';
 import { cleanModelText } from '../catalog/model-text.js';
 import { closeTag, fenceNotice, newNonce, openTag, type RedactKind } from '../catalog/untrusted.js';
 import type { Logger } from '../logger.js';
+import { formatAmount } from '../money.js';
 import { PLAIN_KEY, plainAction, splitCall } from './view.js';
 
 /**
@@ -334,6 +335,15 @@ function safe(value: string): string {
   return value.replace(/[^A-Za-z0-9_.:-]/g, '').slice(0, 100);
 }
 
+/**
+ * A formatted amount as an attribute: `formatAmount` of a number and a checked three-letter code,
+ * so it holds currency signs, letters, digits, separators and spaces only — filtered to those
+ * anyway, so no quote or angle bracket can ever reach an attribute.
+ */
+function safeAmount(value: string): string {
+  return value.replace(/[^\p{Sc}\p{L}0-9., -]/gu, '').slice(0, 40);
+}
+
 interface Facts {
   tool: string | null;
   amount: { value: number; currency: string } | null;
@@ -374,8 +384,10 @@ function metaOf(a: Announcement, facts: Facts): Record<string, string> {
   };
   if (facts.tool) meta.tool = safe(facts.tool);
   if (facts.amount) {
+    // The raw integer and code stay (programs read them); the formatted text is for the reader.
     meta.amount = String(facts.amount.value);
     meta.currency = facts.amount.currency;
+    meta.amount_display = safeAmount(formatAmount(facts.amount.value, facts.amount.currency));
   }
   return meta;
 }
@@ -401,7 +413,9 @@ export function channelMessage(
   const lines = [`${count} Stripe events need attention.`];
   for (const a of kept.slice(0, NAMED)) {
     const facts = factsOf(a, catalog);
-    const money = facts.amount ? `, ${formatMoney(facts.amount.value, facts.amount.currency)}` : '';
+    const money = facts.amount
+      ? `, ${formatAmount(facts.amount.value, facts.amount.currency)}`
+      : '';
     lines.push(
       `- ${a.event.id} ${a.event.type}${facts.tool ? ` → ${facts.tool}` : ''} (${STATUS_WORDS[a.status]}${money})`,
     );

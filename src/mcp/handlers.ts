@@ -24,7 +24,15 @@ import type { ApprovalResult } from '../operations/approvals.js';
 import type { BackfillProgress } from '../operations/backfill.js';
 import type { QueueOperations } from '../operations/queue.js';
 import type { ToolInput, ToolName, ToolOutput } from './tools.js';
-import { detailForModel, fencedCall, newView, summaryForModel, summaryLine } from './view.js';
+import { callAmount } from '../money.js';
+import {
+  amountText,
+  detailForModel,
+  fencedCall,
+  newView,
+  summaryForModel,
+  summaryLine,
+} from './view.js';
 
 /** What every part of the MCP surface works from. */
 export interface McpContext {
@@ -148,7 +156,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
       const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
       const text = [
-        `${id}  ${event.type}  ${event.status} (attempts ${event.attempts})${tool}; received ${shown.received_at}.`,
+        `${id}  ${event.type}  ${event.status} (attempts ${event.attempts})${tool}${amountText(shown.tool_call)}; received ${shown.received_at}.`,
         view.notice,
       ].join('\n');
       return result<'get_event'>(
@@ -269,6 +277,8 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const shown = waiting.map((w) => ({
         ...w,
         tool_call: w.tool_call && fencedCall(ctx.catalog, w.type, w.tool_call, view),
+        // The call's amount in its currency, beside the raw integer its tool_call keeps.
+        amount_display: callAmount(w.tool_call?.input),
         // Why it waits: the config's gate, or the model's own words (`a person must look: …`).
         reason: w.reason === null ? null : fenceModelText(w.reason, view.nonce),
       }));
@@ -277,7 +287,8 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
         const what = w.tool_call
           ? `${w.tool_call.name}${typeof action === 'string' ? ` ${action}` : ''}`
           : 'a person must look';
-        return `${w.id}  ${w.type}  ${what}${w.reason === null ? '' : `  ${w.reason}`}`;
+        const amount = w.amount_display === null ? '' : `  ${w.amount_display}`;
+        return `${w.id}  ${w.type}  ${what}${amount}${w.reason === null ? '' : `  ${w.reason}`}`;
       };
       const text = shown.length
         ? `${shown.length} decision(s) wait for approval:\n${shown.map(line).join('\n')}\n${view.notice}`
@@ -345,12 +356,17 @@ function approvalReply(
   const view = newView(ctx.redact);
   const call = outcome.tool_call && fencedCall(ctx.catalog, outcome.type, outcome.tool_call, view);
   const shown = outcomeForModel(outcome.outcome, view.nonce);
+  const amount_display = callAmount(outcome.tool_call?.input);
+  // Which call, for how much: `evt_… (handle_dispute, $4,120.00)`.
+  const what = outcome.tool_call
+    ? ` (${outcome.tool_call.name}${amount_display === null ? '' : `, ${amount_display}`})`
+    : '';
   const text =
     outcome.status === 'acked'
-      ? `${outcome.id}: ${shown}; the event is acked.`
-      : `${outcome.id} still waits for approval: ${shown}.\n${view.notice}`;
+      ? `${outcome.id}${what}: ${shown}; the event is acked.`
+      : `${outcome.id}${what} still waits for approval: ${shown}.\n${view.notice}`;
   return result<typeof tool>(
-    { ...outcome, outcome: shown, tool_call: call, notice: view.notice },
+    { ...outcome, outcome: shown, tool_call: call, amount_display, notice: view.notice },
     text,
   );
 }

@@ -372,6 +372,17 @@ const resumeAgent = {
   },
 } as const;
 
+/**
+ * Beside a tool call's raw `amount` (an integer in minor units, kept as Stripe sent it), the same
+ * amount as a person reads it: what an approver must see before money moves.
+ */
+const amountDisplay = z
+  .string()
+  .nullable()
+  .describe(
+    "The call's amount in its currency, formatted with Stripe's minor units (e.g. $4,120.00 for amount 412000 usd, ¥50,000 for 50000 jpy); tool_call.input.amount keeps the integer. null when the call has no amount",
+  );
+
 const approval = z.object({
   id: z.string().describe('The event id; pass it to approve_action or reject_action'),
   type: z.string(),
@@ -379,6 +390,7 @@ const approval = z.object({
   tool_call: toolCall
     .nullable()
     .describe('The decided call that waits; null when the agent asked a person to look instead'),
+  amount_display: amountDisplay,
   reason: z.string().nullable().describe('Why it waits (fenced: it can be model-written)'),
 });
 
@@ -402,6 +414,7 @@ const approvalResult = {
       'recorded, dispatched, acknowledged, rejected, or `dispatch failed: ` and the handler error (fenced)',
     ),
   tool_call: toolCall.nullable(),
+  amount_display: amountDisplay,
   notice,
 };
 

@@ -6,6 +6,7 @@ import type { Enrich } from '../catalog/enrich.js';
 import { eventForModel, toolCallForModel } from '../catalog/render.js';
 import { commonFacts } from '../catalog/tool.js';
 import { fenceModelText, fenceNotice, newNonce, type RedactKind } from '../catalog/untrusted.js';
+import { callAmount } from '../money.js';
 
 /**
  * Everything the MCP surface shows reaches a model, so customer-written strings are fenced (or
@@ -168,9 +169,18 @@ export async function detailForModel(
   };
 }
 
+/**
+ * A tool call's amount for the text a person or model reads: `$4,120.00` (src/money.ts), or '' when
+ * the call has none. The structured result keeps the integer; this is only for the text line.
+ */
+export function amountText(call: ToolCall | null | undefined): string {
+  const shown = callAmount(call?.input);
+  return shown === null ? '' : `  ${shown}`;
+}
+
 /** One line per event for the human-readable text content. */
 export function summaryLine(summary: EventSummary): string {
   const tool = summary.tool_call ? ` → ${summary.tool_call.name}` : '';
   const attempts = summary.attempts > 0 ? ` (attempts ${summary.attempts})` : '';
-  return `${summary.id}  ${summary.type}  ${summary.status}${attempts}${tool}`;
+  return `${summary.id}  ${summary.type}  ${summary.status}${attempts}${tool}${amountText(summary.tool_call)}`;
 }

@@ -1,4 +1,4 @@
-import type { DecisionRow, PolicySummary, Report } from './report.js';
+import { thresholdsText, type DecisionRow, type PolicySummary, type Report } from './report.js';
 import { escapeHtml } from '../html.js';
 
 /**
@@ -174,6 +174,7 @@ function summaryTable(report: Report): string {
     line('ask a person', (s) => s.ask_a_person),
     line('invalid', (s) => s.invalid),
     line('would wait for approval', (s) => s.approvals),
+    line('approval amounts', (s) => thresholdsText(s.config.approval) ?? 'not gated by amount'),
     line('tokens in / out', (s) => `${s.tokens.input} / ${s.tokens.output}`),
     line('cost', (s) => (s.cost_usd === null ? `n/a: ${s.cost_note}` : dollars(s.cost_usd))),
     line('latency p50 / p95', (s) => `${s.latency_ms.p50 ?? '–'} / ${s.latency_ms.p95 ?? '–'} ms`),
@@ -182,11 +183,11 @@ function summaryTable(report: Report): string {
 
 function decisionsTable(report: Report): string {
   const compare = report.compare !== undefined;
-  const head = `<tr><th>event</th><th>type</th><th>tool</th><th>decision</th><th>approval</th><th>rationale</th><th>tokens</th><th>cost</th><th>ms</th>${compare ? '<th>compare decision</th><th>compare approval</th><th>compare rationale</th>' : ''}</tr>`;
+  const head = `<tr><th>event</th><th>type</th><th>amount</th><th>tool</th><th>decision</th><th>approval</th><th>rationale</th><th>tokens</th><th>cost</th><th>ms</th>${compare ? '<th>compare decision</th><th>compare approval</th><th>compare rationale</th>' : ''}</tr>`;
   const rows = report.decisions
     .map((d) => {
       const differs = compare && (d.compare?.tool !== d.tool || d.compare?.action !== d.action);
-      return `<tr${differs ? ' class="differs"' : ''}><td><code>${escapeHtml(d.event_id)}</code></td><td>${escapeHtml(d.type)}</td><td>${escapeHtml(d.tool ?? '–')}</td><td>${escapeHtml(d.action)}</td><td>${escapeHtml(d.approval ?? '')}</td><td class="why">${escapeHtml(d.rationale ?? '')}</td><td>${d.tokens.input + d.tokens.output}</td><td>${escapeHtml(dollars(d.cost_usd))}</td><td>${d.latency_ms}</td>${
+      return `<tr${differs ? ' class="differs"' : ''}><td><code>${escapeHtml(d.event_id)}</code></td><td>${escapeHtml(d.type)}</td><td class="amount">${escapeHtml(d.amount_display ?? '–')}</td><td>${escapeHtml(d.tool ?? '–')}</td><td>${escapeHtml(d.action)}</td><td>${escapeHtml(d.approval ?? '')}</td><td class="why">${escapeHtml(d.rationale ?? '')}</td><td>${d.tokens.input + d.tokens.output}</td><td>${escapeHtml(dollars(d.cost_usd))}</td><td>${d.latency_ms}</td>${
         compare
           ? `<td>${escapeHtml(d.compare?.action ?? '')}</td><td>${escapeHtml(d.compare?.approval ?? '')}</td><td class="why">${escapeHtml(d.compare?.rationale ?? '')}</td>`
           : ''
@@ -200,7 +201,7 @@ const STYLE = `body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;m
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}svg text{font:12px system-ui,sans-serif;fill:#1d2329}
 figure{margin:12px 0}figcaption{font-weight:600;margin-bottom:4px}table{border-collapse:collapse;margin:8px 0}
 th,td{border:1px solid #d5dbe1;padding:4px 8px;text-align:left;vertical-align:top}
-table.decisions td.why{max-width:420px}tr.differs{background:#fff4e0}.note{color:#5b6670}code{font-size:12px}`;
+table.decisions td.why{max-width:420px}td.amount{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}tr.differs{background:#fff4e0}.note{color:#5b6670}code{font-size:12px}`;
 
 /** Decided actions in one order for every chart, so an action has one colour on the page. */
 function actionOrder(report: Report): string[] {

@@ -1,4 +1,6 @@
 import type { ApprovalSettings } from '../agent/approval-rule.js';
+import { amountThresholds } from '../config/file.js';
+import { formatAmount, formatAmountOrNull } from '../money.js';
 import type { ModelPrice } from '../agent/pricing.js';
 import type { Outcome, Policy, Rehearsed, StopReason } from './run.js';
 
@@ -41,6 +43,11 @@ export interface DecisionRow {
   event_id: string;
   type: string;
   created: string;
+  /** The event's amount as Stripe sent it (minor units) and its currency; null when none. */
+  amount: number | null;
+  currency: string | null;
+  /** The same amount as people read it (`$4,120.00`, `¥50,000`); null when none. */
+  amount_display: string | null;
   tool: string | null;
   outcome: Outcome['outcome'];
   action: string;
@@ -50,8 +57,11 @@ export interface DecisionRow {
   cost_usd: number | null;
   latency_ms: number;
   /** The compare config's outcome for the same event. */
-  compare?: Omit<DecisionRow, 'event_id' | 'type' | 'created' | 'compare'>;
+  compare?: Omit<DecisionRow, EventColumns | 'compare'>;
 }
+
+/** A row's columns that describe the event itself, the same under either config. */
+type EventColumns = 'event_id' | 'type' | 'created' | 'amount' | 'currency' | 'amount_display';
 
 export interface Difference {
   event_id: string;
@@ -79,6 +89,21 @@ export interface Report extends PolicySummary {
 }
 
 const SAMPLES_PER_TOOL = 3;
+
+/**
+ * A config's amount thresholds in words, each in its currency: `over $500.00 (usd), ¥75,000
+ * (jpy); other currencies wait` — or null when amounts gate nothing.
+ */
+export function thresholdsText(approval: ApprovalSettings): string | null {
+  if (approval.amount_over === undefined) return null;
+  // In the config's own order.
+  const each = Object.entries(amountThresholds(approval.amount_over)).map(
+    ([code, minor]) => `${formatAmount(minor, code)} (${code})`,
+  );
+  return each.length
+    ? `over ${each.join(', ')}; any other currency waits`
+    : 'every amount waits (no currency has a threshold)';
+}
 
 /** The nearest-rank percentile of sorted values; null when there are none. */
 export function percentile(sorted: readonly number[], p: number): number | null {
@@ -167,7 +192,7 @@ export function summarize(
   return summary;
 }
 
-function row(o: Outcome): Omit<DecisionRow, 'event_id' | 'type' | 'created' | 'compare'> {
+function row(o: Outcome): Omit<DecisionRow, EventColumns | 'compare'> {
   return {
     tool: o.tool,
     outcome: o.outcome,
@@ -192,10 +217,15 @@ export function buildReport(options: {
   const decisions: DecisionRow[] = events
     .filter((e) => policies.some((_, i) => e.outcomes[i]!.outcome !== 'unmapped'))
     .map((e) => {
+      // The facts of whichever config maps the event (amount and currency are common facts).
+      const mapped = e.outcomes.find((o) => o.outcome !== 'unmapped') ?? e.outcomes[0]!;
       const decision: DecisionRow = {
         event_id: e.id,
         type: e.type,
         created: new Date(e.created * 1000).toISOString(),
+        amount: mapped.amount,
+        currency: mapped.currency,
+        amount_display: formatAmountOrNull(mapped.amount, mapped.currency),
         ...row(e.outcomes[0]!),
       };
       if (policies.length > 1) decision.compare = row(e.outcomes[1]!);

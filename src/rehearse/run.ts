@@ -37,6 +37,9 @@ export interface Outcome {
   rationale: string | null;
   /** Why the decided call would wait for a person under this policy's `approval`, or null. */
   approval: string | null;
+  /** The event's amount (minor units) and currency, from the catalog's facts; null when none. */
+  amount: number | null;
+  currency: string | null;
   tokens: { input: number; output: number };
   cost_usd: number | null;
   latency_ms: number;
@@ -94,9 +97,18 @@ export async function rehearseOne(
       action: 'unmapped',
       rationale: null,
       approval: null,
+      amount: null,
+      currency: null,
       ...none,
     };
   }
+  const money = {
+    amount:
+      typeof facts.input.amount === 'number' && Number.isFinite(facts.input.amount)
+        ? facts.input.amount
+        : null,
+    currency: typeof facts.input.currency === 'string' ? facts.input.currency : null,
+  };
   const shown = { name: def.tool, input: facts.input };
   const started = performance.now();
   const result = await decide(def, userMessage(policy.catalog, event, policy.redact, shown), {
@@ -117,7 +129,7 @@ export async function rehearseOne(
     calls: result.calls,
   };
   const decision = result.decision;
-  const base = { tool: def.tool, approval: null, ...spent };
+  const base = { tool: def.tool, approval: null, ...money, ...spent };
   if (!decision) {
     return { ...base, outcome: 'invalid', action: 'invalid', rationale: bounded(result.failure) };
   }

@@ -435,7 +435,8 @@ describe('approvals', () => {
     const waiting = await listApprovals(reopened);
     expect(waiting.map((w) => w.id).sort()).toEqual([bigId, gatedId].sort());
     const bigWait = waiting.find((w) => w.id === bigId)!;
-    expect(bigWait.reason).toMatch(/amount 75000 is over 50000/);
+    // The old plain-number threshold reads as USD: the reason speaks in dollars.
+    expect(bigWait.reason).toBe('$750.00 is over the $500.00 threshold for usd');
     expect(bigWait.tool_call).toMatchObject({
       name: 'handle_dispute',
       input: { amount: 75_000, action: 'accept' },

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { approvalReason } from '../../src/agent/approval-rule.js';
 import { costOf, LIST_PRICES, priceOf } from '../../src/agent/pricing.js';
 import { DEFAULT_MODEL, loadAgentConfig } from '../../src/config/agent.js';
 
@@ -31,28 +30,6 @@ describe('model prices', () => {
       { input_per_mtok: 2, output_per_mtok: 10 },
     );
     expect(cost).toBeCloseTo(0.002 + 0.005, 12);
-  });
-});
-
-describe('approval rule', () => {
-  const call = (name: string, amount: unknown) => ({ name, input: { amount, action: 'x' } });
-
-  it('holds a listed tool, and an amount over the limit', () => {
-    expect(approvalReason(call('handle_dispute', 100), { tools: ['handle_dispute'] })).toBe(
-      'approval required for handle_dispute',
-    );
-    expect(approvalReason(call('retry_failed_payment', 50_001), { amount_over: 50_000 })).toBe(
-      'approval required: amount 50001 is over 50000',
-    );
-  });
-
-  it('lets anything else through, including an amount at the limit or not a number', () => {
-    expect(
-      approvalReason(call('retry_failed_payment', 50_000), { amount_over: 50_000 }),
-    ).toBeNull();
-    expect(approvalReason(call('retry_failed_payment', null), { amount_over: 0 })).toBeNull();
-    expect(approvalReason(call('handle_dispute', 1), undefined)).toBeNull();
-    expect(approvalReason(call('handle_dispute', 1), {})).toBeNull();
   });
 });
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createCatalog } from '../../src/catalog/catalog.js';
-import { naivePrompt, renderEventForPrompt, formatMoney } from '../../src/catalog/prompt.js';
+import { amountForModel, naivePrompt, renderEventForPrompt } from '../../src/catalog/prompt.js';
 import { eventForModel, toolCallForModel } from '../../src/catalog/render.js';
 import { cleanText, closeTag, fence, openTag } from '../../src/catalog/untrusted.js';
+import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { fixed, INJECTION, injectedDispute } from './fixtures.js';
 
 const catalog = createCatalog();
@@ -57,7 +58,7 @@ describe('prompt injection', () => {
     expect(outside).not.toContain('IGNORE ALL PREVIOUS');
     expect(outside).not.toContain('acct_attacker');
     expect(outside).not.toContain('999999');
-    expect(outside).toContain('amount: 129.00 USD (12900)');
+    expect(outside).toContain('amount: 12900 (= $129.00 usd)');
     // The fake closing tags are inside, as data.
     const inside = text.slice(text.indexOf(openTag(nonce)), text.indexOf(closeTag(nonce)));
     expect(inside).toContain('</untrusted-data>');
@@ -166,7 +167,10 @@ describe('compact rendering', () => {
         if (value === null || (Array.isArray(value) && value.length === 0)) {
           expect(text, `${def.type} ${key}`).toMatch(new RegExp(`not set: .*\\b${key}\\b`));
         } else if (key === 'currency') {
-          expect(text).toContain(` ${String(value).toUpperCase()} (`);
+          // Beside an amount (`amount: 12900 (= $129.00 usd)`), or on its own line without one.
+          expect(text, `${def.type} currency`).toMatch(
+            new RegExp(`\\(= [^)\\n]* ${String(value)}\\)|^currency: ${String(value)}$`, 'm'),
+          );
         } else {
           expect(text, `${def.type} ${key}`).toContain(`${key}: `);
         }
@@ -178,9 +182,23 @@ describe('compact rendering', () => {
     expect(ours).toBeLessThan(naive);
   });
 
-  it('formats money in the currency unit', () => {
-    expect(formatMoney(12900, 'usd')).toBe('129.00 USD');
-    expect(formatMoney(500, 'jpy')).toBe('500 JPY');
-    expect(formatMoney(1234, 'kwd')).toBe('1.234 KWD');
+  it('shows the model each amount as the integer the call carries and in its currency', () => {
+    expect(amountForModel(412000, 'usd')).toBe('412000 (= $4,120.00 usd)');
+    expect(amountForModel(500, 'jpy')).toBe('500 (= ¥500 jpy)');
+    expect(amountForModel(1234, 'kwd')).toBe('1234 (= KWD 1.234 kwd)');
+    const event = buildTestEvent('charge.dispute.created');
+    const dispute = (event.data as { object: Record<string, unknown> }).object;
+    dispute.amount = 50000;
+    dispute.currency = 'jpy';
+    const { text } = renderEventForPrompt(catalog, {
+      id: String(event.id),
+      type: 'charge.dispute.created',
+      created: Number(event.created),
+      livemode: false,
+      payload: event,
+    });
+    expect(text).toContain('amount: 50000 (= ¥50,000 jpy)');
+    // The currency is said beside the amount, not on a line of its own.
+    expect(text).not.toMatch(/^currency:/m);
   });
 });

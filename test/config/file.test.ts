@@ -47,7 +47,9 @@ describe('config file', () => {
     expect(
       error({ dispatch: { type: 'http', url: 'ftp://x', secret: 'a-long-enough-secret' } }),
     ).toMatch(/\$\.dispatch\.url/);
-    expect(error({ approval: { amount_over: -1 } })).toMatch(/\$\.approval\.amount_over/);
+    expect(error({ approval: { amount_over: -1 } })).toMatch(
+      /\$\.approval\.amount_over: not below 0/,
+    );
     expect(error({ surprise: 1 })).toMatch(/surprise/);
     expect(
       error({ events: { 'invoice.paid': { tool: 'same' }, 'invoice.created': { tool: 'same' } } }),
@@ -83,6 +85,52 @@ describe('config file', () => {
   });
 });
 
+describe('approval.amount_over: per currency, in minor units', () => {
+  const parse = (amount_over: unknown) =>
+    parseConfigFile(JSON.stringify({ approval: { amount_over } }), 'cfg.json').approval;
+
+  it('takes thresholds per lowercase currency code', () => {
+    expect(parse({ usd: 50000, eur: 45000, jpy: 75000 })).toEqual({
+      amount_over: { usd: 50000, eur: 45000, jpy: 75000 },
+    });
+    expect(parse({})).toEqual({ amount_over: {} });
+  });
+
+  it('reads the old plain number as the USD threshold', () => {
+    expect(parse(50000)).toEqual({ amount_over: { usd: 50000 } });
+  });
+
+  it('refuses a code that is not three lowercase letters, and a value that is not whole minor units, naming the path', () => {
+    expect(error({ approval: { amount_over: { USD: 50000 } } })).toMatch(
+      /\$\.approval\.amount_over\.USD: a currency code in lowercase, as Stripe sends it \(usd, eur, jpy\)/,
+    );
+    expect(error({ approval: { amount_over: { dollars: 50000 } } })).toMatch(
+      /\$\.approval\.amount_over\.dollars: a currency code/,
+    );
+    expect(error({ approval: { amount_over: { usd: -1 } } })).toMatch(
+      /\$\.approval\.amount_over\.usd: not below 0/,
+    );
+    expect(error({ approval: { amount_over: { jpy: 1.5 } } })).toMatch(
+      /\$\.approval\.amount_over\.jpy: a whole number of the currency's minor units/,
+    );
+    expect(error({ approval: { amount_over: { usd: '500' } } })).toMatch(
+      /\$\.approval\.amount_over\.usd: a whole number/,
+    );
+    expect(error({ approval: { amount_over: '500' } })).toMatch(
+      /\$\.approval\.amount_over: per currency, the amount in minor units/,
+    );
+    expect(error('{"approval": {"amount_over": {"__proto__": 1}}}')).toMatch(/refused as keys/);
+  });
+
+  it('keeps the tool-name typo check of approval.tools working beside it', () => {
+    expect(
+      error({ approval: { tools: ['handle_disputes'], amount_over: { usd: 50000 } } }),
+    ).toMatch(
+      /\$\.approval\.tools\[0\]: "handle_disputes" is not a tool of the catalog; did you mean "handle_dispute"\?/,
+    );
+  });
+});
+
 describe('the README config example', () => {
   const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 
@@ -112,6 +160,7 @@ describe('the README config example', () => {
       expect(config.dispatch).toMatchObject({ type: 'http' });
       expect(config.events?.['charge.refunded']).toBe(false);
       expect(config.approval?.tools).toEqual(['handle_dispute']);
+      expect(config.approval?.amount_over).toEqual({ usd: 50000, eur: 45000, jpy: 75000 });
     } finally {
       tmp.remove();
     }

@@ -412,6 +412,83 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 
+  it('reads amounts in their currency on the queue and on the approval card; a currency without a threshold waits', async () => {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const handler = await handlerServer();
+    const secret = newSecret();
+    const config = path.join(tmp(), 'agent.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dispatch: { type: 'http', url: handler.url, secret: 'a-long-enough-test-secret' },
+        // $500.00; no threshold for jpy, so a yen call waits whatever its size.
+        approval: { amount_over: { usd: 50_000 } },
+      }),
+    );
+    const server = await startServe({
+      dataDir: tmp(),
+      env: {
+        STRIPE_WEBHOOK_SECRET: secret,
+        ANTHROPIC_API_KEY: 'k',
+        ANTHROPIC_BASE_URL: api.url,
+        MCP_AUTH_TOKEN: TOKEN,
+      },
+      args: ['--agent', '--config', config],
+    });
+    const dispute = (amount: number, currency: string) => {
+      const event = buildTestEvent('charge.dispute.created');
+      const object = (event.data as { object: Record<string, unknown> }).object;
+      object.amount = amount;
+      object.currency = currency;
+      return event;
+    };
+    const usd = await send(server, secret, dispute(412_000, 'usd'));
+    const jpy = await send(server, secret, dispute(50_000, 'jpy'));
+    const small = await send(server, secret, dispute(12_900, 'usd'));
+    await waitFor(async () => {
+      const c = await counts(server, TOKEN);
+      return c.awaiting_approval === 2 && c.acked === 1;
+    }, 'two held calls and one dispatched');
+    // Under the USD threshold: dispatched without a person.
+    expect(handler.ids).toEqual([small]);
+
+    const { page } = await signIn(server.url);
+    const amountOf = (id: string) => page.locator(`tr[data-id="${id}"] td.amount`).textContent();
+    await poll(() => amountOf(usd)).toBe('$4,120.00');
+    await poll(() => amountOf(jpy)).toBe('¥50,000');
+    await poll(() => amountOf(small)).toBe('$129.00');
+    expect(await page.locator('table.queue thead').textContent()).toContain('Amount');
+    expect(await page.locator('table.queue').textContent()).not.toContain('412000');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: path.join(SHOTS, 'overview-amounts.png'), fullPage: true });
+
+    await page.goto(`${server.url}/console/event/${usd}`);
+    const card = page.locator('#actions .approval');
+    await poll(() => card.locator('.amount').textContent()).toBe('$4,120.00');
+    expect(await card.textContent()).toContain('handle_dispute');
+    expect(await card.locator('.why').textContent()).toBe(
+      '$4,120.00 is over the $500.00 threshold for usd',
+    );
+    // The facts read in dollars, the integer beside them; the summary says the amount too.
+    expect(await page.locator('#toolcall').textContent()).toContain('$4,120.00 (412000)');
+    expect(await page.locator('#summary').textContent()).toContain('$4,120.00');
+
+    await page.goto(`${server.url}/console/event/${jpy}`);
+    await poll(() => card.locator('.amount').textContent()).toBe('¥50,000');
+    expect(await card.locator('.why').textContent()).toBe(
+      'no approval threshold is set for jpy: held (set approval.amount_over.jpy)',
+    );
+    expect(await page.locator('#toolcall').textContent()).toContain('¥50,000 (50000)');
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await page.screenshot({ path: path.join(SHOTS, 'approval-jpy.png'), fullPage: true });
+    // Approving it from the card dispatches the yen call as decided.
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    expect(handler.ids).toEqual([small, jpy]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('says so when the handler fails on Approve, and the call keeps waiting', async () => {
     const { server, handler, ids } = await agentServer(1, 500);
     const { page } = await signIn(server.url);

@@ -233,6 +233,24 @@ describe('Claude Code channel (in memory)', () => {
   });
 });
 
+describe('Claude Code channel: amounts', () => {
+  it('keeps the raw amount and currency attributes and adds the amount in its currency', async () => {
+    const store = openStore(cleanups);
+    const c = await connectInMemory(store, cleanups);
+    const channel = channelInbox(c.client);
+    const e = incoming('charge.dispute.created', {
+      'data.object.amount': 50_000,
+      'data.object.currency': 'jpy',
+    });
+    await store.buffer.append(e);
+    const got = await waitFor(() => channel[0], 'the pending notification');
+    expectWellFormedMeta(got.meta);
+    expect(got.meta).toMatchObject({ amount: '50000', currency: 'jpy', amount_display: '¥50,000' });
+    // The facts in the text say what the integer means.
+    expect(got.content).toContain('amount: 50000 (= ¥50,000 jpy)');
+  });
+});
+
 describe('Claude Code channel over Streamable HTTP', () => {
   it('every session gets its own channel notification, by the same code path', async () => {
     const tmp = tempDir('sem-channel-http-');

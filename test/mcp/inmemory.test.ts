@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChangeHub } from '../../src/mcp/notifications.js';
+import { approvalReason } from '../../src/agent/approval-rule.js';
 import { waitFor } from '../helpers/spawn.js';
 import {
   call,
@@ -602,6 +603,81 @@ describe('approval tools', () => {
     expect(await callError(client, 'reject_action', { id: 'evt_nope', reason: 'x' })).toMatch(
       /evt_nope/,
     );
+  });
+
+  it('reads amounts in their currency in the text, and keeps the integer in structuredContent', async () => {
+    const store = openStore(cleanups);
+    const sink = {
+      kind: 'capture',
+      async dispatch() {
+        return { outcome: 'dispatched' as const };
+      },
+    };
+    const { client } = await connectInMemory(store, cleanups, { sink });
+    const usd = incoming('charge.dispute.created', { 'data.object.amount': 412_000 });
+    const jpy = incoming('charge.dispute.created', {
+      'data.object.amount': 50_000,
+      'data.object.currency': 'jpy',
+    });
+    const rule = { amount_over: { usd: 50_000 } };
+    for (const e of [usd, jpy]) await store.buffer.append(e);
+
+    // Pending: the summary lines of list_pending_events and get_event's line.
+    const pending = await call(client, 'list_pending_events');
+    const pendingText = (pending._result.content[0] as { text: string }).text;
+    expect(pendingText).toMatch(new RegExp(`${usd.id}  .*→ handle_dispute  \\$4,120\\.00`));
+    expect(pendingText).toMatch(new RegExp(`${jpy.id}  .*→ handle_dispute  ¥50,000`));
+    expect(pending.events.map((e: any) => e.tool_call.input.amount)).toEqual([412_000, 50_000]);
+    const one = await call(client, 'get_event', { id: jpy.id });
+    expect(textOf(one._result).split('\n')[0]).toContain('→ handle_dispute  ¥50,000;');
+    expect(one.tool_call.input).toMatchObject({ amount: 50_000, currency: 'jpy' });
+
+    const claimed = await store.buffer.claim({ owner: 'agent', leaseMs: 60_000, limit: 2 });
+    for (const e of claimed) {
+      const facts = store.catalog.toolCall(e.type, e.payload)!;
+      const decided = { ...facts, input: { ...facts.input, action: 'accept', rationale: 'ok' } };
+      await store.buffer.hold(e.id, e.leaseOwner!, approvalReason(decided, rule)!, [
+        { kind: 'decision', tool_call: decided, outcome: 'decided' },
+      ]);
+    }
+
+    const listed = await call<{
+      approvals: {
+        id: string;
+        amount_display: string | null;
+        reason: string;
+        tool_call: { input: Record<string, unknown> };
+      }[];
+    }>(client, 'list_approvals');
+    // The first text block, for people (the second repeats the structure as JSON).
+    const text = (listed._result.content[0] as { text: string }).text;
+    expect(text).toContain(`${usd.id}  charge.dispute.created  handle_dispute accept  $4,120.00  `);
+    expect(text).toContain(`${jpy.id}  charge.dispute.created  handle_dispute accept  ¥50,000  `);
+    expect(text).toContain('$4,120.00 is over the $500.00 threshold for usd');
+    expect(text).toContain(
+      'no approval threshold is set for jpy: held (set approval.amount_over.jpy)',
+    );
+    expect(text).not.toContain('412000');
+    const byId = new Map(listed.approvals.map((a) => [a.id, a]));
+    // The integer stays as Stripe sent it; the formatted amount is a sibling field.
+    expect(byId.get(usd.id)).toMatchObject({
+      amount_display: '$4,120.00',
+      tool_call: { input: { amount: 412_000, currency: 'usd' } },
+    });
+    expect(byId.get(jpy.id)).toMatchObject({
+      amount_display: '¥50,000',
+      tool_call: { input: { amount: 50_000, currency: 'jpy' } },
+    });
+
+    const approved = await call(client, 'approve_action', { id: usd.id });
+    expect(approved).toMatchObject({
+      amount_display: '$4,120.00',
+      tool_call: { input: { amount: 412_000 } },
+    });
+    expect(textOf(approved._result)).toContain(`${usd.id} (handle_dispute, $4,120.00): dispatched`);
+    const rejected = await call(client, 'reject_action', { id: jpy.id, reason: 'too large' });
+    expect(rejected.amount_display).toBe('¥50,000');
+    expect(textOf(rejected._result)).toContain(`${jpy.id} (handle_dispute, ¥50,000): rejected`);
   });
 
   it("get_event shows an agent decision's usage and latency (valid against its output schema)", async () => {

@@ -104,10 +104,13 @@ describe('model-written text in the Claude Code channel', () => {
     expect(got.content).toContain('&lt;/channel>');
     // Hidden characters are gone.
     expect(got.content).not.toMatch(/[\u202A-\u202E]/);
-    // Attributes carry only ids, types and codes: nothing the model wrote.
-    for (const value of Object.values(got.meta)) {
-      expect(String(value)).toMatch(/^[A-Za-z0-9_.:,-]*$/);
+    // Attributes carry only ids, types, codes and the amount this server formatted: nothing the
+    // model wrote.
+    for (const [key, value] of Object.entries(got.meta)) {
+      if (key === 'amount_display') expect(String(value)).toMatch(/^[\p{Sc}\p{L}0-9., -]*$/u);
+      else expect(String(value)).toMatch(/^[A-Za-z0-9_.:,-]*$/);
     }
+    expect(got.meta.amount_display).toBe('$129.00');
     expect(JSON.stringify(got.meta)).not.toMatch(/approved|user/i);
     // One fence notice says how to read them.
     expect(got.content).toMatch(

@@ -23,6 +23,8 @@ function outcome(partial: Partial<Outcome>): Outcome {
     action: 'accept',
     rationale: 'ok',
     approval: null,
+    amount: null,
+    currency: null,
     tokens: { input: 100, output: 10 },
     cost_usd: 0.0003,
     latency_ms: 100,
@@ -103,6 +105,48 @@ describe('the rehearsal report', () => {
     const html = renderHtml(report);
     expect(html).toContain('Cost: not available');
     expect(html).not.toMatch(/<script|https?:\/\//i);
+  });
+
+  it('shows each amount in its currency, keeps the integer in the JSON, and states the thresholds', () => {
+    const gated: Policy = {
+      ...policy('claude-sonnet-5-5', { input_per_mtok: 2, output_per_mtok: 10 }),
+      approval: { amount_over: { usd: 50_000, jpy: 75_000 } },
+    };
+    const report = buildReport({
+      policies: [gated],
+      events: [
+        {
+          id: 'evt_usd',
+          type: 'charge.dispute.created',
+          created: 1_796_000_000,
+          outcomes: [
+            outcome({
+              amount: 412_000,
+              currency: 'usd',
+              approval: '$4,120.00 is over the $500.00 threshold for usd',
+            }),
+          ],
+        },
+        {
+          id: 'evt_jpy',
+          type: 'charge.dispute.created',
+          created: 1_796_000_100,
+          outcomes: [outcome({ amount: 50_000, currency: 'jpy' })],
+        },
+      ],
+      stopped: null,
+      source: { kind: 'store' },
+    });
+    expect(report.decisions.map((d) => [d.amount, d.currency, d.amount_display])).toEqual([
+      [412_000, 'usd', '$4,120.00'],
+      [50_000, 'jpy', '¥50,000'],
+    ]);
+    expect(report.approvals).toBe(1);
+    const html = renderHtml(report);
+    expect(html).toContain('<td class="amount">$4,120.00</td>');
+    expect(html).toContain('<td class="amount">¥50,000</td>');
+    expect(html).toContain('$4,120.00 is over the $500.00 threshold for usd');
+    expect(html).toContain('over $500.00 (usd), ¥75,000 (jpy); any other currency waits');
   });
 
   it('escapes markup and quotes', () => {

@@ -4,6 +4,7 @@ import { FRAMING_TOKENS, requestBound, type RequestUsage } from '../../src/agent
 import { costOf, LIST_PRICES } from '../../src/agent/pricing.js';
 import type { StoredEvent } from '../../src/buffer/buffer.js';
 import { createCatalog } from '../../src/catalog/catalog.js';
+import { buildReport } from '../../src/rehearse/report.js';
 import { rehearseAll, type Policy } from '../../src/rehearse/run.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { startFakeAnthropic, toolUse, type FakeRequest } from '../helpers/fake-anthropic.js';
@@ -158,5 +159,61 @@ describe('rehearseAll with a cost cap', () => {
     });
     expect(result.stopped).toBeNull();
     expect(result.events).toHaveLength(6);
+  });
+});
+
+describe('rehearse: approvals by amount, per currency', () => {
+  it('holds what the loop would hold (over the usd threshold, or a currency without one), and reports each amount in its currency', async () => {
+    const fake = await startFakeAnthropic((req: FakeRequest) =>
+      toolUse(req.body.tools[0].name, { action: 'accept', rationale: 'Evidence is strong.' }),
+    );
+    cleanups.push(() => fake.close());
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.url, maxRetries: 0 });
+    const dispute = (i: number, amount: number, currency: string): StoredEvent => {
+      const event = stored('charge.dispute.created', i);
+      const parsed = JSON.parse(event.payload);
+      parsed.data.object.amount = amount;
+      parsed.data.object.currency = currency;
+      return { ...event, payload: JSON.stringify(parsed) };
+    };
+    const events = [
+      dispute(0, 412_000, 'usd'),
+      dispute(1, 50_000, 'jpy'),
+      dispute(2, 12_900, 'usd'),
+    ];
+    const byId = new Map(events.map((e) => [e.id, e]));
+    const gated: Policy = {
+      ...policy('claude-sonnet-5-5', SONNET),
+      approval: { amount_over: { usd: 50_000 } },
+    };
+    const result = await rehearseAll({
+      policies: [gated],
+      client,
+      ids: events.map((e) => e.id),
+      load: async (id) => byId.get(id) ?? null,
+      concurrency: 1,
+    });
+    const report = buildReport({
+      policies: [gated],
+      events: result.events,
+      stopped: result.stopped,
+      source: { kind: 'test' },
+    });
+    expect(report.approvals).toBe(2);
+    expect(
+      report.decisions.map((d) => [d.amount, d.currency, d.amount_display, d.approval]),
+    ).toEqual([
+      [412_000, 'usd', '$4,120.00', '$4,120.00 is over the $500.00 threshold for usd'],
+      [
+        50_000,
+        'jpy',
+        '¥50,000',
+        'no approval threshold is set for jpy: held (set approval.amount_over.jpy)',
+      ],
+      [12_900, 'usd', '$129.00', null],
+    ]);
+    // The model read the amount in its currency, beside the integer.
+    const prompts = fake.requests.map((r) => JSON.stringify(r.body.messages[0].content));
+    expect(prompts.some((p) => p.includes('amount: 50000 (= ¥50,000 jpy)'))).toBe(true);
   });
 });
