@@ -134,6 +134,8 @@ export async function startServer(
     maxBodyBytes: config.maxBodyBytes,
     maxBodyMemoryBytes: config.maxBodyMemoryBytes,
     authToken: config.mcpAuthToken,
+    host: config.host,
+    allowedHosts: config.mcpAllowedHosts,
     healthProbeDir: buffer.kind === 'sqlite' ? config.dataDir : null,
     verify: { secrets, toleranceSeconds: config.toleranceSeconds },
     mcp: mcp.router,

@@ -4,7 +4,8 @@ import type { EventBuffer } from './buffer/buffer.js';
 import { createWebhookIngress, type WebhookDeps } from './ingress/webhook.js';
 import type { Metrics } from './metrics.js';
 import { createAppendHealth } from './ingress/append-health.js';
-import { hasBearerToken } from './http-guard.js';
+import { createRequestGuard, hasBearerToken } from './http-guard.js';
+import { createRefusalLog } from './refusal-log.js';
 
 export interface HttpAppDeps extends WebhookDeps {
   buffer: EventBuffer;
@@ -16,6 +17,12 @@ export interface HttpAppDeps extends WebhookDeps {
    * `/mcp`, and `/healthz` without it answers its status only, no counts.
    */
   authToken?: string | null;
+  /**
+   * The bind and MCP_ALLOWED_HOSTS: `/metrics` and `/healthz` check the Host as `/mcp` and the
+   * console do (a DNS-rebinding page must not read the counts or the metrics either).
+   */
+  host: string;
+  allowedHosts?: readonly string[];
   /** Where the store writes on local disk, for the health write probe; null for Redis. */
   healthProbeDir?: string | null;
   /** The operator console at `/console` (src/console/); `/` redirects there when it is on. */
@@ -51,7 +58,30 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   const authorized = (req: Request) =>
     token === null || hasBearerToken(req.headers.authorization, token);
 
-  app.get('/healthz', async (req: Request, res: Response) => {
+  const guard = createRequestGuard(deps);
+  const refusals = createRefusalLog(deps.logger, {
+    summary: 'health or metrics requests refused (more, not logged one by one)',
+  });
+  // The same rule, status and words as /mcp's Host check (403: DNS rebinding protection).
+  const checkHost = (req: Request, res: Response, next: () => void) => {
+    if (guard.hostAllowed(req.headers.host)) {
+      next();
+      return;
+    }
+    refusals.refused('health or metrics request refused: Host not allowed', 'host_not_allowed', {
+      path: req.path,
+      host: req.headers.host ?? null,
+      ip: req.socket.remoteAddress,
+    });
+    res.status(403).json({
+      error: {
+        code: 'host_not_allowed',
+        message: `Forbidden: Host ${JSON.stringify(req.headers.host ?? '')} is not allowed (DNS rebinding protection). Connect through localhost or 127.0.0.1, or add the name to MCP_ALLOWED_HOSTS.`,
+      },
+    });
+  };
+
+  app.get('/healthz', checkHost, async (req: Request, res: Response) => {
     // Without the token (when one is set) only the verdict: counts say how busy the queue is.
     const full = authorized(req);
     const health = await deps.buffer.health();
@@ -81,7 +111,7 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
     }
   });
 
-  app.get('/metrics', async (req: Request, res: Response) => {
+  app.get('/metrics', checkHost, async (req: Request, res: Response) => {
     if (!authorized(req)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="stripe-events-mcp"');
       res.status(401).json({

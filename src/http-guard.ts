@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 
 /**
- * The rules every HTTP door that changes state applies (/mcp, /metrics, /healthz's counts, the
- * console): is the bind loopback, does the Host name this server (DNS rebinding), is the browser
- * Origin one we trust, does the request carry the bearer token. Shared by mcp/ and console/, which
- * may not import each other.
+ * The rules every HTTP door applies (/mcp, /metrics, /healthz, the console): is the bind loopback,
+ * does the Host name this server (DNS rebinding), is the browser Origin one we trust (and, for the
+ * console's state changes, is it the console's own), does the request carry the bearer token.
+ * Shared by mcp/, console/ and http-app.ts, which may not import each other.
  */
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
@@ -44,6 +44,72 @@ export interface RequestGuard {
   hostAllowed(hostHeader: string | undefined): boolean;
   /** A browser Origin allowed to call: MCP_ALLOWED_ORIGINS, or localhost on a loopback bind. */
   originAllowed(origin: string): boolean;
+  /** The origin is listed in MCP_ALLOWED_ORIGINS (exactly; no loopback allowance). */
+  originListed(origin: string): boolean;
+}
+
+/**
+ * The origin (`scheme://host[:port]`, lower-case, default port dropped) of a URL, as a browser
+ * serializes it in the Origin header; null for anything else (`null`, a path, garbage). Both
+ * sides of a comparison go through it, so `HTTP://LocalHost:80` equals `http://localhost`.
+ */
+export function originOf(url: string): string | null {
+  if (!/^https?:\/\//i.test(url)) return null;
+  try {
+    const origin = new URL(url).origin;
+    return origin === 'null' ? null : origin;
+  } catch {
+    return null;
+  }
+}
+
+/** Where a state-changing request says it comes from, and whether that may change state. */
+export type RequestSource =
+  | { allowed: true }
+  | {
+      allowed: false;
+      /** `foreign`: a header names another origin or site; `unknown`: no header says. */
+      why: 'foreign' | 'unknown';
+      /** The header that decided and what it said (for the log and the refusal), if any. */
+      header?: 'origin' | 'sec-fetch-site' | 'referer';
+      value?: string;
+    };
+
+/**
+ * Whether a state-changing request comes from `own` origin (or one `listed`), by what the browser
+ * says: the Origin header when there is one (browsers send it on every POST); else
+ * `Sec-Fetch-Site` (a header scripts cannot set); else the Referer's origin; else it is refused.
+ * A header that is present decides: a foreign Origin is not rescued by a same-origin Referer.
+ * SameSite cookies cannot do this: every port of a host is the same site, so a page served on
+ * another local port would carry the console's cookie.
+ */
+export function requestSource(
+  headers: { origin?: string; 'sec-fetch-site'?: string | string[]; referer?: string },
+  own: string,
+  listed: (origin: string) => boolean,
+): RequestSource {
+  const ownOrigin = originOf(own);
+  const ok = (origin: string | null) => origin !== null && (origin === ownOrigin || listed(origin));
+  if (headers.origin !== undefined) {
+    return ok(originOf(headers.origin))
+      ? { allowed: true }
+      : { allowed: false, why: 'foreign', header: 'origin', value: headers.origin };
+  }
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) {
+    const value = Array.isArray(site) ? site.join(', ') : site;
+    return value.trim().toLowerCase() === 'same-origin'
+      ? { allowed: true }
+      : { allowed: false, why: 'foreign', header: 'sec-fetch-site', value };
+  }
+  if (headers.referer !== undefined) {
+    const origin = originOf(headers.referer);
+    // Only the Referer's origin is kept: its path and query are none of the log's business.
+    return ok(origin)
+      ? { allowed: true }
+      : { allowed: false, why: 'foreign', header: 'referer', value: origin ?? 'null' };
+  }
+  return { allowed: false, why: 'unknown' };
 }
 
 /** The Host and Origin rules of `/mcp`, shared with the console (src/console/). */
@@ -59,6 +125,10 @@ export function createRequestGuard(options: {
     ),
   );
   const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  // The same list as browsers serialize origins (default port dropped, no trailing slash).
+  const listedOrigins = new Set(
+    (options.allowedOrigins ?? []).map((o) => originOf(o)).filter((o): o is string => o !== null),
+  );
   return {
     hostAllowed(hostHeader) {
       // On a non-loopback bind without MCP_ALLOWED_HOSTS any name may reach the server (a proxy
@@ -73,6 +143,12 @@ export function createRequestGuard(options: {
         origin === 'null' ? null : hostnameOf(origin.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
       return (
         loopback && host !== null && /^https?:\/\//i.test(origin) && LOOPBACK_NAMES.includes(host)
+      );
+    },
+    originListed(origin) {
+      const normal = originOf(origin);
+      return (
+        allowedOrigins.has(origin.toLowerCase()) || (normal !== null && listedOrigins.has(normal))
       );
     },
   };

@@ -7,13 +7,14 @@ import {
 } from '../errors.js';
 import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
-import { createRequestGuard, sameToken } from '../http-guard.js';
+import { createRequestGuard, originOf, requestSource, sameToken } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { ConsoleBackend } from './backend.js';
 import { LiveFeed } from './live.js';
 import { eventBody, messagePage, overviewBody, page, signInPage } from './render.js';
 import { cookieValue, SESSION_COOKIE, Sessions } from './sessions.js';
+import { clientKey, SignInLimiter, type SignInLimitOptions } from './sign-in-limit.js';
 
 export const CONSOLE_PATH = '/console';
 const PAGE_SIZE = 50;
@@ -29,6 +30,8 @@ export interface ConsoleOptions {
   allowedHosts?: readonly string[];
   allowedOrigins?: readonly string[];
   maxLiveClients?: number;
+  /** Bounds (and the clock) of the sign-in rate limit; SIGN_IN_LIMIT by default. */
+  signInLimit?: SignInLimitOptions;
 }
 
 export interface ConsoleHandler {
@@ -54,10 +57,13 @@ const CSP =
  * Approve, Reject, Replay, Ack — through the console's backend (backend.ts), so they meet the same
  * rules and refusals as MCP and the CLI.
  *
- * Access, like `/mcp`: the Host must name this server and a cross-site Origin is refused (403);
- * every state-changing request must carry an allowed Origin (or its own). With MCP_AUTH_TOKEN set
- * a person signs in with it once and gets a session cookie (sessions.ts); without it (loopback
- * only — startServer refuses otherwise) the console is open, as `/mcp` is.
+ * Access: the Host must name this server, as at `/mcp` (403). Stricter than `/mcp` for origins:
+ * every state-changing request must come from the console's own origin (the scheme this server
+ * listens with, the Host the request names) or one in MCP_ALLOWED_ORIGINS — not any loopback
+ * origin, since a page on another local port is the same site and its form posts would carry the
+ * session cookie. With MCP_AUTH_TOKEN set a person signs in with it once (rate-limited per client,
+ * sign-in-limit.ts) and gets a session cookie (sessions.ts); without it (loopback only —
+ * startServer refuses otherwise) the console is open, as `/mcp` is.
  */
 export function createConsole(options: ConsoleOptions): ConsoleHandler {
   const { backend, logger } = options;
@@ -66,6 +72,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     summary: 'console requests refused (more, not logged one by one)',
   });
   const sessions = new Sessions();
+  const limiter = new SignInLimiter(options.signInLimit);
   const live = new LiveFeed((listener) => backend.watch(listener), options.maxLiveClients);
   const token = options.authToken;
 
@@ -83,11 +90,12 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     next();
   };
 
-  /** The page's own origin: the scheme it was reached by and the Host it named. */
-  const ownOrigin = (req: Request) => `${req.protocol}://${req.headers.host ?? ''}`.toLowerCase();
-
-  const originOk = (req: Request, origin: string) =>
-    guard.originAllowed(origin) || origin.toLowerCase() === ownOrigin(req);
+  /**
+   * The page's own origin: the scheme this server listens with (Express's req.protocol, with
+   * "trust proxy" off, is the socket's: a proxy's X-Forwarded-Proto is not believed) and the Host
+   * the request names (already checked against the allowed names above).
+   */
+  const ownOrigin = (req: Request) => `${req.protocol}://${req.headers.host ?? ''}`;
 
   const checkHostAndOrigin = (req: Request, res: Response, next: NextFunction) => {
     if (!guard.hostAllowed(req.headers.host)) {
@@ -104,20 +112,44 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       return;
     }
     const origin = req.headers.origin;
-    // A state change must say where it comes from: no Origin, no change (browsers send one).
+    const own = ownOrigin(req);
     const changes = req.method !== 'GET' && req.method !== 'HEAD';
-    if ((changes && origin === undefined) || (origin !== undefined && !originOk(req, origin))) {
-      refusals.refused('console request refused: Origin not allowed', 'origin_not_allowed', {
-        origin: origin ?? null,
-        ip: req.socket.remoteAddress,
-      });
+    // Reads carry no Origin from the console's own pages; one that names another origin is a
+    // foreign page reaching in (an EventSource, a fetch), refused too. A change must show it
+    // comes from here: Origin, else Sec-Fetch-Site, else Referer (http-guard requestSource).
+    const listed = (o: string) => guard.originListed(o);
+    const source = changes
+      ? requestSource(req.headers, own, listed)
+      : origin === undefined
+        ? { allowed: true as const }
+        : requestSource({ origin }, own, listed);
+    if (!source.allowed) {
+      const unknown = source.why === 'unknown';
+      refusals.refused(
+        unknown
+          ? 'console request refused: no Origin, Sec-Fetch-Site or Referer'
+          : 'console request refused: Origin not allowed',
+        unknown ? 'origin_missing' : 'origin_not_allowed',
+        {
+          method: req.method,
+          path: req.path,
+          ...(source.header ? { [source.header]: source.value } : {}),
+          ip: req.socket.remoteAddress,
+        },
+      );
+      const from =
+        source.header === 'sec-fetch-site'
+          ? `the browser says it comes from another origin (Sec-Fetch-Site: ${source.value})`
+          : source.header === 'referer'
+            ? `its Referer is ${source.value}`
+            : `its Origin is ${JSON.stringify(source.value)}`;
       refuse(
         req,
         res,
         403,
-        origin === undefined
-          ? 'Forbidden: a state-changing request must carry an Origin header (browsers send one).'
-          : `Forbidden: Origin ${JSON.stringify(origin)} is not allowed. The console accepts changes only from its own pages (or an origin in MCP_ALLOWED_ORIGINS).`,
+        unknown
+          ? 'Forbidden: a request that changes something must say where it comes from (an Origin header, which browsers send on every form post). Nothing was changed.'
+          : `Forbidden: ${from}, not this console (${originOf(own) ?? own}). The console accepts changes only from its own pages, or from an origin listed in MCP_ALLOWED_ORIGINS. Nothing was changed.`,
       );
       return;
     }
@@ -170,13 +202,45 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
 
   const form = express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 });
 
-  r.post('/login', form, (req: Request, res: Response) => {
+  // Before the form is even read: the attempt is counted (SignInLimiter.attempt), and a limited
+  // client's token is not looked at (not parsed, not compared), so guessing faster than
+  // SIGN_IN_LIMIT allows learns nothing.
+  const limitSignIn = (req: Request, res: Response, next: NextFunction) => {
+    if (token === null) {
+      next();
+      return;
+    }
+    const wait = limiter.attempt(clientKey(req.socket.remoteAddress));
+    if (wait === 0) {
+      next();
+      return;
+    }
+    refusals.refused('console sign-in refused: too many wrong tokens', 'sign_in_limited', {
+      ip: req.socket.remoteAddress,
+      retryAfterSeconds: wait,
+    });
+    const minutes = Math.ceil(wait / 60);
+    res
+      .status(429)
+      .setHeader('Retry-After', String(wait))
+      .type('html')
+      .send(
+        signInPage(
+          `Too many wrong tokens from this address. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}; until then no token is checked.`,
+        ),
+      );
+  };
+
+  r.post('/login', limitSignIn, form, (req: Request, res: Response) => {
     if (token === null) {
       res.redirect(303, CONSOLE_PATH);
       return;
     }
     const given = typeof req.body?.token === 'string' ? req.body.token : '';
+    // sameToken compares SHA-256 digests with timingSafeEqual: the time taken does not depend on
+    // how much of the token a guess gets right, or on its length.
     if (!given || !sameToken(given, token)) {
+      // Already counted by limitSignIn: a wrong token leaves the count as it is.
       refusals.refused('console sign-in refused: wrong token', 'wrong_token', {
         ip: req.socket.remoteAddress,
       });
@@ -186,6 +250,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         .send(signInPage('That is not the token this server was started with (MCP_AUTH_TOKEN).'));
       return;
     }
+    limiter.succeeded(clientKey(req.socket.remoteAddress));
     const id = sessions.create();
     const secure = req.protocol === 'https' ? '; Secure' : '';
     res.setHeader(

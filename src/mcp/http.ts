@@ -59,16 +59,31 @@ interface Session {
   streams: Set<ServerResponse>;
 }
 
+/** The shortest MCP_AUTH_TOKEN accepted off loopback (`openssl rand -hex 32` gives 64). */
+export const MIN_TOKEN_LENGTH = 32;
+
 /**
- * `/mcp` is reachable from the network whenever the bind is not loopback, so it must not be
- * open: refuse to start without MCP_AUTH_TOKEN then (the CLI exits 2).
+ * `/mcp`, `/metrics` and the console are reachable from the network whenever the bind is not
+ * loopback, so they must not be open, nor guarded by a token short enough to guess: refuse to
+ * start without MCP_AUTH_TOKEN, or with one under MIN_TOKEN_LENGTH characters, then (the CLI exits
+ * 2). On loopback only this machine can reach them, and a short token stays allowed.
  */
 export function assertMcpAccess(config: { host: string; mcpAuthToken: string | null }): void {
-  if (config.mcpAuthToken || isLoopbackHost(config.host)) return;
-  throw new ConfigError(
-    'MCP_AUTH_TOKEN',
-    `is required when --host / HOST is ${JSON.stringify(config.host)}, which is not a loopback address: /mcp would be open to the network. Fix: set MCP_AUTH_TOKEN to a long random value (e.g. \`openssl rand -hex 32\`) and send it as "Authorization: Bearer <token>", or bind --host 127.0.0.1.`,
-  );
+  if (isLoopbackHost(config.host)) return;
+  const token = config.mcpAuthToken;
+  if (!token) {
+    throw new ConfigError(
+      'MCP_AUTH_TOKEN',
+      `is required when --host / HOST is ${JSON.stringify(config.host)}, which is not a loopback address: /mcp would be open to the network. Fix: set MCP_AUTH_TOKEN to a long random value (e.g. \`openssl rand -hex 32\`) and send it as "Authorization: Bearer <token>", or bind --host 127.0.0.1.`,
+    );
+  }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    // The length only: the token itself never goes into a message.
+    throw new ConfigError(
+      'MCP_AUTH_TOKEN',
+      `is ${token.length} characters long, and --host / HOST is ${JSON.stringify(config.host)}, which is not a loopback address: off loopback the token guards /mcp, /metrics and the console from the network and must be at least ${MIN_TOKEN_LENGTH} characters. Fix: set a long random one, e.g. MCP_AUTH_TOKEN=$(openssl rand -hex 32), or bind --host 127.0.0.1.`,
+    );
+  }
 }
 
 function rpcError(res: Response, status: number, code: number, message: string): void {

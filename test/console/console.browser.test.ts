@@ -4,6 +4,8 @@
  * the tests open records its requests: nothing may be asked of another origin.
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -486,6 +488,48 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
     expect(handler.ids).toEqual([small, jpy]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses a form that a page on another local port posts to Approve while a person is signed in (403), changing nothing', async () => {
+    const { server, handler, ids } = await agentServer(1);
+    const { context } = await signIn(server.url);
+    const id = ids[0]!;
+    // The other page: another local HTTP server on the same host, another port. Every port of a
+    // host is the same site, so SameSite=Strict lets its form post carry the session cookie.
+    const action = `${server.url}/console/event/${id}/approve`;
+    const evil = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(
+        `<!doctype html><form method="post" action="${action}"><input type="hidden" name="reason" value="x"></form>` +
+          '<script>document.forms[0].submit()</script>',
+      );
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          evil.closeAllConnections();
+          evil.close(() => resolve());
+        }),
+    );
+    const evilOrigin = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    expect(evilOrigin).not.toBe(server.url);
+
+    // Not openPage: this page's requests go to another origin on purpose.
+    const page = await context.newPage();
+    const posted = page.waitForResponse((r) => r.url() === action);
+    await page.goto(`${evilOrigin}/`);
+    const res = await posted;
+    const sent = await res.request().allHeaders();
+    expect(sent.cookie, 'the session cookie went along').toMatch(/sem_console=/);
+    expect(sent.origin).toBe(evilOrigin);
+    expect(res.status()).toBe(403);
+    await poll(() => page.locator('main').textContent()).toMatch(
+      /Origin .* not this console.*Nothing was changed/,
+    );
+    expect((await counts(server, TOKEN)).awaiting_approval).toBe(1);
+    expect(handler.ids).toEqual([]);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
@@ -77,6 +78,24 @@ function rssBytes(pid: number): number {
 }
 
 const MiB = 1024 * 1024;
+
+/** A GET naming `host` in its Host header (fetch does not let a caller choose it). */
+function getWithHost(
+  url: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { headers: { ...headers, host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('slow and large bodies', () => {
   it('300 stalled 1 MiB bodies: RSS stays bounded, events still get in, and the stalls are closed', async () => {
@@ -392,30 +411,38 @@ describe('refusals at /mcp and the console stay bounded in the log', () => {
     }
     const statuses = await Promise.all(requests);
     expect(statuses.filter((x) => x === 403)).toHaveLength(150);
-    expect(statuses.filter((x) => x === 401)).toHaveLength(150);
+    // Sign-in is rate-limited: five wrong tokens from this address, then 429 without a check.
+    expect(statuses.filter((x) => x === 401)).toHaveLength(5);
+    expect(statuses.filter((x) => x === 429)).toHaveLength(145);
     const lines = (prefix: string) =>
       s.serve.logs().filter((r) => typeof r.msg === 'string' && r.msg.startsWith(prefix));
-    const counted = (prefix: string, one: string) =>
-      lines(prefix).reduce((n, r) => n + (r.msg === one ? 1 : ((r.count as number) ?? 0)), 0);
+    /** Refusals with `reason`, logged one by one or counted in a summary. */
+    const counted = (prefix: string, reason: string) =>
+      lines(prefix).reduce(
+        (n, r) =>
+          n +
+          (r.reason === reason
+            ? 1
+            : ((r.reasons as { reason: string; count: number }[] | undefined)?.find(
+                (x) => x.reason === reason,
+              )?.count ?? 0)),
+        0,
+      );
     // The summaries come at the end of the 10 s interval that counted them.
     await waitFor(
       () =>
-        counted('mcp request', 'mcp request refused: Origin not allowed') === 150 &&
-        counted('console', 'console sign-in refused: wrong token') === 150,
+        counted('mcp request', 'origin_not_allowed') === 150 &&
+        counted('console', 'wrong_token') + counted('console', 'sign_in_limited') === 150,
       'every refusal to be logged or counted',
       30_000,
     );
-    for (const [prefix, one, reason] of [
-      ['mcp request', 'mcp request refused: Origin not allowed', 'origin_not_allowed'],
-      ['console', 'console sign-in refused: wrong token', 'wrong_token'],
-    ] as const) {
+    expect(counted('console', 'wrong_token')).toBe(5);
+    expect(counted('console', 'sign_in_limited')).toBe(145);
+    for (const prefix of ['mcp request', 'console']) {
       const all = lines(prefix);
-      expect(all.filter((r) => r.msg === one)).toHaveLength(5);
+      expect(all.filter((r) => r.reason !== undefined)).toHaveLength(5);
       expect(all.length).toBeLessThanOrEqual(5 + 2);
-      expect(all.find((r) => r.msg !== one)).toMatchObject({
-        level: 'warn',
-        reasons: [{ reason, count: 145 }],
-      });
+      expect(all.find((r) => r.reasons !== undefined)).toMatchObject({ level: 'warn' });
     }
     // No line carries the token that was tried.
     expect(JSON.stringify(s.serve.logs())).not.toContain('wrong-1');
@@ -443,6 +470,54 @@ describe('/metrics and /healthz off loopback', () => {
     expect(await bare.json()).toEqual({ status: 'ok' });
     const full = await fetch(`${s.url}/healthz`, { headers: auth });
     expect(await full.json()).toMatchObject({ status: 'ok', pending: 1 });
+  });
+
+  it('refuses a foreign Host at /metrics and /healthz as /mcp does (403), logged bounded', async () => {
+    const s = await serve();
+    const port = new URL(s.url).port;
+    for (const path of ['/metrics', '/healthz']) {
+      const foreign = await getWithHost(`${s.url}${path}`, `evil.example:${port}`);
+      expect(foreign.status, path).toBe(403);
+      const body = JSON.parse(foreign.body) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('host_not_allowed');
+      expect(body.error.message).toMatch(/Host "evil.example:\d+" is not allowed \(DNS rebinding/);
+      expect(foreign.body).not.toMatch(/pending|stripe_events_/);
+      // The same answer /mcp gives that Host.
+      expect((await getWithHost(`${s.url}/mcp`, `evil.example:${port}`)).status).toBe(403);
+      // This machine's names are fine.
+      expect((await getWithHost(`${s.url}${path}`, `localhost:${port}`)).status, path).toBe(200);
+    }
+    for (let i = 0; i < 20; i++) await getWithHost(`${s.url}/healthz`, `rebind-${i}.example`);
+    const refused = () =>
+      s.serve
+        .logs()
+        .filter((r) => typeof r.msg === 'string' && r.msg.startsWith('health or metrics'));
+    await waitFor(
+      () => refused().some((r) => r.reasons !== undefined),
+      'the summary of the refusals',
+      30_000,
+    );
+    const all = refused();
+    expect(
+      all.filter((r) => r.msg === 'health or metrics request refused: Host not allowed'),
+    ).toHaveLength(5);
+    expect(all.find((r) => r.reasons !== undefined)).toMatchObject({
+      level: 'warn',
+      reasons: [{ reason: 'host_not_allowed', count: 22 - 5 }],
+    });
+  }, 60_000);
+
+  it('off loopback with MCP_ALLOWED_HOSTS, only those names (and the token still counts)', async () => {
+    const token = crypto.randomBytes(16).toString('hex');
+    const s = await serve(['--host', '0.0.0.0'], {
+      MCP_AUTH_TOKEN: token,
+      MCP_ALLOWED_HOSTS: 'events.example.com',
+    });
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await getWithHost(`${s.url}/metrics`, 'evil.example', auth)).status).toBe(403);
+    expect((await getWithHost(`${s.url}/healthz`, 'evil.example')).status).toBe(403);
+    expect((await getWithHost(`${s.url}/metrics`, 'events.example.com', auth)).status).toBe(200);
+    expect((await getWithHost(`${s.url}/metrics`, 'events.example.com')).status).toBe(401);
   });
 
   it('on loopback without a token: unchanged', async () => {

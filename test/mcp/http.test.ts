@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/app.js';
 import { loadServeConfig, type ServeFlags } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { assertMcpAccess, MIN_TOKEN_LENGTH } from '../../src/mcp/http.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { startFakeStripe } from '../helpers/fake-stripe.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
@@ -418,5 +419,51 @@ describe('MCP over Streamable HTTP at /mcp (real server on port 0)', () => {
     expect(cli.code).toBe(2);
     expect(cli.stderr).toMatch(/MCP_AUTH_TOKEN: is required when --host \/ HOST is "0.0.0.0"/);
     expect(cli.stderr).toMatch(/Fix:/);
+  });
+
+  it('refuses a MCP_AUTH_TOKEN shorter than 32 characters off loopback (exit 2 naming it), allows it on loopback', async () => {
+    const tmp = tempDir('sem-mcp-http-');
+    cleanups.push(tmp.remove);
+    const short = 'x'.repeat(MIN_TOKEN_LENGTH - 1);
+    expect(MIN_TOKEN_LENGTH).toBe(32);
+    const config = loadServeConfig(
+      { port: '0', dataDir: tmp.dir, host: '0.0.0.0' },
+      { MCP_AUTH_TOKEN: short },
+    );
+    // Refused before anything binds: nothing listens on 0.0.0.0, nothing leaves this machine.
+    const error = await startServer(config, { logger: silent, notice: () => {} }).then(
+      (started) => {
+        cleanups.push(() => started.close());
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).setting).toBe('MCP_AUTH_TOKEN');
+
+    for (const host of ['0.0.0.0', '::']) {
+      const cli = await runCli(['serve', '--host', host, '--port', '0', '--data-dir', tmp.dir], {
+        env: { MCP_AUTH_TOKEN: short },
+        timeoutMs: 20_000,
+      });
+      expect(cli.code, host).toBe(2);
+      expect(cli.stderr).toMatch(
+        new RegExp(`MCP_AUTH_TOKEN: is 31 characters long, and --host / HOST is "${host}"`),
+      );
+      expect(cli.stderr).toMatch(/at least 32 characters\. Fix: .*openssl rand -hex 32/);
+      expect(cli.stderr).not.toContain(short);
+      expect(cli.stderr).not.toMatch(/"msg":"listening"/);
+    }
+
+    // 32 characters are enough off loopback (checked in-process, refused only later if at all).
+    expect(() =>
+      assertMcpAccess({ host: '0.0.0.0', mcpAuthToken: 'x'.repeat(MIN_TOKEN_LENGTH) }),
+    ).not.toThrow();
+    // On loopback a short token still starts, and guards /mcp as before.
+    const s = await start({ MCP_AUTH_TOKEN: 'short' });
+    expect((await raw(`${s.url}/mcp`)).status).toBe(401);
+    expect((await raw(`${s.url}/mcp`, { headers: { authorization: 'Bearer short' } })).status).toBe(
+      200,
+    );
   });
 });
