@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import type { EventsOptions, ListOptions } from './cli/events.js';
+import type { EventsOptions, ListOptions, NackOptions, ReasonOptions } from './cli/events.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { AppError, ConfigError } from './errors.js';
@@ -355,9 +355,13 @@ export function buildProgram(): Command {
       '--status <status>',
       'pending, claimed, acked, dead or awaiting_approval (comma-separated)',
     )
-    .option('--type <type>', 'only this event type (repeatable)', collect)
+    .option('--type <type>', 'only this event type, one of the catalog (repeatable)', collect)
     .option('--limit <n>', 'at most this many')
     .option('--json', 'one JSON array of summaries')
+    .option(
+      '--config <file.json>',
+      "the server's config file: its catalog overrides name the types and tools listed",
+    )
     .addOption(dataDirOption())
     .addOption(storeOption())
     .addOption(redisPrefixOption())
@@ -382,6 +386,53 @@ export function buildProgram(): Command {
     .addOption(redisPrefixOption())
     .action(async (id: string, options: EventsOptions & { note?: string }) =>
       (await import('./cli/events.js')).eventsAck(id, options),
+    );
+  events
+    .command('approve <id>')
+    .description(
+      'approve the decided call of an event awaiting approval: it is dispatched as decided, then the event is acked',
+    )
+    .option(
+      '--config <file.json>',
+      "the server's config file: its dispatch sends the approved call to your handler (without it the call is only recorded in the history)",
+    )
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .addHelpText(
+      'after',
+      '\nWithout --config nothing is sent anywhere: the approved call is recorded in the history and the event acked.',
+    )
+    .action(async (id: string, options: EventsOptions) =>
+      (await import('./cli/events.js')).eventsApprove(id, options),
+    );
+  events
+    .command('reject <id>')
+    .description(
+      'turn down the decided call of an event awaiting approval: nothing is dispatched, the reason is recorded, the event is acked',
+    )
+    .requiredOption('--reason <text>', 'why, kept in its history')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (id: string, options: ReasonOptions) =>
+      (await import('./cli/events.js')).eventsReject(id, options),
+    );
+  events
+    .command('nack <id>')
+    .description(
+      'give a pending event back as failed: an attempt counted, pending again (dead at the last attempt); not one awaiting approval (reject it)',
+    )
+    .requiredOption('--reason <text>', 'why it could not be handled, kept in its history')
+    .option('--retry-in <seconds>', 'not handled again before this many seconds (default 0)')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (id: string, options: NackOptions) =>
+      (await import('./cli/events.js')).eventsNack(id, options),
     );
   events
     .command('replay <id>')

@@ -101,7 +101,7 @@ export class HeldForApprovalError extends BeingHandledError {
   override readonly code: string = 'held_for_approval';
   constructor(id: string) {
     super(id, 'awaiting_approval', 'nacked');
-    this.message = `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`;
+    this.message = `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP), \`events reject ${id} --reason …\` (CLI) or the console's Reject — a nack would discard the decision and have the model decide again`;
   }
 }
 

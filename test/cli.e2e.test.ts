@@ -24,11 +24,14 @@ import {
   type EnvOverrides,
 } from './helpers/spawn.js';
 import { tempDir } from './helpers/tmp.js';
+import { sinkServer, type Cleanups } from './helpers/e2e.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures and plumbing.
 
 const removals: Array<() => void> = [];
+/** Servers a test started (the dispatch sink), closed after it. */
+const cleanups: Cleanups = [];
 
 /** A fresh temp directory, removed after the test (once its processes are gone). */
 function tmp(): string {
@@ -39,6 +42,7 @@ function tmp(): string {
 
 afterEach(async () => {
   await killLeftovers();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
   for (const remove of removals.splice(0)) remove();
 });
 
@@ -356,10 +360,12 @@ describe('trigger and the events commands beside a running server', () => {
 
     const listed = await ok(['events', 'list', '--data-dir', dataDir]);
     const lines = listed.stdout.trim().split('\n');
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^ID +TYPE .* TOOL +AMOUNT$/);
     const line = (id: unknown) => lines.find((l) => l.startsWith(`${String(id)}  `)) ?? '';
+    // The AMOUNT column is right-aligned: the wider amount sits against the tool's column.
     expect(line(usd.id)).toMatch(/  handle_dispute  \$4,120\.00$/);
-    expect(line(jpy.id)).toMatch(/  handle_dispute  ¥50,000$/);
+    expect(line(jpy.id)).toMatch(/  handle_dispute    ¥50,000$/);
     expect(listed.stdout).not.toContain('412000');
 
     const json = await listEvents(dataDir);
@@ -1023,5 +1029,374 @@ describe('errors stay on screen', () => {
     expect(cliActor({}, whoami('root'))).toBe('cli:root');
     expect(cliActor({}, whoami(null))).toBe('cli:build-7');
     expect(cliActor({}, whoami(''))).toBe('cli:build-7');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The CLI door of approvals (#20, point 11), and `events list` for people.
+
+interface Seed {
+  type: string;
+  /** Fields of `data.object` to set, e.g. `{ amount: 412_000, currency: 'usd' }`. */
+  object?: Record<string, unknown>;
+  /** A decided call to hold for approval, as the agent loop holds one. */
+  held?: ToolCall;
+}
+
+/**
+ * Events written through the store's own API into a new store in `dataDir`; a `held` one is
+ * claimed and held with its decision record, exactly as the loop holds a call for approval. Held
+ * ones are written first, so each claim takes the event just appended. Returns the ids in order.
+ */
+async function seed(dataDir: string, events: readonly Seed[]): Promise<string[]> {
+  const store = openSqliteBuffer(dataDir, {});
+  const ids = new Map<Seed, string>();
+  const ordered = [...events.filter((e) => e.held), ...events.filter((e) => !e.held)];
+  for (const e of ordered) {
+    const event = buildTestEvent(e.type);
+    const object = (event.data as { object: Record<string, unknown> }).object;
+    Object.assign(object, e.object);
+    await store.append({
+      id: String(event.id),
+      type: e.type,
+      created: Number(event.created),
+      livemode: false,
+      objectId: String(object.id),
+      payload: JSON.stringify(event),
+    });
+    ids.set(e, String(event.id));
+    if (e.held) {
+      const [claimed] = await store.claim({ owner: 'worker-1', leaseMs: 600_000 });
+      expect(claimed?.id).toBe(String(event.id));
+      await store.hold(claimed!.id, claimed!.leaseOwner!, `${e.held.name} needs approval`, [
+        { kind: 'decision', tool_call: e.held, outcome: 'decided' },
+      ]);
+    }
+  }
+  await store.close();
+  return events.map((e) => ids.get(e)!);
+}
+
+const ACCEPT: ToolCall = {
+  name: 'handle_dispute',
+  input: { action: 'accept', amount: 412_000, currency: 'usd' },
+};
+
+function configFile(dir: string, config: unknown): string {
+  const file = path.join(dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+/** The held-call refusal of a nack, pointing at `events reject`. */
+const heldRefusal = (id: string) =>
+  `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP), \`events reject ${id} --reason …\` (CLI) or the console's Reject — a nack would discard the decision and have the model decide again`;
+
+describe('events approve, reject and nack: the CLI approves too', () => {
+  const alice = { USER: 'alice' };
+
+  it("approve dispatches the held call to --config's http handler and acks; the history names cli:<user>", async () => {
+    const dataDir = tmp();
+    const sink = await sinkServer(cleanups);
+    const config = configFile(tmp(), {
+      dispatch: { type: 'http', url: sink.url, secret: 'a-long-random-secret' },
+    });
+    const [id, other] = await seed(dataDir, [
+      { type: 'charge.dispute.created', held: ACCEPT },
+      { type: 'charge.dispute.created', held: ACCEPT },
+    ]);
+
+    const approved = await ok(
+      ['events', 'approve', id!, '--config', config, '--data-dir', dataDir],
+      alice,
+    );
+    expect(approved.stdout).toBe(
+      `${id} approved: dispatched (handle_dispute accept $4,120.00); acked\n`,
+    );
+    expect(approved.stderr).toBe('');
+    // The handler got the call exactly as decided.
+    expect(sink.bodies).toHaveLength(1);
+    expect(sink.bodies[0]).toMatchObject({
+      event_id: id,
+      event_type: 'charge.dispute.created',
+      tool_call: ACCEPT,
+    });
+    const shown = await showEvent(dataDir, id!);
+    expect(shown.status).toBe('acked');
+    const history = shown.history as { kind: string; by?: string; outcome?: string }[];
+    expect(history.find((h) => h.kind === 'resumed')).toMatchObject({ by: 'cli:alice' });
+    expect(history.slice(-2)).toMatchObject([
+      { kind: 'dispatch', outcome: 'dispatched' },
+      { kind: 'acked' },
+    ]);
+
+    // Without --config there is no handler in this process: recorded only, and it says so.
+    const recorded = await ok(['events', 'approve', other!, '--data-dir', dataDir], alice);
+    expect(recorded.stdout).toBe(
+      `${other} approved: recorded (handle_dispute accept $4,120.00); acked\n`,
+    );
+    expect(recorded.stderr).toContain('no --config: the approved call is recorded');
+    expect(sink.bodies).toHaveLength(1);
+    const help = await ok(['events', 'approve', '--help']);
+    expect(help.stdout).toContain('Without --config nothing is sent anywhere');
+  });
+
+  it('approve whose handler fails leaves the call waiting for approval again, exit 1', async () => {
+    const dataDir = tmp();
+    const sink = await sinkServer(cleanups, 500);
+    const config = configFile(tmp(), {
+      dispatch: { type: 'http', url: sink.url, secret: 'a-long-random-secret' },
+    });
+    const [id] = await seed(dataDir, [{ type: 'charge.dispute.created', held: ACCEPT }]);
+    const failed = await runCli(
+      ['events', 'approve', id!, '--config', config, '--data-dir', dataDir],
+      { env: alice },
+    );
+    expect(failed.code, explain(failed)).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toMatch(
+      new RegExp(
+        `^stripe-events-mcp: ${id} approved, but dispatch failed: .*500.*; it still waits for approval\\n$`,
+      ),
+    );
+    // The http sink's three attempts, then the call is held again, no attempt counted.
+    expect(sink.bodies).toHaveLength(3);
+    expect(await showEvent(dataDir, id!)).toMatchObject({
+      status: 'awaiting_approval',
+      attempts: 0,
+    });
+  });
+
+  it('reject --reason acks with the reason and dispatches nothing; without --reason it is a usage error', async () => {
+    const dataDir = tmp();
+    const [id] = await seed(dataDir, [{ type: 'charge.dispute.created', held: ACCEPT }]);
+
+    const missing = await runCli(['events', 'reject', id!, '--data-dir', dataDir]);
+    expect(missing.code, explain(missing)).toBe(2);
+    expect(missing.stderr).toBe(
+      "stripe-events-mcp: required option '--reason <text>' not specified. (events reject --help)\n",
+    );
+
+    const rejected = await ok(
+      ['events', 'reject', id!, '--reason', 'customer already refunded', '--data-dir', dataDir],
+      alice,
+    );
+    expect(rejected.stdout).toBe(`${id} rejected: customer already refunded; acked\n`);
+    const shown = await showEvent(dataDir, id!);
+    expect(shown.status).toBe('acked');
+    expect(shown.history.slice(-2)).toMatchObject([
+      { kind: 'decision', by: 'cli:alice', note: 'customer already refunded' },
+      { kind: 'acked', by: 'cli:alice' },
+    ]);
+    expect(shown.history.some((h) => h.kind === 'dispatch')).toBe(false);
+  });
+
+  it('nack gives a pending event back; of a held call it is refused, pointing at events reject', async () => {
+    const dataDir = tmp();
+    const [held, pending] = await seed(dataDir, [
+      { type: 'charge.dispute.created', held: ACCEPT },
+      { type: 'invoice.payment_failed' },
+    ]);
+
+    const before = Date.now();
+    const nacked = await ok(
+      [
+        'events',
+        'nack',
+        pending!,
+        '--reason',
+        'ledger down',
+        '--retry-in',
+        '600',
+        '--data-dir',
+        dataDir,
+      ],
+      alice,
+    );
+    const m = new RegExp(`^${pending} nacked: pending, retry at (\\S+) \\(attempts 1\\)\\n$`).exec(
+      nacked.stdout,
+    );
+    expect(m, nacked.stdout).not.toBeNull();
+    const retryAt = Date.parse(m![1]!);
+    expect(retryAt).toBeGreaterThanOrEqual(before + 600_000);
+    expect(retryAt).toBeLessThan(Date.now() + 600_000);
+    const shown = await showEvent(dataDir, pending!);
+    expect(shown).toMatchObject({ status: 'pending', attempts: 1 });
+    expect(shown.history.at(-1)).toMatchObject({
+      kind: 'nacked',
+      by: 'cli:alice',
+      note: 'ledger down',
+    });
+
+    const refused = await runCli(
+      ['events', 'nack', held!, '--reason', 'not now', '--data-dir', dataDir],
+      { env: alice },
+    );
+    expect(refused.code, explain(refused)).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toBe(`stripe-events-mcp: ${heldRefusal(held!)}\n`);
+    // Nothing changed: the decision still waits, no attempt counted.
+    expect(await showEvent(dataDir, held!)).toMatchObject({
+      status: 'awaiting_approval',
+      attempts: 0,
+    });
+    // The command it points at does what it says.
+    await ok(['events', 'reject', held!, '--reason', 'not now', '--data-dir', dataDir], alice);
+    expect((await showEvent(dataDir, held!)).status).toBe('acked');
+
+    const badRetry = await runCli(
+      ['events', 'nack', pending!, '--reason', 'x', '--retry-in', '1e3', '--data-dir', dataDir],
+      { env: alice },
+    );
+    expect(badRetry.code, explain(badRetry)).toBe(2);
+    expect(badRetry.stderr).toContain('--retry-in: "1e3" is not valid');
+  });
+
+  it('approve of an event that is not held is refused (NotAwaitingApprovalError), exit 1, nothing changed', async () => {
+    const dataDir = tmp();
+    const sink = await sinkServer(cleanups);
+    const config = configFile(tmp(), {
+      dispatch: { type: 'http', url: sink.url, secret: 'a-long-random-secret' },
+    });
+    const [id] = await seed(dataDir, [{ type: 'charge.dispute.created' }]);
+
+    const refused = await runCli(
+      ['events', 'approve', id!, '--config', config, '--data-dir', dataDir],
+      { env: alice },
+    );
+    expect(refused.code, explain(refused)).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toBe(
+      `stripe-events-mcp: event ${id} is pending, not awaiting approval (someone else approved or rejected it, or it was acked): nothing was changed\n`,
+    );
+    expect(sink.bodies).toEqual([]);
+    const shown = await showEvent(dataDir, id!);
+    expect(shown).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(shown.history.map((h) => h.kind)).toEqual(['received']);
+  });
+});
+
+describe('events list for people', () => {
+  const HEADER = ['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'CREATED', 'TOOL', 'AMOUNT'];
+  /** ATTEMPTS and AMOUNT are numbers: right-aligned. */
+  const RIGHT = new Set([3, 6]);
+
+  it('prints a header and columns aligned to their widest cell; --json is unchanged', async () => {
+    const dataDir = tmp();
+    await seed(dataDir, [
+      {
+        type: 'charge.dispute.created',
+        object: { amount: 412_000, currency: 'usd' },
+        held: ACCEPT,
+      },
+      { type: 'charge.refunded', object: { amount_refunded: 50_000, currency: 'jpy' } },
+      { type: 'invoice.payment_failed', object: { amount_due: 1_500, currency: 'bhd' } },
+      { type: 'customer.subscription.trial_will_end' },
+    ]);
+
+    const listed = await ok(['events', 'list', '--data-dir', dataDir]);
+    const lines = listed.stdout.replace(/\n$/, '').split('\n');
+    expect(lines).toHaveLength(5);
+    const header = lines[0]!;
+    expect(header.split(/ {2,}/)).toEqual(HEADER);
+    const starts = HEADER.map((h) => header.indexOf(h));
+    const ends = HEADER.map((h, i) => starts[i]! + h.length);
+    const rows = lines.slice(1).map((line) => {
+      expect(line, 'no trailing spaces').toBe(line.trimEnd());
+      const cells = line.trim().split(/ {2,}/);
+      expect(cells, line).toHaveLength(HEADER.length);
+      // Each cell starts where its header starts (ends there, right-aligned).
+      let from = 0;
+      cells.forEach((cell, i) => {
+        const at = line.indexOf(cell, from);
+        if (RIGHT.has(i)) expect(at + cell.length, `${HEADER[i]} in ${line}`).toBe(ends[i]);
+        else expect(at, `${HEADER[i]} in ${line}`).toBe(starts[i]);
+        from = at + cell.length;
+      });
+      return cells;
+    });
+    // The widths come from the rows: each column is as wide as its widest cell (header
+    // included), and the next one starts two spaces after it.
+    const columns = HEADER.map((h, i) => {
+      const widest = Math.max(h.length, ...rows.map((r) => [...r[i]!].length));
+      return RIGHT.has(i)
+        ? { start: ends[i]! - widest, end: ends[i]! }
+        : { start: starts[i]!, end: starts[i]! + widest };
+    });
+    expect(columns[0]!.start).toBe(0);
+    for (let i = 1; i < HEADER.length; i++) {
+      expect(columns[i]!.start, HEADER[i]).toBe(columns[i - 1]!.end + 2);
+    }
+    const byType = new Map(rows.map((r) => [r[1], r]));
+    expect(byType.get('charge.dispute.created')).toEqual([
+      expect.stringMatching(/^evt_/),
+      'charge.dispute.created',
+      'awaiting_approval',
+      '0',
+      expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      'handle_dispute',
+      '$4,120.00',
+    ]);
+    expect(byType.get('charge.refunded')?.[6]).toBe('¥50,000');
+    expect(byType.get('invoice.payment_failed')?.[6]).toBe('BHD 1.500');
+    expect(byType.get('customer.subscription.trial_will_end')?.[1]).toBe(
+      'customer.subscription.trial_will_end',
+    );
+
+    const json = await listEvents(dataDir);
+    expect(json).toHaveLength(4);
+    expect(JSON.stringify(json)).not.toContain('ATTEMPTS');
+  });
+
+  it('an unknown --type exits 2 with a did-you-mean and the known types; --config adds types', async () => {
+    const dataDir = tmp();
+    await seed(dataDir, [{ type: 'charge.dispute.created' }]);
+
+    const typo = await runCli([
+      'events',
+      'list',
+      '--type',
+      'charge.dispute.craeted',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(typo.code, explain(typo)).toBe(2);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr.trim().split('\n'), typo.stderr).toHaveLength(1);
+    expect(typo.stderr).toMatch(
+      /^stripe-events-mcp: --type: "charge\.dispute\.craeted" is not a type of the catalog\. Did you mean charge\.dispute\.created\? Fix: use charge\.dispute\.created, .*invoice\.payment_failed.*\n$/,
+    );
+
+    // A type the config maps is known with that --config (as the server knows it), not without.
+    const config = configFile(tmp(), { events: { 'invoice.paid': { tool: 'record_payment' } } });
+    const without = await runCli([
+      'events',
+      'list',
+      '--type',
+      'invoice.paid',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(without.code, explain(without)).toBe(2);
+    const withConfig = await ok([
+      'events',
+      'list',
+      '--type',
+      'invoice.paid',
+      '--config',
+      config,
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(withConfig.stdout).toBe('no events\n');
+    const known = await ok([
+      'events',
+      'list',
+      '--type',
+      'charge.dispute.created',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(known.stdout.split('\n')).toHaveLength(3);
   });
 });

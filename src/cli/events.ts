@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {
   EVENT_STATUSES,
   isEventStatus,
@@ -8,33 +9,51 @@ import { createdText, detail, summarize, type EventDetail } from '../buffer/summ
 import { composeServices, type Services } from '../compose/services.js';
 import { loadStoreSettings } from '../config/config.js';
 import { defaultDataDir } from '../config/data-dir.js';
+import { loadConfigFile } from '../config/file.js';
+import { wholeNumber } from '../config/numbers.js';
+import { closest } from '../config/suggest.js';
 import { ConfigError } from '../errors.js';
 import { callAmount } from '../money.js';
+import type { ApprovalResult } from '../operations/approvals.js';
 import { MAX_PAGE } from '../operations/queue.js';
 import { cliActor as who } from './actor.js';
-import { out, outJson } from './output.js';
+import { failure, out, outJson, table, warn } from './output.js';
 
 export interface EventsOptions {
   dataDir?: string;
   json?: boolean;
   store?: string;
   redisPrefix?: string;
+  /**
+   * The config file the server runs with, for the commands that need what it sets: `list` (the
+   * catalog its `events` make, whose types `--type` names) and `approve` (its `dispatch`, where the
+   * approved call goes).
+   */
+  config?: string;
 }
 
 /**
  * The services on the store a server writes to (never a new one: the commands read what a server
  * wrote). SQLite in WAL mode lets this run beside a live server; with `--store redis` it connects
- * to REDIS_URL under the deployment's key prefix. The stored policy applies, as everywhere.
+ * to REDIS_URL under the deployment's key prefix. The stored policy applies, as everywhere. With
+ * `--config`, the catalog and the sink are the ones the server builds from the same file.
  */
 async function withServices<T>(
   options: EventsOptions,
   fn: (services: Services) => Promise<T>,
   env = process.env,
 ): Promise<T> {
+  const file = options.config === undefined ? undefined : loadConfigFile(options.config);
   const services = await composeServices({
     ...loadStoreSettings(options, env),
     dataDir: options.dataDir ?? env.STRIPE_EVENTS_DATA_DIR ?? defaultDataDir(env),
     ifMissing: 'fail',
+    catalogOverrides: file?.events,
+    dispatch: file?.dispatch,
+    // A `module` handler's path is relative to the file, as for `serve`.
+    configDir:
+      options.config === undefined ? undefined : path.dirname(path.resolve(options.config)),
+    configFile: options.config,
   });
   try {
     return await fn(services);
@@ -65,6 +84,9 @@ export async function eventsList(options: ListOptions): Promise<void> {
   const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Number(options.limit);
   if (!(limit >= 1)) throw new ConfigError('--limit', 'must be a number of at least 1.');
   await withServices(options, async ({ operations, catalog }) => {
+    // Checked like --status: a mistyped type would otherwise list nothing, which reads as "no such
+    // events" rather than "no such type". The catalog is the one --config makes, as the server's.
+    checkTypes(options.type ?? [], catalog.types());
     const summaries = [];
     let cursor: string | null = null;
     do {
@@ -85,24 +107,34 @@ export async function eventsList(options: ListOptions): Promise<void> {
       out('no events');
       return;
     }
-    for (const s of summaries) {
-      const when = createdText(s.created);
-      // The amount in its currency (`$4,120.00`, `¥50,000`), last so the columns before it keep
-      // their places; `--json` keeps the integer and the code as Stripe sent them.
-      const amount = callAmount(s.tool_call?.input) ?? '-';
-      out(
-        [
-          s.id,
-          s.type,
-          s.status,
-          `attempts=${s.attempts}`,
-          when,
-          s.tool_call?.name ?? '-',
-          amount,
-        ].join('  '),
-      );
-    }
+    const rows = summaries.map((s) => [
+      s.id,
+      s.type,
+      s.status,
+      String(s.attempts),
+      createdText(s.created),
+      s.tool_call?.name ?? '-',
+      // The amount in its currency (`$4,120.00`, `¥50,000`); `--json` keeps the integer and the
+      // code as Stripe sent them.
+      callAmount(s.tool_call?.input) ?? '-',
+    ]);
+    // Attempts and amounts right-aligned, so their digits line up.
+    out(terminalSafe(table(LIST_HEADER, rows, new Set([3, 6]))));
   });
+}
+
+const LIST_HEADER = ['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'CREATED', 'TOOL', 'AMOUNT'] as const;
+
+/** Every `--type` must be a type of the active catalog: exit 2 naming the closest and the rest. */
+function checkTypes(wanted: readonly string[], known: readonly string[]): void {
+  const bad = wanted.find((t) => !known.includes(t));
+  if (bad === undefined) return;
+  const close = closest(bad, known);
+  const meant = close.length > 0 ? ` Did you mean ${close.join(' or ')}?` : '';
+  throw new ConfigError(
+    '--type',
+    `${JSON.stringify(bad)} is not a type of the catalog.${meant} Fix: use ${known.length > 0 ? known.join(', ') : 'none: the --config file removes every type'} (a --config file's "events" adds types).`,
+  );
 }
 
 export async function eventsShow(id: string, options: EventsOptions): Promise<void> {
@@ -189,6 +221,109 @@ export async function eventsReplay(id: string, options: EventsOptions): Promise<
     });
     if (options.json) outJson({ id, status: event.status });
     else out(`${id} is pending again`);
+  });
+}
+
+/** The most a reason may say: the same bound as the MCP tools'. */
+const MAX_REASON = 2000;
+
+/** `--reason` as the MCP tools take it: not empty, at most MAX_REASON characters. */
+function reasonOf(reason: string | undefined): string {
+  const text = reason?.trim() ?? '';
+  if (text === '') throw new ConfigError('--reason', 'is empty. Fix: say why, e.g. --reason "…".');
+  if (text.length > MAX_REASON) {
+    throw new ConfigError('--reason', `is over ${MAX_REASON} characters. Fix: say it shorter.`);
+  }
+  return text;
+}
+
+/** Which call, for how much: `handle_dispute accept $4,120.00`. */
+function callText(call: ApprovalResult['tool_call']): string {
+  if (call === null) return 'no call was decided: a person was asked to look';
+  const action = call.input.action;
+  const amount = callAmount(call.input);
+  return [call.name, typeof action === 'string' ? action : null, amount]
+    .filter((part) => part !== null)
+    .join(' ');
+}
+
+export async function eventsApprove(id: string, options: EventsOptions): Promise<void> {
+  await withServices(options, async ({ operations, sink }) => {
+    // The same operation as approve_action and the console's Approve: one guarded transition, then
+    // the decided call, exactly as decided, to this process's sink (--config's `dispatch`).
+    const result = await operations.approve(id, { by: who() });
+    if (options.json) outJson({ ...result, amount_display: callAmount(result.tool_call?.input) });
+    if (result.status !== 'acked') {
+      // The handler failed: the call waits for approval again. Not done, so exit 1, on stderr
+      // like every other failure.
+      process.exitCode = 1;
+      failure(
+        terminalSafe(oneLine(`${id} approved, but ${result.outcome}; it still waits for approval`)),
+      );
+      return;
+    }
+    if (!options.json) {
+      out(terminalSafe(`${id} approved: ${result.outcome} (${callText(result.tool_call)}); acked`));
+    }
+    if (result.tool_call !== null && sink.kind === 'record' && options.config === undefined) {
+      // Without --config this process has no handler to send the call to: say so, or "approved"
+      // would read as carried out.
+      warn(
+        'no --config: the approved call is recorded in the history only, sent to no handler. Pass the --config the server runs with to dispatch approved calls.',
+      );
+    }
+  });
+}
+
+export interface ReasonOptions extends EventsOptions {
+  reason?: string;
+}
+
+export interface NackOptions extends ReasonOptions {
+  retryIn?: string;
+}
+
+export async function eventsReject(id: string, options: ReasonOptions): Promise<void> {
+  const reason = reasonOf(options.reason);
+  await withServices(options, async ({ operations }) => {
+    const result = await operations.reject(id, { by: who(), reason });
+    if (options.json) outJson(result);
+    else out(terminalSafe(`${id} rejected: ${oneLine(reason)}; acked`));
+  });
+}
+
+/** The longest --retry-in: a week, as nack_event allows. */
+const MAX_RETRY_IN_SECONDS = 7 * 24 * 3600;
+
+export async function eventsNack(id: string, options: NackOptions): Promise<void> {
+  const reason = reasonOf(options.reason);
+  let retryInMs = 0;
+  if (options.retryIn !== undefined) {
+    const parsed = wholeNumber(0, MAX_RETRY_IN_SECONDS).safeParse(options.retryIn);
+    if (!parsed.success) {
+      throw new ConfigError(
+        '--retry-in',
+        `${JSON.stringify(options.retryIn)} is not valid (${parsed.error.issues[0]?.message ?? 'invalid value'}). Fix: give whole seconds from 0 to ${MAX_RETRY_IN_SECONDS}, e.g. --retry-in 600.`,
+      );
+    }
+    retryInMs = parsed.data * 1000;
+  }
+  await withServices(options, async ({ operations }) => {
+    // Refused for a held call (HeldForApprovalError, pointing at `events reject`) and a claimed
+    // one (BeingHandledError), as from MCP.
+    const event = await operations.nack(id, { by: who(), reason, retryInMs });
+    const retryAt = event.retryAt === null ? null : new Date(event.retryAt).toISOString();
+    if (options.json) {
+      outJson({ id, status: event.status, attempts: event.attempts, retry_at: retryAt });
+    } else if (event.status === 'dead') {
+      out(
+        `${id} nacked: dead after ${event.attempts} attempts; \`events replay ${id}\` once the cause is fixed`,
+      );
+    } else {
+      out(
+        `${id} nacked: ${event.status}, retry ${retryAt === null ? 'now' : `at ${retryAt}`} (attempts ${event.attempts})`,
+      );
+    }
   });
 }
 

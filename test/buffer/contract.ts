@@ -434,7 +434,7 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       await expect(nack).rejects.toBeInstanceOf(BeingHandledError);
       await expect(nack).rejects.toMatchObject({
         code: 'held_for_approval',
-        message: `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`,
+        message: `event ${id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP), \`events reject ${id} --reason …\` (CLI) or the console's Reject — a nack would discard the decision and have the model decide again`,
       });
       expect(await buffer.get(id)).toEqual(before);
       expect(await buffer.history(id)).toEqual(historyBefore);

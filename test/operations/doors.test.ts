@@ -96,10 +96,22 @@ describe('every door, the same rules and words', () => {
       { kind: 'decision', tool_call: call, outcome: 'decided' },
     ]);
 
-    const refusal = `event ${e.id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP) or the console's Reject — a nack would discard the decision and have the model decide again`;
+    const refusal = `event ${e.id} cannot be nacked: its decided call awaits approval; to turn it down use reject_action (MCP), \`events reject ${e.id} --reason …\` (CLI) or the console's Reject — a nack would discard the decision and have the model decide again`;
     expect(await callError(client, 'nack_event', { id: e.id, reason: 'not now' })).toBe(
       `E${refusal.slice(1)}.`,
     );
+    // `events nack`: the same words, pointing at the CLI's own way to turn it down.
+    const nack = await runCli([
+      'events',
+      'nack',
+      e.id,
+      '--reason',
+      'not now',
+      '--data-dir',
+      store.dir,
+    ]);
+    expect(nack.code, nack.stderr).toBe(1);
+    expect(nack.stderr).toBe(`stripe-events-mcp: ${refusal}\n`);
     // Nothing changed: the decision still waits, no attempt counted.
     expect(await store.buffer.get(e.id)).toMatchObject({
       status: 'awaiting_approval',
@@ -120,6 +132,26 @@ describe('every door, the same rules and words', () => {
       },
       { kind: 'acked', by: 'cli:alice', note: 'refunded by hand' },
     ]);
+  });
+
+  it('approving or rejecting a call that does not wait is the same refusal from MCP and the CLI', async () => {
+    const store = openStore(cleanups);
+    const { client } = await connectInMemory(store, cleanups);
+    const e = incoming('charge.dispute.created');
+    await store.buffer.append(e);
+
+    const refusal = `event ${e.id} is pending, not awaiting approval (someone else approved or rejected it, or it was acked): nothing was changed`;
+    expect(await callError(client, 'approve_action', { id: e.id })).toBe(`E${refusal.slice(1)}.`);
+    for (const args of [
+      ['events', 'approve', e.id],
+      ['events', 'reject', e.id, '--reason', 'no'],
+    ]) {
+      const cli = await runCli([...args, '--data-dir', store.dir]);
+      expect(cli.code, cli.stderr).toBe(1);
+      expect(cli.stderr).toBe(`stripe-events-mcp: ${refusal}\n`);
+    }
+    expect(await store.buffer.get(e.id)).toMatchObject({ status: 'pending', attempts: 0 });
+    expect((await store.buffer.history(e.id)).map((h) => h.kind)).toEqual(['received']);
   });
 
   it('an unknown id is the same refusal from MCP and the CLI', async () => {
