@@ -237,6 +237,16 @@ export async function createSink(
   }
 }
 
+export interface DispatchAckOptions {
+  signal?: AbortSignal;
+  /** The ack's note. */
+  note?: string;
+  /** Entries recorded in the ack's commit (the decision). */
+  record?: readonly HistoryInput[];
+  /** Called once the handler has the call, before the ack is written. */
+  dispatched?: () => void;
+}
+
 /**
  * Dispatches a decided call and acknowledges the event once the handler has it, as the holder of
  * the claim `token`. When the claim was lost while the handler ran (a person acked the event, the
@@ -249,13 +259,7 @@ export async function dispatchAndAck(
   event: StoredEvent,
   call: ToolCall,
   token: string,
-  options: {
-    signal?: AbortSignal;
-    note?: string;
-    record?: readonly HistoryInput[];
-    /** Called once the handler has the call, before the ack is written. */
-    dispatched?: () => void;
-  } = {},
+  options: DispatchAckOptions = {},
 ): Promise<void> {
   const result = await sink.dispatch(
     {

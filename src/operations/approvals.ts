@@ -1,7 +1,12 @@
 import type { EventBuffer, HistoryEntry, HistoryKind, StoredEvent } from '../buffer/buffer.js';
 import { APPROVED_CALL_INTERRUPTED } from '../buffer/transitions.js';
 import type { ToolCall } from '../catalog/catalog.js';
-import { DispatchError, dispatchAndAck, type Sink } from '../dispatch/dispatch.js';
+import {
+  DispatchError,
+  dispatchAndAck,
+  type DispatchAckOptions,
+  type Sink,
+} from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
 
 /**
@@ -115,13 +120,7 @@ export async function dispatchApproved(
   event: StoredEvent,
   call: ToolCall,
   token: string,
-  options: {
-    signal?: AbortSignal;
-    /** The ack's note. */
-    note: string;
-    /** Called once the handler has the call, before the ack is written. */
-    dispatched?: () => void;
-  },
+  options: Omit<DispatchAckOptions, 'record'> & { note: string },
 ): Promise<ApprovedDispatch> {
   const { signal } = options;
   try {
