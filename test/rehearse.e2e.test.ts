@@ -488,7 +488,9 @@ describe('stripe-events-mcp rehearse', () => {
     const report = readReport(out);
     expect(report.invalid).toBe(expected.handle_dispute);
     expect(report.by_tool.handle_dispute.actions).toEqual({ invalid: expected.handle_dispute });
-    expect(report.samples.handle_dispute[0].rationale).toMatch(/invalid decision/);
+    expect(report.samples.handle_dispute[0].rationale).toBe(
+      'the model chose action "refund_everything"; allowed: accept, submit_evidence, escalate_to_human (1 try)',
+    );
 
     // A key the API refuses: nothing more is started, the report says why, exit 1.
     let answered = 0;

@@ -5,6 +5,7 @@ import type { ToolDefinition } from '../catalog/catalog.js';
 import { jsonSchemaOf } from '../catalog/formats.js';
 import { LOOP_TOOL_NAMES, withoutNullOptionals } from '../catalog/tool.js';
 import { mayHaveBeenBilled } from './client.js';
+import { failureDetail, failureSentence, type ToolProblem, type Turn } from './failure-text.js';
 import { SYSTEM_PROMPT } from './prompt.js';
 
 /** What the model decided for one event. */
@@ -29,8 +30,13 @@ export interface RequestBudget {
 
 export interface DecideResult {
   decision: Decision | null;
-  /** Why there is no decision (the last tool error the model got, or how it stopped). */
+  /**
+   * Why there is no decision, as one sentence a person reads (failure-text.ts): what was wrong with
+   * the last reply and how many requests were made. It becomes the nack's reason, so `last_error`.
+   */
   failure?: string;
+  /** The same failure in full: every request's failed calls, their inputs and issues (bounded). */
+  detail?: string;
   usage: { input_tokens: number; output_tokens: number };
   calls: number;
   /** 'budget': the budget refused a request, so the conversation ended before it was sent. */
@@ -209,27 +215,52 @@ export async function decide(
   options: DecideOptions,
 ): Promise<DecideResult> {
   let decision: Decision | null = null;
-  let failure: string | undefined;
   const decided = (d: Decision) => {
     decision ??= d;
     return 'Decision recorded. Nothing else is needed.';
   };
+  // What went wrong in each request without a decision, for the sentence and the detail. The
+  // runner tells the model only a string (zod's issues pretty-printed), so each tool's parse is
+  // wrapped to keep the issues themselves, with the input they are about.
+  const turns: Turn[] = [];
+  let problems: ToolProblem[] = [];
+  const checked = <T extends { name: string; parse: (args: unknown) => unknown }>(tool: T): T => ({
+    ...tool,
+    parse: (args: unknown) => {
+      try {
+        return tool.parse(args);
+      } catch (error) {
+        problems.push(
+          error instanceof z.ZodError
+            ? { kind: 'invalid', tool: tool.name, input: args, issues: error.issues }
+            : {
+                kind: 'error',
+                tool: tool.name,
+                input: args,
+                error: error instanceof Error ? error.message : String(error),
+              },
+        );
+        throw error;
+      }
+    },
+  });
   const base = toolsFor(def);
   const tools = [
     {
-      ...base.decision,
+      ...checked(base.decision),
       run: (input: unknown) =>
         decided({ kind: 'tool', decision: input as Record<string, unknown> }),
     },
     {
-      ...base.noAction,
+      ...checked(base.noAction),
       run: ({ rationale }: { rationale: string }) => decided({ kind: 'no_action', rationale }),
     },
     {
-      ...base.askAPerson,
+      ...checked(base.askAPerson),
       run: ({ reason }: { reason: string }) => decided({ kind: 'ask_a_person', reason }),
     },
   ];
+  const offered = new Set(tools.map((t) => t.name));
   const usage = { input_tokens: 0, output_tokens: 0 };
   let calls = 0;
   const { budget } = options;
@@ -282,17 +313,10 @@ export async function decide(
       });
       // Run this turn's tool calls now, so a valid decision ends the conversation without asking
       // the model for a closing reply it does not need to write.
+      problems = [];
       const response = await runner.generateToolResponse();
       if (decision) break;
-      const blocks = Array.isArray(response?.content) ? response.content : [];
-      const errors = blocks.flatMap((b) =>
-        b.type === 'tool_result' && b.is_error === true
-          ? [typeof b.content === 'string' ? b.content : JSON.stringify(b.content)]
-          : [],
-      );
-      failure = errors.length
-        ? `invalid decision: ${errors.join('; ').slice(0, 500)}`
-        : `the model stopped (${message.stop_reason ?? 'unknown'}) without calling a tool`;
+      turns.push(turnOf(message.content, message.stop_reason, problems, response, offered));
       if (budget && anotherRequestFollows(message.stop_reason, response, calls, options.maxTurns)) {
         const bound = nextRequestBound(message.usage, response, options.maxTokens);
         const reservation = await budget.reserve(bound);
@@ -315,11 +339,43 @@ export async function decide(
     await settle(NOTHING);
   }
   if (stopped) return refused();
-  if (!decision && !failure) failure = 'the model made no decision';
-  return {
-    decision,
-    failure: decision ? undefined : `${failure} (after ${calls} request(s))`,
-    usage,
-    calls,
-  };
+  if (decision) return { decision, usage, calls };
+  return { decision, failure: failureSentence(turns), detail: failureDetail(turns), usage, calls };
+}
+
+/**
+ * One request without a decision: the failed calls its parses recorded, the tools the model named
+ * that it was not offered (the runner answers those without parsing), and any other error the
+ * runner answered with.
+ */
+function turnOf(
+  content: readonly Anthropic.Beta.BetaContentBlock[],
+  stopReason: string | null,
+  parsed: readonly ToolProblem[],
+  response: { content?: unknown } | null | undefined,
+  offered: ReadonlySet<string>,
+): Turn {
+  const problems: ToolProblem[] = [...parsed];
+  const text: string[] = [];
+  const uses = new Map<string, { name: string; input: unknown }>();
+  for (const block of content) {
+    if (block.type === 'text') text.push(block.text);
+    if (block.type !== 'tool_use') continue;
+    uses.set(block.id, block);
+    if (!offered.has(block.name)) {
+      problems.push({ kind: 'unknown_tool', tool: block.name, input: block.input });
+    }
+  }
+  if (problems.length === 0) {
+    // Errors neither a parse nor the tool names account for: kept in the runner's words.
+    const blocks = Array.isArray(response?.content) ? (response.content as unknown[]) : [];
+    type Result = { type?: string; tool_use_id?: string; is_error?: boolean; content?: unknown };
+    for (const b of blocks as Result[]) {
+      if (b.type !== 'tool_result' || b.is_error !== true) continue;
+      const use = uses.get(b.tool_use_id ?? '');
+      const error = typeof b.content === 'string' ? b.content : JSON.stringify(b.content);
+      problems.push({ kind: 'error', tool: use?.name ?? 'a tool', input: use?.input, error });
+    }
+  }
+  return { problems, stopReason, text: text.join('\n') };
 }

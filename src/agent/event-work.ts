@@ -182,7 +182,7 @@ export class EventWork {
     const decision = result.decision && cleanDecision(result.decision);
     await this.act(
       { event, def, claim, signal, log, used },
-      { decision, failure: result.failure, base, facts: factsInput },
+      { decision, failure: result.failure, detail: result.detail, base, facts: factsInput },
     );
   }
 
@@ -192,13 +192,13 @@ export class EventWork {
     d: {
       decision: Decision | null;
       failure: string | undefined;
+      detail?: string;
       base: DecisionBase;
       facts: Record<string, unknown>;
     },
   ): Promise<void> {
     const { event, def, claim, signal, log, used } = a;
     const { decision, base, facts: factsInput } = d;
-    const result = { failure: d.failure };
     const { buffer, metrics } = this.o;
     const token = claim.token;
     // Each outcome is one commit: the decision, what became of it, and the new state together.
@@ -207,13 +207,17 @@ export class EventWork {
       metrics?.decisions.inc({ tool: def.tool, action: 'invalid' });
       this.tripped(this.guard.recordFailure(), log);
       claim.free();
+      // The reason (so last_error) is one sentence a person reads; the decision entry keeps the
+      // detail: every request's calls and what was wrong with them. Both quote the model.
+      const reason = cleanModelText(d.failure ?? 'the model made no decision', 500);
+      const detail = cleanModelText(d.detail ?? reason);
       const after = await buffer.nack(event.id, {
         token,
-        reason: result.failure ?? 'no decision',
+        reason,
         retryInMs: this.backoff(event),
-        record: [{ kind: 'decision', ...base, outcome: 'invalid', note: result.failure }],
+        record: [{ kind: 'decision', ...base, outcome: 'invalid', note: detail }],
       });
-      log.warn('no valid decision', { reason: result.failure, status: after.status });
+      log.warn('no valid decision', { reason, detail, status: after.status });
       return;
     }
     if (decision.kind === 'no_action') {

@@ -157,7 +157,7 @@ export const CONSOLE_STYLES = `:root {
 body { margin: 0; background: var(--bg); color: var(--fg); }
 a { color: var(--accent); }
 main { max-width: 1200px; margin: 0 auto; padding: 12px 20px 40px; }
-.top { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: #0a2540; color: #fff; }
+.top { display: flex; align-items: center; flex-wrap: wrap; gap: 8px 16px; padding: 10px 20px; background: #0a2540; color: #fff; }
 .brand { color: #fff; font-weight: 600; text-decoration: none; }
 .brand span { font-weight: 400; opacity: .7; }
 .live-state { font-size: 12px; padding: 2px 8px; border-radius: 10px; }
@@ -170,6 +170,11 @@ main { max-width: 1200px; margin: 0 auto; padding: 12px 20px 40px; }
 #flash.ok { background: #e6f4ea; color: var(--ok); }
 #flash.error { background: #fce8e6; color: var(--bad); }
 h1 { font-size: 20px; margin: 0 0 10px; display: flex; gap: 10px; align-items: center; flex-wrap: wrap; }
+/* Ids, errors and model text have no spaces to break at: they wrap anywhere, never widen a page. */
+h1 .id { min-width: 0; overflow-wrap: anywhere; }
+.mono, code { overflow-wrap: anywhere; }
+.last-error { margin: 0 0 10px; padding: 8px 10px; border-left: 3px solid var(--bad); background: #fdf3f2; overflow-wrap: anywhere; }
+.last-error .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; margin-right: 6px; }
 h2 { font-size: 14px; margin: 14px 0 6px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 h2:first-child { margin-top: 0; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin: 12px 0; }
@@ -192,8 +197,8 @@ h2:first-child { margin-top: 0; }
 .chip.s-dead { background: var(--bad); }
 .chip.s-acked { background: var(--ok); }
 .overview { display: grid; grid-template-columns: minmax(0, 2fr) minmax(260px, 1fr); gap: 12px; }
+.overview > *, .two > * { min-width: 0; }
 .overview > * { margin: 0; }
-@media (max-width: 800px) { .overview, .two { grid-template-columns: 1fr; } }
 .chart { width: 100%; height: auto; }
 .chart .rec { fill: #1a73e8; }
 .chart .dec { fill: var(--held); }
@@ -205,12 +210,15 @@ h2:first-child { margin-top: 0; }
 .key.dec { background: var(--held); }
 .insights p { margin: 4px 0; }
 .mix { border-collapse: collapse; width: 100%; font-size: 13px; }
-.mix th { text-align: left; font-weight: 600; padding: 3px 8px 3px 0; vertical-align: top; }
+.mix th { text-align: left; font-weight: 600; padding: 3px 8px 3px 0; vertical-align: top; overflow-wrap: anywhere; }
 .pill { display: inline-block; background: #eef0f3; border-radius: 10px; padding: 1px 7px; margin: 1px; }
-.failures { padding-left: 18px; font-size: 13px; }
+.failures { padding-left: 18px; font-size: 13px; overflow-wrap: anywhere; }
+.search { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin: 16px 0 0; }
+.search label { font-weight: 600; }
+.search input { flex: 1 1 220px; max-width: 36em; min-width: 0; }
 .filter { display: flex; gap: 12px; align-items: end; margin: 16px 0 8px; flex-wrap: wrap; }
 .filter label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 2px; }
-select, input { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; color: var(--fg); }
+select, input { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; color: var(--fg); max-width: 100%; }
 button { font: inherit; padding: 6px 14px; border-radius: 6px; border: 1px solid var(--line); background: #fff; color: var(--fg); cursor: pointer; }
 button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 button.danger { background: var(--bad); border-color: var(--bad); color: #fff; }
@@ -219,29 +227,60 @@ button:disabled { opacity: .5; }
 .queue caption { text-align: left; padding: 6px 0; color: var(--muted); }
 .queue th, .queue td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 .queue th { font-size: 12px; color: var(--muted); font-weight: 600; }
-.queue td:first-child { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
+.queue td.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; white-space: nowrap; }
+.queue td.id a { display: inline-block; max-width: 22em; overflow: hidden; text-overflow: ellipsis; vertical-align: bottom; }
+.queue .err { max-width: 32em; overflow-wrap: anywhere; }
 .queue .num { text-align: right; }
 .queue .amount, .approval .amount { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .approval { flex-basis: 100%; }
 .approval p { margin: 0 0 4px; }
 .approval .amount { font-size: 18px; }
 .pager { margin: 10px 0; }
-.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 0; }
-.facts dt { color: var(--muted); }
+.facts { display: grid; grid-template-columns: minmax(0, max-content) minmax(0, 1fr); gap: 4px 14px; margin: 0; }
+.facts dt { color: var(--muted); overflow-wrap: anywhere; }
 .facts dd { margin: 0; overflow-wrap: anywhere; white-space: pre-wrap; }
-.two { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.two { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 12px; }
 .two > .card { margin: 0; }
 .actions { display: flex; gap: 18px; flex-wrap: wrap; align-items: end; }
 .act { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
-.act input { min-width: 240px; }
+.act input { min-width: 0; flex: 1 1 240px; }
 .timeline { list-style: none; padding: 0 0 0 14px; margin: 0; border-left: 2px solid var(--line); }
 .timeline li { position: relative; padding: 4px 0 8px 10px; }
 .timeline li::before { content: ""; position: absolute; left: -21px; top: 9px; width: 10px; height: 10px; border-radius: 50%; background: var(--accent); }
 .timeline time { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; color: var(--muted); }
 .note { white-space: pre-wrap; overflow-wrap: anywhere; }
 details summary { cursor: pointer; }
-pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; max-height: 480px; overflow: auto; background: #f3f4f6; padding: 10px; border-radius: 6px; }
+.detail summary { font-size: 13px; color: var(--muted); }
+.detail pre { max-height: 240px; margin: 4px 0 0; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; max-width: 100%; font-size: 12px; max-height: 480px; overflow: auto; background: #f3f4f6; padding: 10px; border-radius: 6px; }
 .signin { max-width: 420px; margin: 60px auto; }
 .signin form { display: flex; flex-direction: column; gap: 8px; }
 .error { color: var(--bad); }
+/* Narrow: one column (after the rules it overrides, so that it wins). */
+@media (max-width: 800px) { .overview, .two { grid-template-columns: minmax(0, 1fr); } }
+/* A phone: one column, the queue's rows stacked as cards (each cell labelled), ids cut with an
+   ellipsis (the whole id is the link's title and on the event's page). Nothing scrolls sideways. */
+@media (max-width: 640px) {
+  :root { font-size: 14px; }
+  main { padding: 8px 10px 32px; }
+  .top { padding: 8px 10px; }
+  .card { padding: 12px; }
+  .count { min-width: 0; flex: 1 1 calc(50% - 10px); padding: 8px 10px; }
+  .count .n { font-size: 20px; }
+  .overview { grid-template-columns: minmax(0, 1fr); }
+  .queue, .queue tbody, .queue tr, .queue td, .queue caption { display: block; width: 100%; }
+  .queue thead { display: none; }
+  .queue tr { padding: 8px 10px; border-bottom: 1px solid var(--line); }
+  .queue td { padding: 2px 0; border: 0; text-align: left; }
+  .queue td[data-label]::before { content: attr(data-label); display: inline-block; width: 6.5em; color: var(--muted); font-size: 12px; }
+  .queue td.id::before { display: none; }
+  .queue td.id a { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-weight: 600; }
+  .queue .num { text-align: left; }
+  .queue .err { max-width: none; margin-left: 6.5em; }
+  .facts { grid-template-columns: minmax(0, 1fr); gap: 0; }
+  .facts dd { margin-bottom: 6px; }
+  .actions { gap: 12px; }
+  .act { width: 100%; }
+  .signin { margin: 24px auto; }
+}
 `;

@@ -12,6 +12,7 @@ import type { ApprovalResult } from '../operations/approvals.js';
 import type { QueueOperations } from '../operations/queue.js';
 import { callAmount } from '../money.js';
 import { lastArrivals, listNewest } from './newest.js';
+import { searchEvents, type SearchResult } from './search.js';
 
 /**
  * Every call the console makes to the queue, and nothing else does. Each change (ack, replay,
@@ -30,6 +31,11 @@ export interface ConsoleBackend {
     through?: number | null;
   }): Promise<{ events: StoredEvent[]; older: number | null }>;
   event(id: string): Promise<EventView | null>;
+  /**
+   * Events by event id, object id, an id the object points to (customer, charge …) or a customer's
+   * email, newest first: the id at any age, the rest among the newest arrivals (search.ts).
+   */
+  search(query: string): Promise<SearchResult>;
   /** A person marks the event done (wins over a worker's claim). */
   ack(id: string, by: string, note?: string): Promise<StoredEvent>;
   /** Back to pending: dead or acked (or pending) events only. */
@@ -180,6 +186,9 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
     },
     page(query) {
       return listNewest((q) => buffer.list(q), query);
+    },
+    search(query) {
+      return searchEvents({ get: (id) => buffer.get(id), list: (q) => buffer.list(q) }, query);
     },
     async event(id) {
       const event = await buffer.get(id);

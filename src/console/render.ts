@@ -7,6 +7,7 @@ import {
 } from '../buffer/buffer.js';
 import { ownerOf } from '../buffer/transitions.js';
 import type { AgentState, EventView, Insights } from './backend.js';
+import { MAX_QUERY, SEARCH_SCAN, type SearchResult } from './search.js';
 import { escapeHtml } from '../html.js';
 import { callAmount, formatAmount } from '../money.js';
 
@@ -142,7 +143,17 @@ export interface OverviewData {
   toolOf: (type: string) => string | null;
   /** Each listed event's amount in its currency (`$4,120.00`), or null when it has none. */
   amountOf: (event: StoredEvent) => string | null;
+  /** A search's results, shown instead of the queue; null without a query. */
+  search?: SearchResult | null;
   now: number;
+}
+
+/** Shown in a queue row; the whole of it is in the row's title and on the event's page. */
+const ROW_ERROR_CHARS = 160;
+
+function shortened(text: string, max: number): string {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
 }
 
 function overviewHref(filter: {
@@ -304,23 +315,63 @@ ${data.filter.status || data.filter.type ? '<a href="/console">Clear</a>' : ''}
 </form>`;
 }
 
-function queueSection(data: OverviewData): string {
-  const rows = data.events
+function searchForm(query: string | null): string {
+  return `<form class="search" method="get" action="/console" role="search">
+<label for="q">Find an event</label>
+<input id="q" name="q" type="search" value="${escapeHtml(query ?? '')}" maxlength="${MAX_QUERY}" placeholder="evt_…, dp_…, in_…, cus_… or an email" autocomplete="off" spellcheck="false">
+<button type="submit">Search</button>
+${query ? '<a href="/console">Clear</a>' : ''}
+</form>`;
+}
+
+/** The queue's head row; each cell's label is repeated on it for the stacked phone layout. */
+const COLUMNS = ['Event', 'Type', 'Status', 'Tool', 'Amount', 'Attempts', 'Received'] as const;
+
+function queueTable(caption: string, events: readonly StoredEvent[], data: OverviewData): string {
+  const rows = events
     .map((e) => {
       const tool = data.toolOf(e.type);
       const amount = data.amountOf(e);
       const lease = leaseText(e, data.now);
+      const error = e.lastError
+        ? `<div class="muted small err" title="${escapeHtml(e.lastError)}">${escapeHtml(shortened(e.lastError, ROW_ERROR_CHARS))}</div>`
+        : '';
       return `<tr data-id="${escapeHtml(e.id)}" class="row s-${e.status}">
-<td><a href="/console/event/${encodeURIComponent(e.id)}">${escapeHtml(e.id)}</a></td>
-<td>${escapeHtml(e.type)}</td>
-<td>${statusChip(e.status)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${e.lastError ? `<div class="muted small">${escapeHtml(e.lastError)}</div>` : ''}</td>
-<td>${tool ? escapeHtml(tool) : '<span class="muted">—</span>'}</td>
-<td class="num amount">${amount === null ? '<span class="muted">—</span>' : escapeHtml(amount)}</td>
-<td class="num">${e.attempts}</td>
-<td title="${escapeHtml(time(e.receivedAt))}">${escapeHtml(ago(e.receivedAt, data.now))}</td>
+<td class="id" data-label="Event"><a href="/console/event/${encodeURIComponent(e.id)}" title="${escapeHtml(e.id)}">${escapeHtml(e.id)}</a></td>
+<td data-label="Type">${escapeHtml(e.type)}</td>
+<td data-label="Status">${statusChip(e.status)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${error}</td>
+<td data-label="Tool">${tool ? escapeHtml(tool) : '<span class="muted">—</span>'}</td>
+<td data-label="Amount" class="num amount">${amount === null ? '<span class="muted">—</span>' : escapeHtml(amount)}</td>
+<td data-label="Attempts" class="num">${e.attempts}</td>
+<td data-label="Received" title="${escapeHtml(time(e.receivedAt))}">${escapeHtml(ago(e.receivedAt, data.now))}</td>
 </tr>`;
     })
     .join('');
+  const head = COLUMNS.map(
+    (c) => `<th scope="col"${c === 'Amount' ? ' class="num"' : ''}>${c}</th>`,
+  ).join('');
+  return `<table class="queue">
+<caption>${caption}</caption>
+<thead><tr>${head}</tr></thead>
+<tbody>${rows || `<tr><td colspan="${COLUMNS.length}" class="muted">No events.</td></tr>`}</tbody>
+</table>`;
+}
+
+/** A search's answer: what was asked (as text), what matched, and how far the scan read. */
+function searchSection(result: SearchResult, data: OverviewData): string {
+  const n = result.events.length;
+  const caption = `${n}${result.more ? '+' : ''} event${n === 1 ? '' : 's'} matching <q class="mono">${escapeHtml(result.query)}</q>, newest first`;
+  const bound = result.cut
+    ? `Searched the newest ${SEARCH_SCAN.toLocaleString('en-US')} arrivals (${result.scanned.toLocaleString('en-US')} events); older events were not searched, except by event id.`
+    : `Searched every stored event (${result.scanned.toLocaleString('en-US')}).`;
+  const more = result.more ? ` Only the newest ${n} are shown.` : '';
+  return `<section id="queue" aria-label="Search results">
+${queueTable(caption, result.events, data)}
+<p class="muted small" id="search-bound">${escapeHtml(bound + more)}</p>
+</section>`;
+}
+
+function queueSection(data: OverviewData): string {
   const f = data.filter;
   const nav = [
     f.through
@@ -332,12 +383,9 @@ function queueSection(data: OverviewData): string {
   ]
     .filter(Boolean)
     .join(' · ');
+  const caption = `${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}, newest first`;
   return `<section id="queue" data-live aria-label="Queue">
-<table class="queue">
-<caption>${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}, newest first</caption>
-<thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Tool</th><th scope="col" class="num">Amount</th><th scope="col">Attempts</th><th scope="col">Received</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="7" class="muted">No events.</td></tr>'}</tbody>
-</table>
+${queueTable(caption, data.events, data)}
 ${nav ? `<nav class="pager">${nav}</nav>` : ''}
 </section>`;
 }
@@ -351,8 +399,9 @@ export function overviewBody(data: OverviewData): string {
 </section>
 ${insightsSection(data.insights, data.agent)}
 </div>
-${filterForm(data)}
-${queueSection(data)}`;
+${searchForm(data.search?.query ?? null)}
+${data.search ? '' : filterForm(data)}
+${data.search ? searchSection(data.search, data) : queueSection(data)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,7 +456,11 @@ function decisionSection(history: readonly HistoryEntry[]): string {
     const input = d.tool_call?.input ?? {};
     const action =
       typeof input.action === 'string' && d.outcome === 'decided' ? input.action : d.outcome;
-    const rationale = typeof input.rationale === 'string' ? input.rationale : d.note;
+    // An invalid (or over-budget) decision's note is the failure's detail: the history shows it,
+    // collapsed, and the summary the sentence; here it would be a third copy.
+    const failed = d.outcome === 'invalid' || d.outcome === 'budget';
+    const rationale =
+      typeof input.rationale === 'string' ? input.rationale : failed ? undefined : d.note;
     rows.push(
       ['Model', d.model],
       ['Action', action],
@@ -433,7 +486,24 @@ function decisionSection(history: readonly HistoryEntry[]): string {
     .join('')}</dl>${decided}</section>`;
 }
 
-function historySection(history: readonly HistoryEntry[]): string {
+/** An entry's note: the text, its detail collapsed, or a pointer to the last error shown above. */
+function historyNote(h: HistoryEntry, lastError: string | null): string {
+  if (!h.note) return '';
+  if (h.kind === 'claimed') return `<div class="note">${escapeHtml(`by ${ownerOf(h.note)}`)}</div>`;
+  // The summary says the last error once; entries that recorded the same words point to it (the
+  // nacks; and, in events failed before the sentence and its detail were told apart, the
+  // decisions too).
+  if (h.note === lastError) {
+    return '<div class="note muted">the last error, shown above</div>';
+  }
+  // A failed decision's note is its detail: every request's calls and issues, long and technical.
+  if (h.kind === 'decision' && h.outcome === 'invalid') {
+    return `<details class="detail"><summary>What the model sent</summary><pre>${escapeHtml(h.note)}</pre></details>`;
+  }
+  return `<div class="note">${escapeHtml(h.note)}</div>`;
+}
+
+function historySection(history: readonly HistoryEntry[], lastError: string | null): string {
   const items = history
     .map((h) => {
       const bits = [
@@ -442,7 +512,7 @@ function historySection(history: readonly HistoryEntry[]): string {
         h.tool_call ? `→ ${h.tool_call.name}` : '',
         h.model ? `model ${h.model}` : '',
       ].filter(Boolean);
-      return `<li class="k-${escapeHtml(h.kind)}"><time datetime="${escapeHtml(h.at)}">${escapeHtml(time(h.at))}</time> <strong>${escapeHtml(h.kind)}</strong>${bits.length ? ` <span class="muted">${escapeHtml(bits.join(' · '))}</span>` : ''}${h.note ? `<div class="note">${escapeHtml(h.kind === 'claimed' ? `by ${ownerOf(h.note)}` : h.note)}</div>` : ''}</li>`;
+      return `<li class="k-${escapeHtml(h.kind)}"><time datetime="${escapeHtml(h.at)}">${escapeHtml(time(h.at))}</time> <strong>${escapeHtml(h.kind)}</strong>${bits.length ? ` <span class="muted">${escapeHtml(bits.join(' · '))}</span>` : ''}${historyNote(h, lastError)}</li>`;
     })
     .join('');
   return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;
@@ -518,10 +588,14 @@ export function eventBody(view: EventView, now: number): string {
   ];
   if (lease) rows.push(['Claimed by', lease]);
   if (event.retryAt) rows.push(['Retry from', time(event.retryAt)]);
-  if (event.lastError) rows.push(['Last error', event.lastError]);
+  // The last error, once, beside the status: the history points here rather than repeat it.
+  const lastError = event.lastError
+    ? `<p class="last-error"><span class="label">Last error</span> <span class="text">${escapeHtml(event.lastError)}</span></p>`
+    : '';
   return `<p><a href="/console">← Queue</a></p>
 <section id="summary" data-live class="card">
-<h1><span class="mono">${escapeHtml(event.id)}</span> ${statusChip(event.status)}</h1>
+<h1><span class="mono id">${escapeHtml(event.id)}</span> ${statusChip(event.status)}</h1>
+${lastError}
 <dl class="facts">${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>
 ${actionsSection(view)}
@@ -531,6 +605,6 @@ ${actionsSection(view)}
   }</section>
 ${decisionSection(history)}
 </div>
-${historySection(history)}
+${historySection(history, event.lastError)}
 <details id="raw" class="card"><summary>Raw payload</summary><pre>${escapeHtml(pretty)}</pre></details>`;
 }

@@ -12,6 +12,7 @@ import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { ConsoleBackend } from './backend.js';
 import { LiveFeed } from './live.js';
+import { searchTerm } from './search.js';
 import { eventBody, messagePage, overviewBody, page, signInPage } from './render.js';
 import { cookieValue, SESSION_COOKIE, Sessions } from './sessions.js';
 import { clientKey, SignInLimiter, type SignInLimitOptions } from './sign-in-limit.js';
@@ -292,23 +293,29 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         type: type && type.length <= 200 ? type : null,
         through,
       };
-      const [counts, listed, insights, agent] = await Promise.all([
+      const query = searchTerm(req.query.q);
+      const [counts, listed, insights, agent, search] = await Promise.all([
         backend.counts(),
-        backend.page({
-          statuses: filter.status ? [filter.status] : undefined,
-          types: filter.type ? [filter.type] : undefined,
-          limit: PAGE_SIZE,
-          through,
-        }),
+        query
+          ? { events: [], older: null }
+          : backend.page({
+              statuses: filter.status ? [filter.status] : undefined,
+              types: filter.type ? [filter.type] : undefined,
+              limit: PAGE_SIZE,
+              through,
+            }),
         backend.insights(),
         backend.agent(),
+        query ? backend.search(query) : null,
       ]);
       const types = backend.types();
       res.type('html').send(
         page({
-          title: 'Queue',
+          title: query ? `Search: ${query}` : 'Queue',
           signedIn: token !== null,
-          live: true,
+          // A search's answer is read once (it scans thousands of events): not re-run on every
+          // change of the store, as the queue's page is.
+          live: !query,
           body: overviewBody({
             counts,
             events: listed.events,
@@ -319,6 +326,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
             agent,
             toolOf: (t) => backend.toolOf(t),
             amountOf: (e) => backend.amountOf(e),
+            search,
             now: Date.now(),
           }),
         }),

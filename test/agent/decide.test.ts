@@ -100,6 +100,57 @@ describe('the decision tools a model is offered', () => {
   });
 });
 
+describe('why there is no decision', () => {
+  it('is one sentence from the zod issues of the last reply, and the detail of every request', async () => {
+    let n = 0;
+    const { result } = await run('invoice.payment_failed', () =>
+      ++n === 1
+        ? toolUse('retry_failed_payment', { action: 'retry_now' })
+        : toolUse('retry_failed_payment', { action: 'nuke_it_from_orbit', rationale: 'why not' }),
+    );
+    expect(result.decision).toBeNull();
+    const actions = catalog.lookup('invoice.payment_failed')!.actions.join(', ');
+    expect(result.failure).toBe(
+      `the model chose action "nuke_it_from_orbit"; allowed: ${actions} (3 tries)`,
+    );
+    const lines = result.detail!.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe(
+      'request 1: retry_failed_payment({"action":"retry_now"}) → rationale: Invalid input: expected string, received undefined [invalid_type]',
+    );
+    expect(lines[2]).toMatch(
+      /^request 3: retry_failed_payment\(\{"action":"nuke_it_from_orbit","rationale":"why not"\}\) → action: Invalid option: .*\[invalid_value\]$/,
+    );
+  });
+
+  it('names a tool the model made up, and a reply without a tool', async () => {
+    let n = 0;
+    const { result } = await run('invoice.payment_failed', () =>
+      ++n < 3
+        ? toolUse('refund_everything', { amount: 1 })
+        : message([{ type: 'text', text: 'I would rather not.' }], 'end_turn'),
+    );
+    expect(result.failure).toBe('the model answered without choosing an action (3 tries)');
+    expect(result.detail!.split('\n')).toEqual([
+      'request 1: refund_everything({"amount":1}) → no such tool',
+      'request 2: refund_everything({"amount":1}) → no such tool',
+      'request 3: no tool call (stop_reason end_turn); it wrote: I would rather not.',
+    ]);
+    const once = await run('invoice.payment_failed', () => toolUse('refund_everything', {}));
+    expect(once.result.failure).toBe(
+      'the model called "refund_everything", which is not one of its tools (3 tries)',
+    );
+  });
+
+  it('is absent with a decision', async () => {
+    const { result } = await run('invoice.payment_failed', () =>
+      toolUse('no_action_needed', { rationale: 'nothing to do' }),
+    );
+    expect(result.failure).toBeUndefined();
+    expect(result.detail).toBeUndefined();
+  });
+});
+
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
 /** The bound `requestBound` gives for a request as the fake received it. */
@@ -279,13 +330,13 @@ describe('decide with a request budget', () => {
     // The model stops without a tool: the runner sends nothing more.
     const stops = await withBudget(() => message([{ type: 'text', text: 'Hmm.' }], 'end_turn'));
     const stopped = await stops.decision;
-    expect(stopped.failure).toMatch(/without calling a tool/);
+    expect(stopped.failure).toBe('the model answered without choosing an action (1 try)');
     expect(stops.requests).toHaveLength(1);
     expect(stops.reservations).toHaveLength(1);
     // Invalid every time: maxTurns requests, as many reservations, each settled once.
     const spent = await withBudget(invalid, { maxTurns: 2 });
     const result = await spent.decision;
-    expect(result.failure).toMatch(/^invalid decision[\s\S]*after 2 request/);
+    expect(result.failure).toMatch(/^the model chose action "refund_everything"; .* \(2 tries\)$/);
     expect(spent.requests).toHaveLength(2);
     expect(spent.reservations.map((r) => r.settled.length)).toEqual([1, 1]);
   });

@@ -246,8 +246,36 @@ describe('agent loop', () => {
     loop(buffer, fake, { maxTurns: 2 });
     const dead = await settled(buffer, id, ['dead']);
     expect(dead.attempts).toBe(3);
-    expect(dead.lastError).toMatch(/invalid decision/);
+    expect(dead.lastError).toMatch(/^the model chose action "wire_funds"; allowed: .*\(2 tries\)$/);
     expect(fake.requests).toHaveLength(6);
+  });
+
+  it('records a dead decision as one sentence in last_error, and the detail in the history', async () => {
+    const fake = await fakeApi((req) =>
+      toolUse(firstDecision(req).tool, { action: 'nuke_it_from_orbit', rationale: 'Be sure.' }),
+    );
+    const { buffer } = store();
+    const id = await append(buffer, buildTestEvent('charge.dispute.created'));
+    loop(buffer, fake, { maxTurns: 4 });
+    const dead = await settled(buffer, id, ['dead']);
+    expect(dead.lastError).toBe(
+      'the model chose action "nuke_it_from_orbit"; allowed: accept, submit_evidence, escalate_to_human (4 tries)',
+    );
+    const history = await buffer.history(id);
+    // Each attempt's nack (and the last, dead) says the sentence; its decision entry the detail.
+    expect(
+      history.filter((h) => h.kind === 'nacked' || h.kind === 'dead').map((h) => h.note),
+    ).toEqual([dead.lastError, dead.lastError, dead.lastError]);
+    const invalid = history.filter((h) => h.kind === 'decision' && h.outcome === 'invalid');
+    expect(invalid).toHaveLength(3);
+    for (const entry of invalid) {
+      const lines = entry.note!.split('\n');
+      expect(lines).toHaveLength(4);
+      expect(lines[3]).toBe(
+        'request 4: handle_dispute({"action":"nuke_it_from_orbit","rationale":"Be sure."}) → action: Invalid option: expected one of "accept"|"submit_evidence"|"escalate_to_human" [invalid_value]',
+      );
+      expect(entry.note!.length).toBeLessThanOrEqual(2000);
+    }
   });
 
   it.each([

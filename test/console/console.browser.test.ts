@@ -213,7 +213,7 @@ describe('the console on an open loopback server', () => {
             type: i % 3 === 0 ? 'invoice.payment_failed' : 'charge.dispute.created',
             created: 1_700_000_000 + i,
             livemode: false,
-            objectId: null,
+            objectId: `dp_bulk${String(i).padStart(6, '0')}`,
             payload: JSON.stringify({
               id,
               object: 'event',
@@ -238,6 +238,20 @@ describe('the console on an open loopback server', () => {
     await page.waitForURL(/through=/);
     const first = await page.locator('table.queue tbody tr').first().getAttribute('data-id');
     expect(first).toBe(`evt_bulk${String(N - 51).padStart(6, '0')}`);
+    // Search reads the newest 5 000 arrivals, and says so; an event id is found at any age.
+    const search = async (q: string) => {
+      const t0 = Date.now();
+      await page.goto(`${server.url}/console?q=${encodeURIComponent(q)}`);
+      await page.locator('#search-bound').waitFor();
+      console.info(`search of 10 000 events for ${q}: ${Date.now() - t0} ms`);
+      return page.locator('table.queue tbody tr[data-id]').count();
+    };
+    expect(await search(`dp_bulk${String(N - 10).padStart(6, '0')}`)).toBe(1);
+    expect(await page.locator('#search-bound').textContent()).toMatch(
+      /newest 5,000 arrivals .*older events were not searched, except by event id/,
+    );
+    expect(await search('dp_bulk000001')).toBe(0);
+    expect(await search('evt_bulk000001')).toBe(1);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });
@@ -547,6 +561,267 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     expect(new Set(handler.ids)).toEqual(new Set([id]));
     await poll(() => page.locator('#summary .chip').textContent()).toBe('awaiting approval');
     expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(1);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('failures as sentences, the console on a phone, and search (issue #20: 9, 10)', () => {
+  const TOKEN = 'console-phone-token-0123456789abcdef';
+  const SENTENCE =
+    'the model chose action "nuke_it_from_orbit"; allowed: accept, submit_evidence, escalate_to_human (4 tries)';
+  /** What the agent stores as the invalid decision's note: long, technical, no spaces to wrap at. */
+  const DETAIL = Array.from(
+    { length: 4 },
+    (_, i) =>
+      `request ${i + 1}: handle_dispute(${JSON.stringify({ action: 'nuke_it_from_orbit', rationale: 'r'.repeat(300) })}) → action: Invalid option: expected one of "accept"|"submit_evidence"|"escalate_to_human" [invalid_value]`,
+  ).join('\n');
+  /** A last_error as the agent wrote it before this change: one raw zod array, 600+ characters. */
+  const RAW = `invalid decision: Error: ${JSON.stringify([
+    {
+      code: 'invalid_enum_value',
+      options: ['refund_proactively', 'keep_and_monitor', 'escalate_to_human'],
+      received: 'nuke_it_from_orbit',
+      path: ['action'],
+      message: 'x'.repeat(400),
+    },
+  ])} (after 4 request(s))`;
+  const LONG_ID = 'evt_1QxPhoneLayoutCheckAbCdEfGhIjKlMnOpQrStUv';
+  const OLD_ID = 'evt_1QxRawZodErrorFromBeforeAbCdEfGhIjKl';
+
+  /** A dispute event, dead after three attempts the way the agent leaves it (or with `raw`). */
+  async function deadEvent(dataDir: string, id: string, raw?: string) {
+    const store = openSqliteBuffer(dataDir, {});
+    const event: Record<string, any> = { ...buildTestEvent('charge.dispute.created'), id };
+    await store.append({
+      id,
+      type: 'charge.dispute.created',
+      created: Number(event.created),
+      livemode: false,
+      objectId: String(event.data.object.id),
+      payload: JSON.stringify(event),
+    });
+    // Nacked until the store's max attempts make it dead, each attempt as the agent records it.
+    while ((await store.get(id))!.status !== 'dead') {
+      await store.nack(id, {
+        by: 'test',
+        reason: raw ?? SENTENCE,
+        record: [
+          {
+            kind: 'decision',
+            model: 'claude-test',
+            usage: { input_tokens: 900, output_tokens: 60 },
+            latency_ms: 1200,
+            outcome: 'invalid',
+            note: raw ?? DETAIL,
+          },
+        ],
+      });
+    }
+    expect((await store.get(id))!.status).toBe('dead');
+    await store.close();
+  }
+
+  /** `serve --agent` with a token and approvals for disputes, over a store with two dead events. */
+  async function phoneServer() {
+    const dataDir = tmp();
+    await deadEvent(dataDir, LONG_ID);
+    await deadEvent(dataDir, OLD_ID, RAW);
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const sink = await sinkServer(cleanups, 200);
+    const secret = newSecret();
+    const config = path.join(tmp(), 'agent.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dispatch: { type: 'http', url: sink.url, secret: 'a-long-enough-test-secret' },
+        approval: { tools: ['handle_dispute'] },
+      }),
+    );
+    const server = await startServe({
+      dataDir,
+      env: {
+        STRIPE_WEBHOOK_SECRET: secret,
+        ANTHROPIC_API_KEY: 'k',
+        ANTHROPIC_BASE_URL: api.url,
+        MCP_AUTH_TOKEN: TOKEN,
+      },
+      args: ['--agent', '--config', config],
+    });
+    return { server, secret };
+  }
+
+  async function signedIn(origin: string, viewport: { width: number; height: number }) {
+    const context = await browser.newContext({ viewport });
+    cleanups.push(() => context.close());
+    const page = await openPage(origin, context);
+    await page.goto(`${origin}/console`);
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('table.queue').waitFor();
+    return page;
+  }
+
+  /** The page's widths as the browser lays it out (the test's tsconfig has no DOM types). */
+  const widths = (page: Page): Promise<{ doc: number; body: number; viewport: number }> =>
+    page.evaluate(() => {
+      const { document, innerWidth } = globalThis as any;
+      return {
+        doc: document.documentElement.scrollWidth,
+        body: document.body.scrollWidth,
+        viewport: innerWidth,
+      };
+    });
+
+  it("shows a dead event's last error once, as a sentence, with the detail collapsed; long text never widens a page", async () => {
+    const { server } = await phoneServer();
+    const page = await signedIn(server.url, { width: 1280, height: 900 });
+    for (const id of [LONG_ID, OLD_ID]) await page.locator(`tr[data-id="${id}"]`).waitFor();
+    // The raw error of an older event no longer widens the overview.
+    const overview = await widths(page);
+    expect(overview.doc).toBeLessThanOrEqual(overview.viewport);
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, 'overview-errors.png'), fullPage: true });
+
+    await page.goto(`${server.url}/console/event/${LONG_ID}`);
+    await poll(() => page.locator('#summary .last-error .text').textContent()).toBe(SENTENCE);
+    // Once on the page: not in the facts, the decision or the history (their nacks point up).
+    const count = (text: string) =>
+      page.evaluate(
+        (t) => ((globalThis as any).document.body.textContent as string).split(t).length - 1,
+        text,
+      );
+    expect(await count(SENTENCE)).toBe(1);
+    expect(await page.locator('.timeline').textContent()).toContain('the last error, shown above');
+    // The detail is in the history, collapsed, and bounded in width when opened.
+    const detail = page.locator('.timeline details.detail').first();
+    expect(await detail.locator('pre').isVisible()).toBe(false);
+    await detail.locator('summary').click();
+    await poll(() => detail.locator('pre').textContent()).toContain('request 4: handle_dispute(');
+    let w = await widths(page);
+    expect(w.body).toBeLessThanOrEqual(w.viewport);
+    expect(w.doc).toBeLessThanOrEqual(w.viewport);
+    await page.screenshot({ path: path.join(SHOTS, 'event-dead.png'), fullPage: true });
+
+    // The same at a phone's width, and for the event whose last error is a raw zod array.
+    await page.setViewportSize({ width: 390, height: 844 });
+    w = await widths(page);
+    expect(w.doc).toBeLessThanOrEqual(390);
+    await page.goto(`${server.url}/console/event/${OLD_ID}`);
+    expect(await count(RAW)).toBe(1);
+    w = await widths(page);
+    expect(w.doc).toBeLessThanOrEqual(390);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('fits every page in 390 px with no sideways scroll: sign-in, queue, approvals, event pages, search', async () => {
+    const { server, secret } = await phoneServer();
+    const held = await send(server, secret, buildTestEvent('charge.dispute.created'));
+    await waitFor(
+      async () => (await counts(server, TOKEN)).awaiting_approval === 1,
+      'the held dispute',
+    );
+    const phone = { width: 390, height: 844 };
+    const context = await browser.newContext({ viewport: phone });
+    cleanups.push(() => context.close());
+    const page = await openPage(server.url, context);
+    const fits = async (name: string) => {
+      fs.mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, `phone-${name}.png`), fullPage: true });
+      const w = await widths(page);
+      expect(w.doc, `${name}: scrollWidth`).toBeLessThanOrEqual(390);
+    };
+
+    await page.goto(`${server.url}/console`);
+    await page.getByLabel('Token').waitFor();
+    await fits('sign-in');
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`tr[data-id="${LONG_ID}"]`).waitFor();
+    await fits('queue');
+    // The id is cut with an ellipsis on one line, the whole of it in the link's title.
+    const link = page.locator(`tr[data-id="${LONG_ID}"] td.id a`);
+    expect(await link.getAttribute('title')).toBe(LONG_ID);
+    const box = await link.evaluate((a) => {
+      const style = (globalThis as any).getComputedStyle(a);
+      return {
+        height: a.getBoundingClientRect().height,
+        line: parseFloat(style.lineHeight) || 20,
+        overflow: style.textOverflow as string,
+      };
+    });
+    expect(box.overflow).toBe('ellipsis');
+    expect(box.height).toBeLessThan(box.line * 1.5);
+
+    await page.goto(`${server.url}/console?status=awaiting_approval`);
+    await page.locator(`tr[data-id="${held}"]`).waitFor();
+    await fits('approvals');
+    await page.goto(`${server.url}/console/event/${held}`);
+    await page.locator('#actions .approval').waitFor();
+    expect(await page.getByRole('button', { name: 'Approve' }).isVisible()).toBe(true);
+    await fits('event-approval');
+    await page.goto(`${server.url}/console/event/${LONG_ID}`);
+    await page.locator('.timeline details.detail summary').first().click();
+    await fits('event-dead');
+    await page.getByText('Raw payload').click();
+    await fits('event-dead-raw');
+    await page.goto(`${server.url}/console/event/${OLD_ID}`);
+    await fits('event-raw-error');
+    await page.goto(`${server.url}/console?q=${encodeURIComponent('maya.okafor@example.com')}`);
+    await page.locator('#search-bound').waitFor();
+    await fits('search');
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('finds an event by its id, its object id, its customer id or email; the query shows as text', async () => {
+    const secret = newSecret();
+    const server = await startServe({ dataDir: tmp(), env: { STRIPE_WEBHOOK_SECRET: secret } });
+    // The one to find, among others of the same shape that must not match.
+    const invoice = buildTestEvent('invoice.payment_failed');
+    const object = (invoice.data as { object: Record<string, unknown> }).object;
+    object.id = 'in_1PhoneSearchTarget0001';
+    object.customer = 'cus_PhoneSearch0001';
+    object.customer_email = 'Ada.Lovelace@Example.org';
+    object.charge = 'ch_3PhoneSearchCharge01';
+    const target = await send(server, secret, invoice);
+    for (const type of ['invoice.payment_failed', 'charge.dispute.created']) {
+      await send(server, secret, buildTestEvent(type));
+    }
+    const page = await openPage(server.url);
+    await page.goto(`${server.url}/console`);
+    await page.locator(`tr[data-id="${target}"]`).waitFor();
+
+    const search = async (query: string) => {
+      await page.getByLabel('Find an event').fill(query);
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.waitForURL(/\?q=/);
+      await page.locator('#search-bound').waitFor();
+      return page
+        .locator('table.queue tbody tr[data-id]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    };
+    expect(await search(target)).toEqual([target]);
+    expect(await search('in_1PhoneSearchTarget0001')).toEqual([target]);
+    expect(await search('cus_PhoneSearch0001')).toEqual([target]);
+    expect(await search('ch_3PhoneSearchCharge01')).toEqual([target]);
+    // An email whatever its case, and with the spaces a paste brings.
+    expect(await search('  ada.lovelace@example.ORG ')).toEqual([target]);
+    expect(await page.locator('#search-bound').textContent()).toMatch(
+      /^Searched every stored event \(3\)\./,
+    );
+    expect(await page.getByLabel('Find an event').inputValue()).toBe('ada.lovelace@example.ORG');
+    // A fixture's customer matches every event of its shape but the target.
+    expect((await search('cus_RvK8mQ2xLp7Tna')).length).toBe(1);
+    expect(await search('cus_nobody')).toEqual([]);
+    await poll(() => page.locator('table.queue tbody').textContent()).toMatch(/No events/);
+
+    // Echoed as text: in the field and the caption, never as markup.
+    const rows = await search(XSS);
+    expect(rows).toEqual([]);
+    expect(await page.getByLabel('Find an event').inputValue()).toBe(XSS);
+    expect(await page.locator('table.queue caption').textContent()).toContain(XSS);
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });
