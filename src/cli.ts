@@ -462,7 +462,9 @@ export function buildProgram(): Command {
     );
   program
     .command('resume')
-    .description("lift the agent loops' pause (a person's, the budget's or the breaker's)")
+    .description(
+      "lift the agent loops' store-wide pause (a person's, or the budget's: it comes back while the day's budget is spent)",
+    )
     .option('--json', 'print the result as JSON')
     .addOption(dataDirOption())
     .addOption(storeOption())

@@ -361,7 +361,7 @@ const resumeAgent = {
   name: 'resume_agent',
   title: 'Resume the agent loop',
   description:
-    "Lifts the agent loops' pause, whoever set it (a person, the daily budget, the circuit breaker). A budget or breaker pause comes back if its cause still holds.",
+    "Lifts the agent loops' store-wide pause, whoever set it (a person, or the daily budget: that one comes back while the day's budget is spent). A loop's own circuit breaker is not a stored pause: it lifts when a probe succeeds.",
   inputSchema: args({}),
   outputSchema: { agent: agentState },
   annotations: {

@@ -62,7 +62,7 @@ export interface QueueOperations {
    * nothing new; events wait pending. Kept in the store until resumed.
    */
   pauseAgent(request: { by: string; reason?: string }): Promise<AgentPause>;
-  /** Lifts any pause: a person's, the budget's or the breaker's (they trip again if still due). */
+  /** Lifts the store-wide pause: a person's or the budget's (set again while the budget is spent). */
   resumeAgent(request: { by: string }): Promise<AgentPause>;
 }
 
