@@ -81,6 +81,17 @@ export function devSecretBanner(
   ].join('\n');
 }
 
+/** The addresses a person needs first: where Stripe posts, where an agent connects, the console. */
+export function whereThingsAre(url: string): string {
+  return [
+    '',
+    `stripe-events-mcp is listening on ${url}`,
+    `  webhooks  ${url}/stripe/webhook   (point Stripe or \`stripe listen --forward-to\` here)`,
+    `  MCP       ${url}/mcp              (Streamable HTTP, for MCP clients)`,
+    `  console   ${url}/console          (the operator console in a browser)`,
+  ].join('\n');
+}
+
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -187,6 +198,8 @@ export async function startServer(
   pruneTimer.unref();
   void prune();
 
+  // Where things are, in plain lines a person reads before the JSON logs scroll by.
+  notice(whereThingsAre(url));
   if (dev) {
     notice(
       devSecretBanner(
