@@ -179,8 +179,26 @@ export function parseSecrets(raw: string | undefined): string[] {
       );
     }
   });
+  secrets.forEach((secret, i) => {
+    // A placeholder copied from mcp.json.example or the docs verifies nothing and refuses every
+    // real event: say so at start, not as a stream of 400s once Stripe starts sending.
+    const placeholder = PLACEHOLDER.exec(secret);
+    if (placeholder) {
+      // Only the matched fragment is shown: even a placeholder is never printed whole.
+      throw new ConfigError(
+        'STRIPE_WEBHOOK_SECRET',
+        `item ${i + 1} is a placeholder (it contains ${JSON.stringify(placeholder[0])}), not a webhook signing secret. Fix: paste your endpoint's signing secret (Dashboard → Webhooks, or the one \`stripe listen\` prints), or leave STRIPE_WEBHOOK_SECRET unset to use a dev secret.`,
+      );
+    }
+  });
   return secrets;
 }
+
+/**
+ * What the examples' placeholders look like (`whsec_replace_with_your_endpoint_secret`, `whsec_…`):
+ * words and punctuation a real secret, random base64 letters and digits, never holds.
+ */
+const PLACEHOLDER = /replace_with|your_|example|placeholder|changeme|\.\.\.|…|<|>/i;
 
 export function loadServeConfig(
   flags: ServeFlags,

@@ -9,6 +9,7 @@ import {
 } from '../../src/config/data-dir.js';
 import { ConfigError } from '../../src/errors.js';
 import { parseRedisTarget, redactRedisUrl } from '../../src/buffer/redis/url.js';
+import { REPO_ROOT } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function configError(fn: () => unknown): ConfigError {
@@ -90,6 +91,25 @@ describe('serve configuration', () => {
   it('parses several comma-separated secrets, trimming stray whitespace', () => {
     expect(parseSecrets(' whsec_a ,whsec_b\n')).toEqual(['whsec_a', 'whsec_b']);
     expect(parseSecrets('')).toEqual([]);
+    // The examples' placeholders are refused at start, naming the setting, never echoing it.
+    for (const placeholder of [
+      'whsec_replace_with_your_endpoint_secret',
+      'whsec_…',
+      'whsec_...',
+      'whsec_<your-secret>',
+    ]) {
+      const error = configError(() => parseSecrets(`whsec_a,${placeholder}`));
+      expect(error.message).toMatch(/STRIPE_WEBHOOK_SECRET: item 2 is a placeholder/);
+      expect(error.message).not.toContain(placeholder);
+    }
+    // The mcp.json.example entries carry exactly such a placeholder.
+    const example = JSON.parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'mcp.json.example'), 'utf8'),
+    ) as { mcpServers: Record<string, { env?: Record<string, string> }> };
+    for (const server of Object.values(example.mcpServers)) {
+      const secret = server.env?.STRIPE_WEBHOOK_SECRET;
+      if (secret) expect(() => parseSecrets(secret)).toThrow(/placeholder/);
+    }
   });
 
   it('names the setting and the fix for each bad value, without echoing a secret', () => {
