@@ -1,5 +1,6 @@
 /**
- * The docs stay in step with the code where a test can tell: the README's Commands table names
+ * The docs stay in step with the code where a test can tell: the README stays short and its links
+ * and the guide's resolve; the README's Commands table names
  * every command `--help` lists (and every `events` sub-command), and docs/MCP.md's tool table
  * lists exactly the tools the server registers, with their count in words where it is given.
  */
@@ -39,6 +40,27 @@ describe('README and docs match the code', () => {
         .filter((c) => !listed.has(c)),
     ];
     expect(missing, 'commands --help lists that README.md does not').toEqual([]);
+  });
+
+  it('the README stays short: at most 250 lines, prose lines at most 120 characters', () => {
+    const lines = read('README.md').split('\n');
+    expect(lines.length).toBeLessThanOrEqual(250);
+    let code = false;
+    const long = lines.filter((line) => {
+      if (line.startsWith('```')) code = !code;
+      return !code && !line.startsWith('|') && line.length > 120;
+    });
+    expect(long, 'prose lines over 120 characters').toEqual([]);
+  });
+
+  it('every relative link of the README and the guide names a file that exists', () => {
+    for (const file of ['README.md', 'docs/GUIDE.md']) {
+      const dir = path.dirname(path.join(REPO_ROOT, file));
+      for (const m of read(file).matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/.test(m[1]!)) continue;
+        expect(fs.existsSync(path.join(dir, m[1]!)), `${file} links to ${m[1]}`).toBe(true);
+      }
+    }
   });
 
   it("docs/MCP.md's tool table lists exactly the registered tools, and counts them right", () => {

@@ -159,7 +159,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     const issue = reportedIssue(result.error.issues[0]!);
     throw new ConfigError(
       setting,
-      `${jsonPath(issue.path)}: ${issue.message}. Fix: see the "Config file" section of the README.`,
+      `${jsonPath(issue.path)}: ${issue.message}. Fix: see the "Config file" section of docs/GUIDE.md.`,
     );
   }
   const config = result.data;

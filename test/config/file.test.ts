@@ -131,18 +131,18 @@ describe('approval.amount_over: per currency, in minor units', () => {
   });
 });
 
-describe('the README config example', () => {
-  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+describe('the config example of docs/GUIDE.md', () => {
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'GUIDE.md'), 'utf8');
 
   /** The section a config error points to: its heading must exist. */
   function sectionNamedByErrors(): string {
     const message = error({ nope: 1 });
-    const named = /see the "([^"]+)" section of the README/.exec(message);
+    const named = /see the "([^"]+)" section of docs\/GUIDE\.md/.exec(message);
     expect(named, message).not.toBeNull();
     return named![1]!;
   }
 
-  it('the section config errors name is a heading of the README', () => {
+  it('the section config errors name is a heading of docs/GUIDE.md', () => {
     const name = sectionNamedByErrors();
     expect(readme.split('\n')).toContain(`### ${name}`);
   });

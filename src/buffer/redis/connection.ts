@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { AppError, StoreUnavailableError } from '../../errors.js';
 import { parseRedisTarget, redactRedisUrl } from './url.js';
 
-/** What every command gets unless the options say otherwise (README, docs/SCALING.md). */
+/** What every command gets unless the options say otherwise (docs/GUIDE.md, docs/SCALING.md). */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 /** Between reconnection attempts: quick at first, then once a second, forever. */
 const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000);
