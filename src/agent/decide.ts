@@ -73,6 +73,24 @@ export interface ToolDefinitionSent {
 }
 
 /**
+ * The bytes a tool definition sends. The loop's tools are built once per catalog definition
+ * (toolsFor), so their schema objects repeat on every decision: the JSON is measured once per
+ * schema rather than once per request, on the hot path of every budgeted decision.
+ */
+const measured = new WeakMap<object, { name: string; description?: string; bytes: number }>();
+
+function toolBytes(t: ToolDefinitionSent): number {
+  const key = typeof t.input_schema === 'object' && t.input_schema !== null ? t.input_schema : null;
+  const known = key ? measured.get(key) : undefined;
+  if (known && known.name === t.name && known.description === t.description) return known.bytes;
+  const bytes = utf8Bytes(
+    JSON.stringify({ name: t.name, description: t.description, input_schema: t.input_schema }),
+  );
+  if (key) measured.set(key, { name: t.name, description: t.description, bytes });
+  return bytes;
+}
+
+/**
  * An upper bound of the usage of a conversation's first request, known before it is sent.
  *
  * Output: `max_tokens` caps it. Input: Claude's tokenizer works on UTF-8 bytes and no token stands
@@ -89,14 +107,7 @@ export function requestBound(request: {
   tools: readonly ToolDefinitionSent[];
   maxTokens: number;
 }): RequestUsage {
-  const tools = request.tools.reduce(
-    (sum, t) =>
-      sum +
-      utf8Bytes(
-        JSON.stringify({ name: t.name, description: t.description, input_schema: t.input_schema }),
-      ),
-    0,
-  );
+  const tools = request.tools.reduce((sum, t) => sum + toolBytes(t), 0);
   return {
     input_tokens: utf8Bytes(request.system) + utf8Bytes(request.userText) + tools + FRAMING_TOKENS,
     output_tokens: request.maxTokens,
