@@ -87,6 +87,7 @@ export class EventWork {
       await buffer.ack(event.id, {
         token: claim.token,
         note: 'its type is no longer in the catalog',
+        outcome: 'no_action',
       });
       return;
     }
@@ -226,6 +227,7 @@ export class EventWork {
       await buffer.ack(event.id, {
         token,
         note: 'no action needed',
+        outcome: 'no_action',
         record: [{ kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale }],
       });
       this.guard.recordSuccess();
@@ -268,6 +270,7 @@ export class EventWork {
       await buffer.ack(event.id, {
         token,
         note: 'dry run: decided, not dispatched',
+        outcome: 'dry_run',
         record: [decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
       });
       metrics?.dispatches.inc({ outcome: 'dry_run' });
@@ -332,6 +335,7 @@ export class EventWork {
         // ack is written.
         dispatched: () => claim.free(),
         note: 'dispatched',
+        outcome: 'dispatched',
         record: [decided],
       });
     } catch (error) {

@@ -11,6 +11,38 @@ export type { Command, QueuePolicy };
 export const EVENT_STATUSES = ['pending', 'claimed', 'acked', 'dead', 'awaiting_approval'] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
 
+/**
+ * How a finished (`acked`) event ended, stored with the state change that ended it (same commit),
+ * so a payments team can tell an approved call from a rejected one. Null while the event is not
+ * finished, for dead events, and after a replay. The table is in docs/ARCHITECTURE.md.
+ * - `dispatched`: the agent's decided call went to the handler (any sink kind), no person involved;
+ * - `approved`: a person approved the held call and it was dispatched (also when the loop
+ *   dispatched an interrupted approval again);
+ * - `rejected`: a person rejected the held call; `expired`: its approval ran out (the expiry sweep);
+ * - `decided`: a person chose the action for an "ask a person" event and it was dispatched;
+ * - `handled`: a person acked it by hand, nothing dispatched (also a held call acked unapproved);
+ * - `superseded`: the object changed before anyone acted (issue #21);
+ * - `no_action`: the agent finished it without a call (the model decided none was needed, or its
+ *   type left the catalog);
+ * - `dry_run`: the agent decided a call in dry-run mode and did not dispatch it.
+ */
+export const EVENT_OUTCOMES = [
+  'dispatched',
+  'approved',
+  'rejected',
+  'expired',
+  'decided',
+  'handled',
+  'superseded',
+  'no_action',
+  'dry_run',
+] as const;
+export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
+
+export function isEventOutcome(value: string): value is EventOutcome {
+  return (EVENT_OUTCOMES as readonly string[]).includes(value);
+}
+
 /** Seven days: how long an id is remembered for dedup and how long finished events are kept. */
 export const DEDUP_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_MAX_ATTEMPTS = DEFAULT_POLICY.maxAttempts;
@@ -35,6 +67,8 @@ export interface StoredEvent extends IncomingEvent {
   leaseOwner: string | null;
   leaseExpiresAt: number | null;
   lastError: string | null;
+  /** How the event ended (EVENT_OUTCOMES); null unless it is acked. */
+  outcome: EventOutcome | null;
 }
 
 export type HistoryKind =
@@ -75,6 +109,8 @@ export interface ListQuery {
   /** Default: every status. */
   statuses?: readonly EventStatus[];
   types?: readonly string[];
+  /** Only finished events that ended so (default: any, unfinished ones included). */
+  outcomes?: readonly EventOutcome[];
   limit: number;
   /** Opaque, from a previous page's `nextCursor`. */
   cursor?: string | null;
@@ -119,6 +155,16 @@ export interface AckOptions {
   note?: string;
   /** Entries recorded in the same commit (the decision, the dispatch): one fsync, not three. */
   record?: readonly HistoryInput[];
+  /**
+   * How the event ended, stored in the same commit. Default: `handled` for a person's ack,
+   * `dispatched` for a worker's (every path in src/ says which).
+   */
+  outcome?: EventOutcome;
+}
+
+/** A reject's options: `expired` records an approval that ran out instead of a person's reject. */
+export interface RejectOptions {
+  outcome?: Extract<EventOutcome, 'rejected' | 'expired'>;
 }
 
 /** What changed in the buffer; `external` means another process changed the store. */
@@ -224,7 +270,7 @@ export interface EventBuffer {
   nack(id: string, options: NackOptions): Promise<StoredEvent>;
   /** A held call approved by `by`: claimed under a new token (returned as `leaseOwner`). */
   approve(id: string, by: string, leaseMs: number): Promise<StoredEvent>;
-  reject(id: string, by: string, reason: string): Promise<StoredEvent>;
+  reject(id: string, by: string, reason: string, options?: RejectOptions): Promise<StoredEvent>;
   replay(id: string, options?: { by?: string; note?: string }): Promise<StoredEvent>;
   addHistory(id: string, entry: HistoryInput): Promise<void>;
   /** The queue's policy as stored (every process that opens the store follows it). */

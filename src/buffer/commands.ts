@@ -5,6 +5,7 @@ import {
   type AgentPause,
   type HistoryInput,
   type NackOptions,
+  type RejectOptions,
   type StoredEvent,
 } from './buffer.js';
 import { EventNotFoundError, LeaseLostError } from '../errors.js';
@@ -81,8 +82,13 @@ export abstract class CommandMethods {
     return this.apply(id, { op: 'approve', by, token: claimToken(`approver:${by}`), leaseMs });
   }
 
-  reject(id: string, by: string, reason: string): Promise<StoredEvent> {
-    return this.apply(id, { op: 'reject', by, reason });
+  reject(
+    id: string,
+    by: string,
+    reason: string,
+    options: RejectOptions = {},
+  ): Promise<StoredEvent> {
+    return this.apply(id, { op: 'reject', by, reason, ...options });
   }
 
   replay(id: string, options: { by?: string; note?: string } = {}): Promise<StoredEvent> {
@@ -145,6 +151,7 @@ export function stateColumns(state: EventState, updatedAt: number) {
     lease_owner: state.leaseOwner,
     lease_expires_at: state.leaseExpiresAt,
     last_error: state.lastError,
+    outcome: state.outcome,
     updated_at: updatedAt,
   };
 }

@@ -76,6 +76,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
       leaseOwner: null,
       leaseExpiresAt: null,
       lastError: null,
+      outcome: null,
     };
     this.rows.set(incoming.id, {
       seq: ++this.seq,
@@ -111,6 +112,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
       if (row.seq <= after) continue;
       if (query.statuses && !query.statuses.includes(row.event.status)) continue;
       if (query.types && !query.types.includes(row.event.type)) continue;
+      if (query.outcomes && !query.outcomes.includes(row.event.outcome!)) continue;
       if (page.length === query.limit) {
         more = true;
         break;

@@ -5,7 +5,13 @@ import {
   LeaseLostError,
   NotAwaitingApprovalError,
 } from '../errors.js';
-import type { BufferChange, EventStatus, HistoryInput, StoredEvent } from './buffer.js';
+import type {
+  BufferChange,
+  EventOutcome,
+  EventStatus,
+  HistoryInput,
+  StoredEvent,
+} from './buffer.js';
 
 /**
  * The queue's state machine, once, as pure rules: given the stored event, a command and who asks,
@@ -79,7 +85,15 @@ export type Command =
   /** Parks a claimed event for a person (`awaiting_approval`, no lease). */
   | { op: 'hold'; token: string; note?: string; record?: readonly HistoryInput[] }
   /** Done. With `token`: the worker's outcome; without: a person's, allowed while a worker holds it. */
-  | { op: 'ack'; token?: string; by?: string; note?: string; record?: readonly HistoryInput[] }
+  | {
+      op: 'ack';
+      token?: string;
+      by?: string;
+      note?: string;
+      record?: readonly HistoryInput[];
+      /** How it ended (default: `handled` for a person, `dispatched` for a worker). */
+      outcome?: EventOutcome;
+    }
   /** A failed attempt: back to pending (retry later) or dead at the policy's limit. */
   | {
       op: 'nack';
@@ -91,8 +105,11 @@ export type Command =
     }
   /** A person approves a held call: it becomes claimed under `token` while it is dispatched. */
   | { op: 'approve'; by: string; token: string; leaseMs: number }
-  /** A person rejects a held call: acked, the reason recorded, nothing dispatched. */
-  | { op: 'reject'; by: string; reason: string }
+  /**
+   * A person rejects a held call: acked, the reason recorded, nothing dispatched. `outcome`
+   * `expired`: the approval ran out and the expiry sweep rejected it (default `rejected`).
+   */
+  | { op: 'reject'; by: string; reason: string; outcome?: 'rejected' | 'expired' }
   /** Back to pending with attempts reset: for finished (acked, dead) or pending events only. */
   | { op: 'replay'; by?: string; note?: string }
   /** A history entry that changes no state (e.g. a dispatch recorded after the claim was lost). */
@@ -103,7 +120,7 @@ export type CommandOp = Command['op'];
 /** The fields a transition may change. */
 export type EventState = Pick<
   StoredEvent,
-  'status' | 'attempts' | 'retryAt' | 'leaseOwner' | 'leaseExpiresAt' | 'lastError'
+  'status' | 'attempts' | 'retryAt' | 'leaseOwner' | 'leaseExpiresAt' | 'lastError' | 'outcome'
 >;
 
 export interface Transition {
@@ -125,6 +142,7 @@ export function stateOf(event: StoredEvent): EventState {
     leaseOwner: event.leaseOwner,
     leaseExpiresAt: event.leaseExpiresAt,
     lastError: event.lastError,
+    outcome: event.outcome,
   };
 }
 
@@ -305,7 +323,13 @@ export function transition(
             ]
           : [];
       return {
-        state: { ...s, status: 'acked', retryAt: null, ...UNLEASED },
+        state: {
+          ...s,
+          status: 'acked',
+          retryAt: null,
+          ...UNLEASED,
+          outcome: command.outcome ?? (command.token === undefined ? 'handled' : 'dispatched'),
+        },
         entries: [
           ...(command.record ?? []),
           ...dropped,
@@ -350,17 +374,19 @@ export function transition(
         change: 'claimed',
       };
 
-    case 'reject':
+    case 'reject': {
       if (event.status !== 'awaiting_approval')
         throw new NotAwaitingApprovalError(event.id, event.status);
+      const outcome = command.outcome ?? 'rejected';
       return {
-        state: { ...s, status: 'acked', retryAt: null, ...UNLEASED },
+        state: { ...s, status: 'acked', retryAt: null, ...UNLEASED, outcome },
         entries: [
-          { kind: 'decision', outcome: 'rejected', note: command.reason, by: command.by },
-          { kind: 'acked', note: `rejected: ${command.reason}`, by: command.by },
+          { kind: 'decision', outcome, note: command.reason, by: command.by },
+          { kind: 'acked', note: `${outcome}: ${command.reason}`, by: command.by },
         ],
         change: 'acked',
       };
+    }
 
     case 'replay':
       if (event.status === 'claimed' || event.status === 'awaiting_approval') {
@@ -373,6 +399,7 @@ export function transition(
           retryAt: null,
           ...UNLEASED,
           lastError: null,
+          outcome: null,
         },
         entries: [withBy(withNote({ kind: 'replayed' }, command.note), command.by)],
         change: 'replayed',

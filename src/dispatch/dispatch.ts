@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
+import type { EventBuffer, EventOutcome, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import type { ConfigFile } from '../config/file.js';
 import { AppError, LeaseLostError } from '../errors.js';
@@ -243,6 +243,8 @@ export interface DispatchAckOptions {
   note?: string;
   /** Entries recorded in the ack's commit (the decision). */
   record?: readonly HistoryInput[];
+  /** How the event ended, stored with the ack (default `dispatched`: the agent's own call). */
+  outcome?: EventOutcome;
   /** Called once the handler has the call, before the ack is written. */
   dispatched?: () => void;
 }
@@ -285,6 +287,7 @@ export async function dispatchAndAck(
     await buffer.ack(event.id, {
       token,
       note: options.note ?? 'dispatched',
+      outcome: options.outcome ?? 'dispatched',
       record: [...(options.record ?? []), dispatched],
     });
   } catch (error) {

@@ -87,7 +87,13 @@ export async function approveAction(
   try {
     const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
     if (!call) {
-      await buffer.ack(id, { token, by: approver, note: 'a person looked and approved' });
+      // Nothing to dispatch (an "ask a person" event): the person looked and closed it by hand.
+      await buffer.ack(id, {
+        token,
+        by: approver,
+        note: 'a person looked and approved',
+        outcome: 'handled',
+      });
       return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
     }
     const result = await dispatchApproved(buffer, sink, event, call, token, {
@@ -124,7 +130,11 @@ export async function dispatchApproved(
 ): Promise<ApprovedDispatch> {
   const { signal } = options;
   try {
-    await dispatchAndAck(buffer, sink, event, call, token, options);
+    // `approved` unless the caller says otherwise (`decided`: a person chose the action).
+    await dispatchAndAck(buffer, sink, event, call, token, {
+      ...options,
+      outcome: options.outcome ?? 'approved',
+    });
   } catch (error) {
     // Aborted: the claim was lost (say so), or the caller is stopping (its release follows).
     if (signal?.aborted) throw signal.reason instanceof LeaseLostError ? signal.reason : error;

@@ -4,8 +4,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  EVENT_OUTCOMES,
   EVENT_STATUSES,
   type BufferOptions,
+  type EventOutcome,
   type EventBuffer,
   type EventStatus,
   type HistoryEntry,
@@ -707,6 +709,122 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect(await buffer.newestCreated()).toBe(1_786_000_200);
     });
 
+    it('records how each finished event ended, in the commit that ends it, and lists by it', async () => {
+      const ids = Array.from({ length: 11 }, (_, i) => incoming(i + 1).id);
+      for (let i = 1; i <= 11; i++)
+        await buffer.append(incoming(i, i % 2 ? 'charge.refunded' : 'charge.dispute.created'));
+      const claimAll = async () => {
+        const got = await buffer.claim({ owner: 'w', leaseMs: 10_000, limit: 20 });
+        return new Map(got.map((e) => [e.id, e.leaseOwner!]));
+      };
+      let tokens = await claimAll();
+      expect((await buffer.get(ids[0]!))!.outcome).toBeNull();
+      const held = async (n: number) => {
+        await buffer.hold(ids[n]!, tokens.get(ids[n]!)!, 'gated', [
+          {
+            kind: 'decision',
+            tool_call: { name: 'handle_dispute', input: {} },
+            outcome: 'decided',
+          },
+        ]);
+      };
+      // The agent's call went to the handler: `dispatched`, also when the worker does not say so.
+      await buffer.ack(ids[0]!, { token: tokens.get(ids[0]!)!, outcome: 'dispatched' });
+      await buffer.ack(ids[1]!, { token: tokens.get(ids[1]!)! });
+      // Approved: approved, then acked by the approver's claim.
+      await held(2);
+      const approving = await buffer.approve(ids[2]!, 'ann', 10_000);
+      expect(approving.outcome).toBeNull();
+      await buffer.ack(ids[2]!, { token: approving.leaseOwner!, by: 'ann', outcome: 'approved' });
+      // Rejected by a person; expired by the sweep.
+      await held(3);
+      expect(await buffer.reject(ids[3]!, 'bob', 'too much')).toMatchObject({
+        status: 'acked',
+        outcome: 'rejected',
+      });
+      await held(4);
+      expect(
+        await buffer.reject(ids[4]!, 'expiry', 'no answer in 24 h', { outcome: 'expired' }),
+      ).toMatchObject({ status: 'acked', outcome: 'expired' });
+      expect((await buffer.history(ids[4]!)).slice(-2)).toMatchObject([
+        { kind: 'decision', outcome: 'expired', by: 'expiry', note: 'no answer in 24 h' },
+        { kind: 'acked', by: 'expiry', note: 'expired: no answer in 24 h' },
+      ]);
+      // A person's ack by hand, of a claimed event and of a held call: `handled`.
+      expect(await buffer.ack(ids[5]!, { by: 'cli:bob' })).toMatchObject({ outcome: 'handled' });
+      await held(6);
+      expect(await buffer.ack(ids[6]!, { by: 'cli:bob' })).toMatchObject({ outcome: 'handled' });
+      // Outcomes other paths give (a person's choice, a superseded object, the agent's own).
+      await buffer.ack(ids[7]!, { token: tokens.get(ids[7]!)!, by: 'ann', outcome: 'decided' });
+      await buffer.ack(ids[8]!, { by: 'cli:bob', outcome: 'superseded' });
+      await buffer.ack(ids[9]!, { token: tokens.get(ids[9]!)!, outcome: 'no_action' });
+      // Dead: no outcome.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0) tokens = await claimAll();
+        await buffer.nack(ids[10]!, { token: tokens.get(ids[10]!)!, reason: 'boom' });
+      }
+      const expected = [
+        'dispatched',
+        'dispatched',
+        'approved',
+        'rejected',
+        'expired',
+        'handled',
+        'handled',
+        'decided',
+        'superseded',
+        'no_action',
+        null,
+      ];
+      const got = async () => Promise.all(ids.map(async (id) => (await buffer.get(id))!.outcome));
+      expect(await got()).toEqual(expected);
+      expect((await buffer.get(ids[10]!))!.status).toBe('dead');
+      // An ack of an acked event changes nothing, its outcome included.
+      await buffer.ack(ids[3]!, { by: 'cli:bob', outcome: 'handled' });
+      expect((await buffer.get(ids[3]!))!.outcome).toBe('rejected');
+      const listed = async (query: Omit<Parameters<EventBuffer['list']>[0], 'limit'>) => {
+        const out: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page = await buffer.list({ ...query, limit: 2, cursor });
+          out.push(...page.events.map((e) => `${ids.indexOf(e.id)}:${e.outcome}`));
+          cursor = page.nextCursor;
+        } while (cursor);
+        return out;
+      };
+      expect(await listed({ outcomes: ['approved', 'rejected'] })).toEqual([
+        '2:approved',
+        '3:rejected',
+      ]);
+      expect(await listed({ outcomes: ['handled', 'dispatched'] })).toEqual([
+        '0:dispatched',
+        '1:dispatched',
+        '5:handled',
+        '6:handled',
+      ]);
+      expect(
+        await listed({ outcomes: ['handled', 'dispatched'], types: ['charge.refunded'] }),
+      ).toEqual(['0:dispatched', '6:handled']);
+      expect(await listed({ outcomes: ['expired'], statuses: ['dead'] })).toEqual([]);
+      expect(await listed({ outcomes: [] })).toEqual([]);
+      // Durable with the state: the same answers after a reopen.
+      if (h.reopen) {
+        buffer = await h.reopen();
+        expect(await got()).toEqual(expected);
+        expect(await listed({ outcomes: ['expired'] })).toEqual(['4:expired']);
+      }
+      // A replay clears it, and the list by outcome no longer has it.
+      expect(await buffer.replay(ids[3]!, { by: 'cli:bob' })).toMatchObject({
+        status: 'pending',
+        outcome: null,
+      });
+      expect(await listed({ outcomes: ['rejected'] })).toEqual([]);
+      // Pruned with its event.
+      clock += 10_000;
+      await buffer.prune(clock);
+      expect(await listed({ outcomes: [...EVENT_OUTCOMES] })).toEqual([]);
+    });
+
     it('lists, filters, pages and counts exactly like the memory buffer after a random run of operations', async () => {
       // The memory buffer is the oracle: the same operations, then every list page compared.
       const oracle = new MemoryBuffer({ now, maxAttempts: 3 });
@@ -761,8 +879,11 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
               for (const e of got) tokens.get(b)!.set(e.id, e.leaseOwner!);
               if (b === oracle) claimedIds.push(...got.map((e) => e.id));
             } else if (op === 3) await b.replay(id);
-            else if (op === 5) await b.ack(id, { token, note: 'w' });
-            else if (op === 6) await b.nack(id, { token, reason: 'w', retryInMs: retry });
+            else if (op === 5) {
+              // Outcomes by step, not by `rand`: the run's sequence of operations stays the same.
+              const outcome = (['dispatched', 'approved', 'no_action'] as const)[i % 3]!;
+              await b.ack(id, { token, note: 'w', ...(i % 4 === 0 ? {} : { outcome }) });
+            } else if (op === 6) await b.nack(id, { token, reason: 'w', retryInMs: retry });
             else if (op === 7) {
               await b.hold(id, token, 'gate');
               if (b === oracle) heldIds.push(id);
@@ -773,8 +894,9 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
               const e = await b.approve(id, 'ann', 300);
               tokens.get(b)!.set(id, e.leaseOwner!);
               if (b === oracle) claimedIds.push(id);
-            } else if (op === 11) await b.reject(id, 'bob', 'no');
-            else if (op === 12) await b.recoverExpiredLeases();
+            } else if (op === 11) {
+              await b.reject(id, 'bob', 'no', i % 2 === 0 ? { outcome: 'expired' } : {});
+            } else if (op === 12) await b.recoverExpiredLeases();
             outcomes.push('ok');
           } catch (error) {
             outcomes.push((error as { code?: string }).code ?? String(error));
@@ -784,7 +906,7 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
         expect(outcomes[0], `op ${op} on ${id}`).toBe(outcomes[1]);
       }
       expect(await buffer.stats()).toEqual(await oracle.stats());
-      const filters: { statuses?: EventStatus[]; types?: string[] }[] = [
+      const filters: { statuses?: EventStatus[]; types?: string[]; outcomes?: EventOutcome[] }[] = [
         {},
         { statuses: ['pending'] },
         { statuses: ['dead'] },
@@ -793,6 +915,13 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
         { statuses: ['pending'], types: ['charge.refunded'] },
         { statuses: ['dead'], types: ['charge.dispute.created'] },
         { statuses: [...EVENT_STATUSES], types: [types[0]!, types[2]!] },
+        { outcomes: ['handled'] },
+        { outcomes: ['dispatched', 'approved', 'rejected'] },
+        { outcomes: [...EVENT_OUTCOMES] },
+        { outcomes: ['handled', 'expired'], types: ['charge.dispute.created'] },
+        { outcomes: ['handled'], statuses: ['acked', 'pending'], types: [types[1]!, types[2]!] },
+        { outcomes: ['no_action'], statuses: ['pending'] },
+        { outcomes: [] },
       ];
       for (const filter of filters) {
         for (const limit of [1, 7, 50, 500]) {
@@ -802,7 +931,7 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
             do {
               const page = await b.list({ ...filter, limit, cursor });
               expect(page.events.length).toBeLessThanOrEqual(limit);
-              ids.push(...page.events.map((e) => `${e.id}:${e.status}:${e.attempts}`));
+              ids.push(...page.events.map((e) => `${e.id}:${e.status}:${e.attempts}:${e.outcome}`));
               cursor = page.nextCursor;
             } while (cursor);
             return ids;
@@ -827,6 +956,9 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       }
       expect(notes.some((n) => n?.includes('the approved call was interrupted'))).toBe(true);
       expect(notes.some((n) => n?.includes('without approving'))).toBe(true);
+      // And ended events in several ways, so the outcome filters above compared real pages.
+      const ended = await oracle.list({ outcomes: [...EVENT_OUTCOMES], limit: 500 });
+      expect(new Set(ended.events.map((e) => e.outcome)).size).toBeGreaterThanOrEqual(4);
     });
 
     it('refuses new events at the pending limit but still answers duplicates', async () => {

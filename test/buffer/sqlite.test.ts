@@ -143,6 +143,41 @@ describe('sqlite buffer', () => {
     }
   });
 
+  it('migrates a schema 6 store to outcomes, idempotently: old acks read as no outcome', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'e.db');
+    try {
+      const before = new SqliteBuffer({ file });
+      await before.append(incoming(1));
+      await before.append(incoming(2));
+      await before.ack(incoming(1).id, { by: 'cli:bob' });
+      await before.close();
+      // Back to what schema 6 wrote: no outcome column, no outcome index.
+      const raw = new Database(file);
+      raw.exec('DROP INDEX events_outcome_seq');
+      raw.exec('ALTER TABLE events DROP COLUMN outcome');
+      raw.pragma('user_version = 6');
+      raw.close();
+      for (let round = 0; round < 2; round++) {
+        const after = new SqliteBuffer({ file });
+        try {
+          expect(await after.get(incoming(1).id)).toMatchObject({ status: 'acked', outcome: null });
+          if (round === 0) await after.ack(incoming(2).id, { by: 'cli:bob' });
+          const page = await after.list({ outcomes: ['handled'], limit: 10 });
+          expect(page.events.map((e) => e.id)).toEqual([incoming(2).id]);
+        } finally {
+          await after.close();
+        }
+        // A store that already has the column (another branch's step ran first) migrates too.
+        const again = new Database(file);
+        again.pragma('user_version = 6');
+        again.close();
+      }
+    } finally {
+      tmp.remove();
+    }
+  });
+
   it('catches a duplicate after the recent-ids cache evicted it', async () => {
     const tmp = tempDir();
     const buffer = new SqliteBuffer({ file: path.join(tmp.dir, 'e.db'), recentIdsMax: 2 });

@@ -24,6 +24,7 @@ function stored(event: Record<string, any>): StoredEvent {
     leaseOwner: null,
     leaseExpiresAt: null,
     lastError: null,
+    outcome: null,
   };
 }
 

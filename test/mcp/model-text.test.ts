@@ -132,6 +132,7 @@ describe('model-written text in the Claude Code channel', () => {
       leaseOwner: null,
       leaseExpiresAt: null,
       lastError: null,
+      outcome: null,
       ...extra,
     });
     const person = channelMessage(

@@ -36,6 +36,7 @@ function stored(type: string, i: number): StoredEvent {
     leaseOwner: null,
     leaseExpiresAt: null,
     lastError: null,
+    outcome: null,
   };
 }
 

@@ -1,4 +1,10 @@
-import { isEventStatus, type EventStatus, type HistoryEntry, type StoredEvent } from '../buffer.js';
+import {
+  isEventOutcome,
+  isEventStatus,
+  type EventStatus,
+  type HistoryEntry,
+  type StoredEvent,
+} from '../buffer.js';
 
 /** A flat `[field, value, field, value, …]` reply (HGETALL inside a script) as a record. */
 export function pairs(flat: readonly string[]): Record<string, string> {
@@ -29,6 +35,7 @@ export function toEvent(h: Record<string, string>): StoredEvent {
     leaseOwner: h.lease_owner ?? null,
     leaseExpiresAt: nullableNumber(h.lease_expires_at),
     lastError: h.last_error ?? null,
+    outcome: h.outcome !== undefined && isEventOutcome(h.outcome) ? h.outcome : null,
   };
 }
 

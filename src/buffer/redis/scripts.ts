@@ -118,6 +118,7 @@ local function unindex(e)
   elseif s == 'acked' or s == 'dead' then
     redis.call('ZREM', P .. 'fin', e.id)
   end
+  if e.outcome then redis.call('ZREM', P .. 'o:' .. e.outcome, e.id) end
 end
 
 local function index(e)
@@ -136,6 +137,9 @@ local function index(e)
   elseif s == 'acked' or s == 'dead' then
     redis.call('ZADD', P .. 'fin', e.updated_at, e.id)
   end
+  -- Per-outcome index (<prefix>o:<outcome>, by seq): a list filtered by outcome reads only the
+  -- events that ended so.
+  if e.outcome then redis.call('ZADD', P .. 'o:' .. e.outcome, e.seq, e.id) end
 end
 
 -- Applies \`patch\` (false = null) to the event and moves it between the indexes. Every write
@@ -327,7 +331,7 @@ return out
   /**
    * A state change decided by transitions.ts, written only if the event is still at revision
    * ARGV[5]. ARGV[4..]: id, rev, the new state as JSON ({status, attempts, retry_at, lease_owner,
-   * lease_expires_at, last_error, updated_at}, null for none), the change to announce ('' for
+   * lease_expires_at, last_error, outcome, updated_at}, null for none), the change to announce ('' for
    * none), the history entries as JSON ([[kind, data JSON or ''], …]).
    * Returns {'ok', changes, event} | {'conflict'} | {'notfound'}.
    */
@@ -338,7 +342,7 @@ if not e then return { 'notfound' } end
 if (e.rev or '0') ~= ARGV[5] then return { 'conflict' } end
 local state = cjson.decode(ARGV[6])
 local patch = {}
-for _, k in ipairs({ 'status', 'attempts', 'retry_at', 'lease_owner', 'lease_expires_at', 'last_error', 'updated_at' }) do
+for _, k in ipairs({ 'status', 'attempts', 'retry_at', 'lease_owner', 'lease_expires_at', 'last_error', 'outcome', 'updated_at' }) do
   local v = state[k]
   if v == nil or v == cjson.null then
     patch[k] = false
@@ -393,9 +397,10 @@ return out
 `,
 
   /**
-   * ARGV[4..]: after (seq), limit, nStatuses, statuses..., nTypes, types...
+   * ARGV[4..]: after (seq), limit, nStatuses, statuses..., nTypes, types..., nOutcomes, outcomes...
    * Merges the smaller side's sorted sets (per status, or per type) in seq order, filtering by
-   * the other side. Returns {more (1/0), last seq of the page, event...}.
+   * the other side; with outcomes, merges the per-outcome sets and filters by status and type.
+   * Returns {more (1/0), last seq of the page, event...}.
    */
   sem_list: `
 local after = ARGV[4]
@@ -406,6 +411,9 @@ local ns = tonumber(ARGV[i]); i = i + 1
 for j = 1, ns do statuses[j] = ARGV[i]; i = i + 1 end
 local nt = tonumber(ARGV[i]); i = i + 1
 for j = 1, nt do types[j] = ARGV[i]; i = i + 1 end
+local no = tonumber(ARGV[i] or '0') or 0; i = i + 1
+local outcomes = {}
+for j = 1, no do outcomes[j] = ARGV[i]; i = i + 1 end
 
 local status_sets, type_sets, size_s, size_t = {}, {}, 0, 0
 for _, s in ipairs(statuses) do
@@ -419,7 +427,18 @@ for _, t in ipairs(types) do
   size_t = size_t + redis.call('ZCARD', k)
 end
 local sets, field, allowed = status_sets, nil, {}
-if nt > 0 then
+-- With outcomes: the per-outcome sets, each event checked against the statuses and types asked.
+local also_status, also_type = nil, nil
+if no > 0 then
+  sets = {}
+  for _, o in ipairs(outcomes) do sets[#sets + 1] = P .. 'o:' .. o end
+  also_status = {}
+  for _, s in ipairs(statuses) do also_status[s] = true end
+  if nt > 0 then
+    also_type = {}
+    for _, t in ipairs(types) do also_type[t] = true end
+  end
+elseif nt > 0 then
   if size_t < size_s then
     sets, field = type_sets, 'status'
     for _, s in ipairs(statuses) do allowed[s] = true end
@@ -427,6 +446,13 @@ if nt > 0 then
     field = 'type'
     for _, t in ipairs(types) do allowed[t] = true end
   end
+end
+local function keep(id)
+  if also_status ~= nil then
+    local st = redis.call('HMGET', ekey(id), 'status', 'type')
+    return also_status[st[1]] == true and (also_type == nil or also_type[st[2]] == true)
+  end
+  return field == nil or allowed[redis.call('HGET', ekey(id), field)] == true
 end
 
 local want = limit + 1
@@ -447,7 +473,7 @@ while #page < want do
   table.sort(batch, function(a, b) return a[2] < b[2] end)
   for _, item in ipairs(batch) do
     if bound ~= nil and item[2] > bound[1] then break end
-    if field == nil or allowed[redis.call('HGET', ekey(item[1]), field)] then
+    if keep(item[1]) then
       page[#page + 1] = item
       if #page == want then break end
     end

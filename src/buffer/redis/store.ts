@@ -262,6 +262,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     const after = decodeCursor(query.cursor);
     const statuses = query.statuses ?? EVENT_STATUSES;
     const types = [...new Set(query.types ?? [])];
+    const outcomes = query.outcomes ? [...new Set(query.outcomes)] : null;
+    if (outcomes && outcomes.length === 0) return { events: [], nextCursor: null };
     const [more, lastSeq, ...flats] = await this.script<[number, string, ...string[][]]>(
       'sem_list',
       [
@@ -271,6 +273,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
         ...statuses,
         String(types.length),
         ...types,
+        String(outcomes?.length ?? 0),
+        ...(outcomes ?? []),
       ],
     );
     return {

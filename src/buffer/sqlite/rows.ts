@@ -1,4 +1,9 @@
-import type { EventStatus, HistoryEntry, StoredEvent } from '../buffer.js';
+import {
+  isEventOutcome,
+  type EventStatus,
+  type HistoryEntry,
+  type StoredEvent,
+} from '../buffer.js';
 import type { Lease } from '../transitions.js';
 
 /** A row of the events table (schema.ts). */
@@ -18,6 +23,8 @@ export interface EventRow {
   lease_owner: string | null;
   lease_expires_at: number | null;
   last_error: string | null;
+  /** How the event ended (EVENT_OUTCOMES), null until it is acked; schema 7. */
+  outcome: string | null;
   /** Bumped by every state change: what a compare-and-set write checks (sqlite/writer.ts). */
   rev: number;
 }
@@ -52,6 +59,7 @@ export function toEvent(row: EventRow): StoredEvent {
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at,
     lastError: row.last_error,
+    outcome: row.outcome !== null && isEventOutcome(row.outcome) ? row.outcome : null,
   };
 }
 

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../errors.js';
 import { LEDGER_SCHEMA } from './ledger.js';
 
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 // Counts live in their own table, kept by triggers, so `stats()` and the pending limit stay O(1)
 // with a million stored events and stay right when another process (the CLI) changes a row.
@@ -89,6 +89,12 @@ export function migrate(db: Database.Database, file: string): void {
     // Schema 1 also indexed (status, updated_at) for prune; every append paid for it, and prune
     // (hourly, in batches) reads finished events in arrival order through (status, seq) instead.
     db.exec('DROP INDEX IF EXISTS events_status_updated');
+    // Schema 7: how a finished event ended (`outcome`, buffer.ts EVENT_OUTCOMES), written with
+    // the state change that ends it. Its index is partial: appends and claims (outcome null) never
+    // touch it, and a list filtered by outcome reads only the events that ended so.
+    if (!columns.includes('outcome')) db.exec('ALTER TABLE events ADD COLUMN outcome TEXT');
+    db.exec(`CREATE INDEX IF NOT EXISTS events_outcome_seq ON events(outcome, seq)
+      WHERE outcome IS NOT NULL`);
     // Schema 3 keeps the newest `created` as events are appended; a store written before starts
     // from its events (one scan, once). Schema 4 adds the (status, type, seq) index (SCHEMA):
     // lists and claims filtered by type read only events of those types.

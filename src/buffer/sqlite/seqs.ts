@@ -67,7 +67,9 @@ export class SeqReads {
     types: readonly string[] | null,
     after: number,
     n: number,
+    outcomes: readonly string[] | null = null,
   ): EventRow[] {
+    if (outcomes) return this.outcomeList(outcomes, statuses, types, after, n);
     return types
       ? this.typedList(statuses ?? EVENT_STATUSES, types, after, n)
       : (this.untypedList(statuses?.length ?? 0).all(after, ...(statuses ?? []), n) as EventRow[]);
@@ -101,6 +103,39 @@ export class SeqReads {
     return this.db.transaction(() => {
       const runs = statuses.flatMap((status) =>
         types.map((type) => this.typedSeqs.list.all(status, type, after, n)),
+      );
+      return this.rowsBySeq(smallest(runs, n));
+    })();
+  }
+
+  /**
+   * An outcome-filtered page: the first `n` seqs of each outcome from the partial (outcome, seq)
+   * index, merged; status and type are checked on those rows only. It reads only events that
+   * ended so, never the unfinished ones (whose outcome is null and not in the index).
+   */
+  private outcomeList(
+    outcomes: readonly string[],
+    statuses: readonly string[] | null,
+    types: readonly string[] | null,
+    after: number,
+    n: number,
+  ): EventRow[] {
+    const key = `outcome:${statuses?.length ?? 0}:${types?.length ?? 0}`;
+    let stmt = this.listStatements.get(key);
+    if (!stmt) {
+      const where = ['outcome = ?', 'seq > ?'];
+      if (statuses) where.push(`status IN (${Array(statuses.length).fill('?').join(',')})`);
+      if (types) where.push(`type IN (${Array(types.length).fill('?').join(',')})`);
+      const sql = `SELECT seq FROM events INDEXED BY events_outcome_seq
+        WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+      stmt = this.db.prepare(sql).pluck();
+      this.listStatements.set(key, stmt);
+    }
+    const query = stmt;
+    return this.db.transaction(() => {
+      const runs = outcomes.map(
+        (outcome) =>
+          query.all(outcome, after, ...(statuses ?? []), ...(types ?? []), n) as number[],
       );
       return this.rowsBySeq(smallest(runs, n));
     })();

@@ -215,8 +215,10 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     const after = decodeCursor(query.cursor);
     const statuses = query.statuses?.length ? [...new Set(query.statuses)] : null;
     const types = query.types?.length ? [...new Set(query.types)] : null;
+    const outcomes = query.outcomes ? [...new Set(query.outcomes)] : null;
+    if (outcomes && outcomes.length === 0) return { events: [], nextCursor: null };
     const n = query.limit + 1;
-    const rows = this.run(() => this.seqs.page(statuses, types, after, n));
+    const rows = this.run(() => this.seqs.page(statuses, types, after, n, outcomes));
     const more = rows.length > query.limit;
     const page = more ? rows.slice(0, query.limit) : rows;
     const last = page.at(-1);

@@ -29,6 +29,7 @@ export interface StateWrite {
   lease_owner: string | null;
   lease_expires_at: number | null;
   last_error: string | null;
+  outcome: string | null;
   updated_at: number;
   /** History rows written in the same transaction, in order. */
   history: { at: number; kind: string; data: string | null }[];
@@ -52,7 +53,7 @@ export const APPEND_SQL = {
     ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)`,
   change: `UPDATE events SET status = @status, attempts = @attempts, retry_at = @retry_at,
     lease_owner = @lease_owner, lease_expires_at = @lease_expires_at, last_error = @last_error,
-    updated_at = @updated_at, rev = rev + 1
+    outcome = @outcome, updated_at = @updated_at, rev = rev + 1
     WHERE id = @id AND rev = @rev`,
   history: 'INSERT INTO history (event_id, at, kind, data) VALUES (?, ?, ?, ?)',
 };
