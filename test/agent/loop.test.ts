@@ -152,7 +152,9 @@ describe('agent loop', () => {
     const ids = [];
     for (const def of catalog.entries()) ids.push(await append(buffer, buildTestEvent(def.type)));
     loop(buffer, fake, { sink, concurrency: 3 });
-    for (const id of ids) expect((await settled(buffer, id)).status).toBe('acked');
+    for (const id of ids) {
+      expect(await settled(buffer, id)).toMatchObject({ status: 'acked', outcome: 'dispatched' });
+    }
     expect(received.map((r) => r.tool).sort()).toEqual(
       catalog
         .entries()
@@ -187,7 +189,7 @@ describe('agent loop', () => {
     const { sink, received } = capturingSink();
     const id = await append(buffer, buildTestEvent('payment_intent.succeeded'));
     loop(buffer, fake, { sink });
-    expect((await settled(buffer, id)).status).toBe('acked');
+    expect(await settled(buffer, id)).toMatchObject({ status: 'acked', outcome: 'no_action' });
     expect(received).toEqual([]);
     expect((await buffer.history(id)).find((h) => h.kind === 'decision')).toMatchObject({
       outcome: 'no_action',
@@ -384,7 +386,7 @@ describe('agent loop', () => {
     const { sink, received } = capturingSink();
     const id = await append(buffer, buildTestEvent('charge.dispute.created'));
     loop(buffer, fake, { sink, dryRun: true });
-    expect((await settled(buffer, id)).status).toBe('acked');
+    expect(await settled(buffer, id)).toMatchObject({ status: 'acked', outcome: 'dry_run' });
     expect(received).toEqual([]);
     expect((await buffer.history(id)).find((h) => h.kind === 'dispatch')).toMatchObject({
       outcome: 'dry_run',
@@ -484,6 +486,10 @@ describe('approvals', () => {
     expect(received.map((r) => r.eventId)).not.toContain(gatedId);
     expect((await reopened.get(gatedId))!.status).toBe('acked');
     expect(await listApprovals(reopened)).toEqual([]);
+    // Three ways to end, three outcomes (not one `acked`).
+    expect((await reopened.get(bigId))!.outcome).toBe('approved');
+    expect((await reopened.get(gatedId))!.outcome).toBe('rejected');
+    expect((await reopened.get(freeId))!.outcome).toBe('dispatched');
   });
 
   it('puts an event a person must look at in the approvals list', async () => {
@@ -501,6 +507,8 @@ describe('approvals', () => {
       status: 'acked',
       outcome: 'acknowledged',
     });
+    // Nothing was dispatched: the person closed it by hand.
+    expect((await buffer.get(id))!.outcome).toBe('handled');
   });
 });
 

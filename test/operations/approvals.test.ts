@@ -86,6 +86,7 @@ describe('approveAction', () => {
     expect(await buffer.get(ID)).toMatchObject({ status: 'claimed', attempts: 0 });
     release();
     expect(await approving).toMatchObject({ status: 'acked', outcome: 'dispatched' });
+    expect((await buffer.get(ID))!.outcome).toBe('approved');
     const kinds = (await buffer.history(ID)).map((h) => h.kind);
     expect(kinds).toEqual([
       'received',
@@ -111,7 +112,7 @@ describe('approveAction', () => {
     await vi.advanceTimersByTimeAsync(40_000);
     expect(got[0]!.signal?.aborted).toBe(true);
     await refused;
-    expect(await buffer.get(ID)).toMatchObject({ status: 'acked' });
+    expect(await buffer.get(ID)).toMatchObject({ status: 'acked', outcome: 'handled' });
     expect((await buffer.history(ID)).at(-1)).toMatchObject({ kind: 'acked', by: 'cli:bob' });
     expect(vi.getTimerCount()).toBe(0);
   });
@@ -171,7 +172,12 @@ describe('approvedCall', () => {
       tool_call: CALL,
       idempotency_key: idempotencyKey(ID, 'handle_dispute'),
     });
-    expect(await buffer.get(ID)).toMatchObject({ status: 'acked', attempts: 0 });
+    // Still the person's approval that sent it: `approved`, not the agent's `dispatched`.
+    expect(await buffer.get(ID)).toMatchObject({
+      status: 'acked',
+      attempts: 0,
+      outcome: 'approved',
+    });
     expect((await buffer.history(ID)).slice(-2)).toMatchObject([
       { kind: 'dispatch', tool_call: CALL, outcome: 'dispatched' },
       {
