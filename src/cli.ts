@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { EventsOptions, ListOptions, NackOptions, ReasonOptions } from './cli/events.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
+import { EVENT_OUTCOMES } from './buffer/buffer.js';
 import { AppError, ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { unknownCommandMessage } from './cli/suggest.js';
@@ -356,6 +357,10 @@ export function buildProgram(): Command {
       'pending, claimed, acked, dead or awaiting_approval (comma-separated)',
     )
     .option('--type <type>', 'only this event type, one of the catalog (repeatable)', collect)
+    .option(
+      '--outcome <outcome>',
+      `only finished events that ended so: ${EVENT_OUTCOMES.join(', ')} (comma-separated)`,
+    )
     .option('--limit <n>', 'at most this many')
     .option('--json', 'one JSON array of summaries')
     .option(

@@ -151,6 +151,7 @@ interface Summary {
   livemode: boolean;
   object_id: string | null;
   status: string;
+  outcome: string | null;
   attempts: number;
   tool_call: ToolCall | null;
 }
@@ -975,6 +976,8 @@ describe('errors stay on screen', () => {
     const text = (await ok(['events', 'show', id, '--data-dir', dataDir])).stdout;
     const lines = text.split('\n');
     expect(lines[0]).toBe(`${id}  charge.dispute.created  acked  attempts=0`);
+    // How it ended, on a line of its own: acked by hand.
+    expect(lines).toContain('outcome    handled');
     const at = (needle: string) => {
       const i = lines.findIndex((l) => l.includes(needle));
       expect(i, `${needle} in\n${text}`).toBeGreaterThan(0);
@@ -997,6 +1000,7 @@ describe('errors stay on screen', () => {
       'event',
       'tool_call',
       'status',
+      'outcome',
       'attempts',
       'received_at',
       'retry_at',
@@ -1277,9 +1281,9 @@ describe('events approve, reject and nack: the CLI approves too', () => {
 });
 
 describe('events list for people', () => {
-  const HEADER = ['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'CREATED', 'TOOL', 'AMOUNT'];
+  const HEADER = ['ID', 'TYPE', 'STATUS', 'OUTCOME', 'ATTEMPTS', 'CREATED', 'TOOL', 'AMOUNT'];
   /** ATTEMPTS and AMOUNT are numbers: right-aligned. */
-  const RIGHT = new Set([3, 6]);
+  const RIGHT = new Set([4, 7]);
 
   it('prints a header and columns aligned to their widest cell; --json is unchanged', async () => {
     const dataDir = tmp();
@@ -1332,13 +1336,14 @@ describe('events list for people', () => {
       expect.stringMatching(/^evt_/),
       'charge.dispute.created',
       'awaiting_approval',
+      '-',
       '0',
       expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       'handle_dispute',
       '$4,120.00',
     ]);
-    expect(byType.get('charge.refunded')?.[6]).toBe('¥50,000');
-    expect(byType.get('invoice.payment_failed')?.[6]).toBe('BHD 1.500');
+    expect(byType.get('charge.refunded')?.[7]).toBe('¥50,000');
+    expect(byType.get('invoice.payment_failed')?.[7]).toBe('BHD 1.500');
     expect(byType.get('customer.subscription.trial_will_end')?.[1]).toBe(
       'customer.subscription.trial_will_end',
     );
@@ -1398,5 +1403,63 @@ describe('events list for people', () => {
       dataDir,
     ]);
     expect(known.stdout.split('\n')).toHaveLength(3);
+  });
+
+  it('--outcome lists how finished events ended, in the OUTCOME column; an unknown one exits 2', async () => {
+    const dataDir = tmp();
+    const [approved, rejected, handled, pending] = await seed(dataDir, [
+      { type: 'charge.dispute.created', held: ACCEPT },
+      { type: 'charge.dispute.created', held: ACCEPT },
+      { type: 'charge.refunded' },
+      { type: 'charge.refunded' },
+    ]);
+    await ok(['events', 'approve', approved!, '--data-dir', dataDir]);
+    await ok([
+      'events',
+      'reject',
+      rejected!,
+      '--reason',
+      'evidence is weak',
+      '--data-dir',
+      dataDir,
+    ]);
+    await ok(['events', 'ack', handled!, '--data-dir', dataDir]);
+
+    const json = await listEvents(dataDir, '--outcome', 'approved,rejected');
+    expect(json.map((e) => [e.id, e.status, e.outcome])).toEqual([
+      [approved, 'acked', 'approved'],
+      [rejected, 'acked', 'rejected'],
+    ]);
+    expect((await listEvents(dataDir, '--outcome', 'handled')).map((e) => e.id)).toEqual([handled]);
+    expect(await listEvents(dataDir, '--outcome', 'expired')).toEqual([]);
+    // With --status and --type, all three filters apply.
+    expect(
+      await listEvents(dataDir, '--outcome', 'handled', '--type', 'charge.dispute.created'),
+    ).toEqual([]);
+
+    const listed = await ok(['events', 'list', '--data-dir', dataDir]);
+    const outcomeOf = new Map(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(/ {2,}/))
+        .map((cells) => [cells[0], cells[3]]),
+    );
+    expect(outcomeOf).toEqual(
+      new Map([
+        [approved, 'approved'],
+        [rejected, 'rejected'],
+        [handled, 'handled'],
+        [pending, '-'],
+      ]),
+    );
+
+    const typo = await runCli(['events', 'list', '--outcome', 'aproved', '--data-dir', dataDir]);
+    expect(typo.code, explain(typo)).toBe(2);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toBe(
+      'stripe-events-mcp: --outcome: "aproved" is not an outcome. Did you mean approved? Fix: use dispatched, approved, rejected, expired, decided, handled, superseded, no_action, dry_run.\n',
+    );
   });
 });

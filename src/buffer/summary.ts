@@ -12,6 +12,8 @@ export interface EventSummary {
   livemode: boolean;
   object_id: string | null;
   status: StoredEvent['status'];
+  /** How it ended (buffer.ts EVENT_OUTCOMES); null unless acked. */
+  outcome: StoredEvent['outcome'];
   attempts: number;
   tool_call: ToolCall | null;
 }
@@ -24,6 +26,7 @@ export function summarize(event: StoredEvent, catalog: Catalog): EventSummary {
     livemode: event.livemode,
     object_id: event.objectId,
     status: event.status,
+    outcome: event.outcome,
     attempts: event.attempts,
     tool_call: catalog.toolCall(event.type, event.payload),
   };
@@ -34,6 +37,8 @@ export interface EventDetail {
   event: unknown;
   tool_call: ToolCall | null;
   status: StoredEvent['status'];
+  /** How it ended (buffer.ts EVENT_OUTCOMES); null unless acked. */
+  outcome: StoredEvent['outcome'];
   attempts: number;
   received_at: string;
   retry_at: string | null;
@@ -63,6 +68,7 @@ export function detail(event: StoredEvent, history: HistoryEntry[], catalog: Cat
     // The parsed event, not the payload: one JSON.parse of a possibly large body, not two.
     tool_call: catalog.toolCall(event.type, parsed),
     status: event.status,
+    outcome: event.outcome,
     attempts: event.attempts,
     received_at: new Date(event.receivedAt).toISOString(),
     retry_at: event.retryAt === null ? null : new Date(event.retryAt).toISOString(),

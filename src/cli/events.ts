@@ -1,7 +1,10 @@
 import path from 'node:path';
 import {
+  EVENT_OUTCOMES,
   EVENT_STATUSES,
+  isEventOutcome,
   isEventStatus,
+  type EventOutcome,
   type EventStatus,
   type HistoryEntry,
 } from '../buffer/buffer.js';
@@ -64,6 +67,8 @@ async function withServices<T>(
 
 export interface ListOptions extends EventsOptions {
   status?: string;
+  /** Comma-separated outcomes (buffer.ts EVENT_OUTCOMES). */
+  outcome?: string;
   type?: string[];
   limit?: string;
 }
@@ -81,6 +86,7 @@ export async function eventsList(options: ListOptions): Promise<void> {
     }
     statuses = wanted as EventStatus[];
   }
+  const outcomes = options.outcome === undefined ? undefined : parseOutcomes(options.outcome);
   const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Number(options.limit);
   if (!(limit >= 1)) throw new ConfigError('--limit', 'must be a number of at least 1.');
   await withServices(options, async ({ operations, catalog }) => {
@@ -93,6 +99,7 @@ export async function eventsList(options: ListOptions): Promise<void> {
       const page = await operations.list({
         statuses,
         types: options.type,
+        outcomes,
         limit: Math.min(MAX_PAGE, limit - summaries.length),
         cursor,
       });
@@ -111,6 +118,8 @@ export async function eventsList(options: ListOptions): Promise<void> {
       s.id,
       s.type,
       s.status,
+      // How it ended: `approved` and `rejected` both read `acked` above.
+      s.outcome ?? '-',
       String(s.attempts),
       createdText(s.created),
       s.tool_call?.name ?? '-',
@@ -119,11 +128,35 @@ export async function eventsList(options: ListOptions): Promise<void> {
       callAmount(s.tool_call?.input) ?? '-',
     ]);
     // Attempts and amounts right-aligned, so their digits line up.
-    out(terminalSafe(table(LIST_HEADER, rows, new Set([3, 6]))));
+    out(terminalSafe(table(LIST_HEADER, rows, new Set([4, 7]))));
   });
 }
 
-const LIST_HEADER = ['ID', 'TYPE', 'STATUS', 'ATTEMPTS', 'CREATED', 'TOOL', 'AMOUNT'] as const;
+const LIST_HEADER = [
+  'ID',
+  'TYPE',
+  'STATUS',
+  'OUTCOME',
+  'ATTEMPTS',
+  'CREATED',
+  'TOOL',
+  'AMOUNT',
+] as const;
+
+/** `--outcome a,b`: each must be one of EVENT_OUTCOMES, else exit 2 naming the closest. */
+function parseOutcomes(text: string): EventOutcome[] {
+  const wanted = text.split(',').map((s) => s.trim());
+  const bad = wanted.find((s) => !isEventOutcome(s));
+  if (bad !== undefined) {
+    const close = closest(bad, EVENT_OUTCOMES);
+    const meant = close.length > 0 ? ` Did you mean ${close.join(' or ')}?` : '';
+    throw new ConfigError(
+      '--outcome',
+      `${JSON.stringify(bad)} is not an outcome.${meant} Fix: use ${EVENT_OUTCOMES.join(', ')}.`,
+    );
+  }
+  return wanted as EventOutcome[];
+}
 
 /** Every `--type` must be a type of the active catalog: exit 2 naming the closest and the rest. */
 function checkTypes(wanted: readonly string[], known: readonly string[]): void {
@@ -157,6 +190,7 @@ export function showText(shown: EventDetail): string {
     [String(event.id), String(event.type), shown.status, `attempts=${shown.attempts}`].join('  '),
     `received   ${shown.received_at}`,
   ];
+  if (shown.outcome !== null) lines.push(`outcome    ${shown.outcome}`);
   if (shown.retry_at !== null) lines.push(`retry at   ${shown.retry_at}`);
   if (shown.last_error !== null) lines.push(`last error ${oneLine(shown.last_error)}`);
   lines.push(`tool call  ${shown.tool_call?.name ?? '- (the catalog maps no tool to this type)'}`);

@@ -1,6 +1,7 @@
 import {
   NOT_PAUSED,
   type AgentPause,
+  type EventOutcome,
   type EventStatus,
   type HistoryEntry,
   type QueuePolicy,
@@ -70,6 +71,8 @@ export interface ListRequest {
   /** Default: every status. */
   statuses?: readonly EventStatus[];
   types?: readonly string[];
+  /** Only finished events that ended so (buffer.ts EVENT_OUTCOMES); default: any. */
+  outcomes?: readonly EventOutcome[];
   /** Bounded by the store's page size; page on with `nextCursor`. */
   limit: number;
   cursor?: string | null;
@@ -107,11 +110,13 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
   return {
     canBackfill: options.backfill !== undefined,
 
-    list({ statuses, types, limit, cursor }) {
+    list({ statuses, types, outcomes, limit, cursor }) {
       const wanted = types && types.length > 0 ? [...new Set(types)] : undefined;
       return store.list({
         statuses,
         types: wanted,
+        // Empty means "any", like types: a door's empty filter never lists nothing.
+        outcomes: outcomes && outcomes.length > 0 ? [...new Set(outcomes)] : undefined,
         limit: Math.max(1, Math.min(MAX_PAGE, limit)),
         cursor: cursor ?? null,
       });
