@@ -31,6 +31,7 @@ import {
   fencedCall,
   newView,
   summaryForModel,
+  statusText,
   summaryLine,
 } from './view.js';
 
@@ -150,13 +151,37 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       );
     },
 
+    async list_events({ statuses, types, outcomes, limit, cursor }) {
+      const page = await operations.list({
+        statuses: statuses && statuses.length > 0 ? [...new Set(statuses)] : undefined,
+        types,
+        outcomes,
+        limit,
+        cursor: cursor ?? null,
+      });
+      const view = newView(redact);
+      const events = page.events.map((e) => summaryForModel(e, catalog, view));
+      const lines =
+        events.length === 0
+          ? [cursor ? 'No more events match.' : 'No events match.']
+          : [`${events.length} event(s), in arrival order:`, ...events.map(summaryLine)];
+      if (page.nextCursor) {
+        lines.push(`More: call list_events with the same filters and cursor "${page.nextCursor}".`);
+      }
+      if (events.length > 0) lines.push(view.notice);
+      return result<'list_events'>(
+        { events, next_cursor: page.nextCursor, notice: view.notice },
+        lines.join('\n'),
+      );
+    },
+
     async get_event({ id }) {
       const { event, history } = await operations.get(id);
       const view = newView(redact);
       const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
       const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
       const text = [
-        `${id}  ${event.type}  ${event.status} (attempts ${event.attempts})${tool}${amountText(shown.tool_call)}; received ${shown.received_at}.`,
+        `${id}  ${event.type}  ${statusText(event)} (attempts ${event.attempts})${tool}${amountText(shown.tool_call)}; received ${shown.received_at}.`,
         view.notice,
       ].join('\n');
       return result<'get_event'>(

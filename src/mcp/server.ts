@@ -69,6 +69,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const handlers = createToolHandlers(ctx);
   const t = TOOLS;
   server.registerTool('list_pending_events', t.list_pending_events, handlers.list_pending_events);
+  server.registerTool('list_events', t.list_events, handlers.list_events);
   server.registerTool('get_event', t.get_event, handlers.get_event);
   server.registerTool('ack_event', t.ack_event, handlers.ack_event);
   server.registerTool('nack_event', t.nack_event, handlers.nack_event);

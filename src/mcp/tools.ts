@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EVENT_STATUSES } from '../buffer/buffer.js';
+import { EVENT_OUTCOMES, EVENT_STATUSES } from '../buffer/buffer.js';
 
 /**
  * The MCP tools as data: name, description, input and output schemas, annotations. The handlers
@@ -53,6 +53,12 @@ const toolCall = z
   .describe('The tool call the event maps to');
 
 const status = z.enum(EVENT_STATUSES);
+const outcome = z
+  .enum(EVENT_OUTCOMES)
+  .nullable()
+  .describe(
+    'How a finished (acked) event ended: dispatched (by the agent), approved, rejected, expired, decided (a person chose the action), handled (acked by hand), superseded, no_action, dry_run; null while unfinished and for dead events',
+  );
 
 export const summarySchema = z.object({
   id: z.string(),
@@ -66,6 +72,7 @@ export const summarySchema = z.object({
   livemode: z.boolean(),
   object_id: z.string().nullable().describe('The id of the event object (dp_…, in_…, sub_…)'),
   status,
+  outcome,
   attempts: z.number().int(),
   tool_call: toolCall.nullable(),
 });
@@ -135,6 +142,59 @@ const listPendingEvents = {
   annotations: { readOnlyHint: true, openWorldHint: false },
 } as const;
 
+const pageLimit = z
+  .number({ error: 'limit must be a whole number from 1 to 200; leave it out for 20' })
+  .int('limit must be a whole number from 1 to 200')
+  .min(1, 'limit must be at least 1; leave it out for 20')
+  .max(MAX_PAGE, 'limit must be at most 200; page through more with next_cursor')
+  .nullish()
+  .default(DEFAULT_PAGE)
+  .transform((limit) => limit ?? DEFAULT_PAGE)
+  .describe('How many events per page, 1 to 200 (default 20)');
+
+const listEvents = {
+  name: 'list_events',
+  title: 'List stored Stripe events',
+  description:
+    'Lists stored events of any status in arrival order, filtered by status, type and outcome (how a finished event ended: e.g. outcomes ["approved","rejected"]). Page with next_cursor. Customer-written text is fenced as untrusted data.',
+  inputSchema: args({
+    statuses: optional(
+      z.array(status).max(EVENT_STATUSES.length, 'give each status at most once'),
+      `Only these statuses (${EVENT_STATUSES.join(', ')}); default: all`,
+    ),
+    types: optional(
+      z
+        .array(z.string().min(1, 'event types cannot be empty strings'))
+        .max(50, 'give at most 50 event types'),
+      'Only these event types, e.g. ["charge.dispute.created"]; default: all',
+    ),
+    outcomes: optional(
+      z
+        .array(
+          z.enum(EVENT_OUTCOMES, {
+            error: `an outcome is one of ${EVENT_OUTCOMES.join(', ')}`,
+          }),
+        )
+        .max(EVENT_OUTCOMES.length, 'give each outcome at most once'),
+      `Only finished events that ended so (${EVENT_OUTCOMES.join(', ')}); default: any`,
+    ),
+    limit: pageLimit,
+    cursor: optional(
+      z.string().max(100, 'cursor is not one this server issued; call again without a cursor'),
+      'next_cursor from the previous page; leave it out for the first page',
+    ),
+  }),
+  outputSchema: {
+    events: z.array(summarySchema),
+    next_cursor: z
+      .string()
+      .nullable()
+      .describe('Pass as cursor for the next page; null on the last page'),
+    notice,
+  },
+  annotations: { readOnlyHint: true, openWorldHint: false },
+} as const;
+
 const getEvent = {
   name: 'get_event',
   title: 'Get one Stripe event',
@@ -147,6 +207,7 @@ const getEvent = {
     event: z.record(z.string(), z.unknown()).describe('The event as received (fenced)'),
     tool_call: toolCall.nullable(),
     status,
+    outcome,
     attempts: z.number().int(),
     received_at: z.string(),
     retry_at: z.string().nullable().describe('When a nacked event may be retried'),
@@ -457,6 +518,7 @@ const rejectAction = {
 
 export const TOOLS = {
   list_pending_events: listPendingEvents,
+  list_events: listEvents,
   get_event: getEvent,
   ack_event: ackEvent,
   nack_event: nackEvent,

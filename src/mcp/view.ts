@@ -182,5 +182,10 @@ export function amountText(call: ToolCall | null | undefined): string {
 export function summaryLine(summary: EventSummary): string {
   const tool = summary.tool_call ? ` → ${summary.tool_call.name}` : '';
   const attempts = summary.attempts > 0 ? ` (attempts ${summary.attempts})` : '';
-  return `${summary.id}  ${summary.type}  ${summary.status}${attempts}${tool}${amountText(summary.tool_call)}`;
+  return `${summary.id}  ${summary.type}  ${statusText(summary)}${attempts}${tool}${amountText(summary.tool_call)}`;
+}
+
+/** The status with how a finished event ended (`acked: approved`): two acks read differently. */
+export function statusText(event: Pick<EventSummary, 'status' | 'outcome'>): string {
+  return event.outcome === null ? event.status : `${event.status}: ${event.outcome}`;
 }

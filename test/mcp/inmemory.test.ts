@@ -28,6 +28,7 @@ const TOOL_NAMES = [
   'get_event',
   'get_queue_status',
   'list_approvals',
+  'list_events',
   'list_pending_events',
   'nack_event',
   'pause_agent',
@@ -48,7 +49,13 @@ describe('MCP tools (SDK client, in-memory transport, SQLite store)', () => {
       expect(tool.inputSchema.type).toBe('object');
       expect(tool.outputSchema?.type, tool.name).toBe('object');
     }
-    for (const name of ['list_pending_events', 'get_event', 'get_queue_status', 'list_approvals']) {
+    for (const name of [
+      'list_pending_events',
+      'list_events',
+      'get_event',
+      'get_queue_status',
+      'list_approvals',
+    ]) {
       expect(byName[name]!.annotations?.readOnlyHint, name).toBe(true);
     }
     expect(byName.ack_event!.annotations).toMatchObject({
@@ -602,6 +609,35 @@ describe('approval tools', () => {
     expect((await call<{ approvals: unknown[] }>(client, 'list_approvals')).approvals).toEqual([]);
     expect(await callError(client, 'reject_action', { id: 'evt_nope', reason: 'x' })).toMatch(
       /evt_nope/,
+    );
+
+    // Approved and rejected are different outcomes, in get_event and list_events.
+    const approvedEvent = await call(client, 'get_event', { id: hostile.id });
+    expect(approvedEvent).toMatchObject({ status: 'acked', outcome: 'approved' });
+    expect(textOf(approvedEvent._result)).toContain('acked: approved');
+    expect(shown).toMatchObject({ status: 'acked', outcome: 'rejected' });
+    const other = incoming('invoice.payment_failed');
+    await store.buffer.append(other);
+    await call(client, 'ack_event', { id: other.id, note: 'paid by wire' });
+    const both = await call(client, 'list_events', { outcomes: ['approved', 'rejected'] });
+    expect(both.events.map((e: { id: string; outcome: string }) => [e.id, e.outcome])).toEqual([
+      [hostile.id, 'approved'],
+      [refund.id, 'rejected'],
+    ]);
+    expect(textOf(both._result)).toContain('acked: rejected');
+    const handled = await call(client, 'list_events', {
+      outcomes: ['handled'],
+      statuses: ['acked'],
+      limit: 1,
+    });
+    expect(handled).toMatchObject({ events: [{ id: other.id, outcome: 'handled' }] });
+    const all = await call(client, 'list_events', { limit: 2 });
+    expect(all.events).toHaveLength(2);
+    expect(all.next_cursor).toEqual(expect.any(String));
+    const rest = await call(client, 'list_events', { limit: 2, cursor: all.next_cursor });
+    expect(rest.events.map((e: { id: string }) => e.id)).toEqual([other.id]);
+    expect(await callError(client, 'list_events', { outcomes: ['aproved'] })).toMatch(
+      /an outcome is one of dispatched, approved/,
     );
   });
 
