@@ -196,6 +196,16 @@ h2:first-child { margin-top: 0; }
 .chip.s-awaiting_approval { background: var(--held); }
 .chip.s-dead { background: var(--bad); }
 .chip.s-acked { background: var(--ok); }
+/* How a finished event ended: one colour each, so approved and rejected never look alike. */
+.chip.o-dispatched { background: var(--ok); }
+.chip.o-approved { background: #00695c; }
+.chip.o-rejected { background: #ad1457; }
+.chip.o-expired { background: #6d4c41; }
+.chip.o-decided { background: #4527a0; }
+.chip.o-handled { background: #455a64; }
+.chip.o-superseded { background: #5f6368; }
+.chip.o-no_action { background: #33691e; }
+.chip.o-dry_run { background: #01579b; }
 .overview { display: grid; grid-template-columns: minmax(0, 2fr) minmax(260px, 1fr); gap: 12px; }
 .overview > *, .two > * { min-width: 0; }
 .overview > * { margin: 0; }

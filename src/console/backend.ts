@@ -2,6 +2,7 @@ import { INSTANCE_FRESH_MS } from '../buffer/ledger.js';
 import type {
   ChangeListener,
   EventBuffer,
+  EventOutcome,
   EventStatus,
   HistoryEntry,
   QueueCounts,
@@ -27,6 +28,7 @@ export interface ConsoleBackend {
   page(query: {
     statuses?: readonly EventStatus[];
     types?: readonly string[];
+    outcomes?: readonly EventOutcome[];
     limit: number;
     through?: number | null;
   }): Promise<{ events: StoredEvent[]; older: number | null }>;

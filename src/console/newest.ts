@@ -1,4 +1,10 @@
-import type { EventStatus, ListPage, ListQuery, StoredEvent } from '../buffer/buffer.js';
+import type {
+  EventOutcome,
+  EventStatus,
+  ListPage,
+  ListQuery,
+  StoredEvent,
+} from '../buffer/buffer.js';
 import { decodeCursor, encodeCursor } from '../buffer/cursor.js';
 
 /** The port's list: matching events after a cursor, oldest first (arrival order by seq). */
@@ -7,6 +13,8 @@ export type Lister = (query: ListQuery) => Promise<ListPage>;
 export interface NewestQuery {
   statuses?: readonly EventStatus[];
   types?: readonly string[];
+  /** Only finished events that ended so. */
+  outcomes?: readonly EventOutcome[];
   limit: number;
   /** Only events that arrived at or before this arrival number (from a previous page's `older`). */
   through?: number | null;
@@ -26,9 +34,9 @@ export interface NewestPage {
  */
 export async function newestSeq(
   list: Lister,
-  query: Pick<NewestQuery, 'statuses' | 'types'> = {},
+  query: Pick<NewestQuery, 'statuses' | 'types' | 'outcomes'> = {},
 ): Promise<number> {
-  const base = { statuses: query.statuses, types: query.types };
+  const base = { statuses: query.statuses, types: query.types, outcomes: query.outcomes };
   const exists = async (x: number) =>
     (await list({ ...base, cursor: x > 0 ? encodeCursor(x) : null, limit: 1 })).events.length > 0;
   if (!(await exists(0))) return 0;
@@ -73,7 +81,7 @@ export async function lastArrivals(list: Lister, n: number): Promise<StoredEvent
 export async function listNewest(list: Lister, query: NewestQuery): Promise<NewestPage> {
   const n = query.limit;
   const through = query.through ?? Infinity;
-  const base = { statuses: query.statuses, types: query.types };
+  const base = { statuses: query.statuses, types: query.types, outcomes: query.outcomes };
   const after = (x: number, limit: number) =>
     list({ ...base, cursor: x > 0 ? encodeCursor(x) : null, limit });
 

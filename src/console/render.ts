@@ -1,5 +1,7 @@
 import {
+  EVENT_OUTCOMES,
   EVENT_STATUSES,
+  type EventOutcome,
   type EventStatus,
   type HistoryEntry,
   type QueueCounts,
@@ -49,8 +51,28 @@ function duration(ms: number): string {
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
-function statusChip(status: EventStatus): string {
-  return `<span class="chip s-${status}">${escapeHtml(STATUS_WORDS[status])}</span>`;
+/**
+ * How a finished event ended, in words: each its own badge (text and colour, assets.ts `.o-*`),
+ * in place of one green "acked" for an approved and a rejected call alike.
+ */
+export const OUTCOME_WORDS: Record<EventOutcome, string> = {
+  dispatched: 'dispatched by the agent',
+  approved: 'approved',
+  rejected: 'rejected',
+  expired: 'expired',
+  decided: 'decided by a person',
+  handled: 'handled by hand',
+  superseded: 'superseded',
+  no_action: 'no action needed',
+  dry_run: 'dry run',
+};
+
+/** The status badge; a finished event with an outcome shows the outcome instead of "acked". */
+function statusChip(event: Pick<StoredEvent, 'status' | 'outcome'>): string {
+  if (event.status === 'acked' && event.outcome !== null) {
+    return `<span class="chip o-${event.outcome}" data-outcome="${event.outcome}" title="acked: ${escapeHtml(event.outcome)}">${escapeHtml(OUTCOME_WORDS[event.outcome])}</span>`;
+  }
+  return `<span class="chip s-${event.status}">${escapeHtml(STATUS_WORDS[event.status])}</span>`;
 }
 
 /** Who holds a claimed event and for how long, in words. */
@@ -135,7 +157,13 @@ export interface OverviewData {
   counts: QueueCounts;
   events: StoredEvent[];
   older: number | null;
-  filter: { status: EventStatus | null; type: string | null; through: number | null };
+  filter: {
+    status: EventStatus | null;
+    type: string | null;
+    /** Only finished events that ended so. */
+    outcome: EventOutcome | null;
+    through: number | null;
+  };
   types: string[];
   insights: Insights;
   agent: AgentState;
@@ -159,11 +187,13 @@ function shortened(text: string, max: number): string {
 function overviewHref(filter: {
   status?: string | null;
   type?: string | null;
+  outcome?: string | null;
   through?: number | null;
 }): string {
   const q = new URLSearchParams();
   if (filter.status) q.set('status', filter.status);
   if (filter.type) q.set('type', filter.type);
+  if (filter.outcome) q.set('outcome', filter.outcome);
   if (filter.through) q.set('through', String(filter.through));
   const s = q.toString();
   return s ? `/console?${s}` : '/console';
@@ -307,11 +337,21 @@ function filterForm(data: OverviewData): string {
         `<option value="${escapeHtml(t)}"${(data.filter.type ?? '') === t ? ' selected' : ''}>${escapeHtml(t || 'every type')}</option>`,
     )
     .join('');
+  const outcomeOptions = ['', ...EVENT_OUTCOMES]
+    .map(
+      (o) =>
+        `<option value="${escapeHtml(o)}"${(data.filter.outcome ?? '') === o ? ' selected' : ''}>${escapeHtml(
+          o ? OUTCOME_WORDS[o as EventOutcome] : 'any outcome',
+        )}</option>`,
+    )
+    .join('');
+  const f = data.filter;
   return `<form class="filter" method="get" action="/console">
 <label>Status <select name="status">${statusOptions}</select></label>
 <label>Type <select name="type">${typeOptions}</select></label>
+<label>Outcome <select name="outcome">${outcomeOptions}</select></label>
 <button type="submit">Filter</button>
-${data.filter.status || data.filter.type ? '<a href="/console">Clear</a>' : ''}
+${f.status || f.type || f.outcome ? '<a href="/console">Clear</a>' : ''}
 </form>`;
 }
 
@@ -339,7 +379,7 @@ function queueTable(caption: string, events: readonly StoredEvent[], data: Overv
       return `<tr data-id="${escapeHtml(e.id)}" class="row s-${e.status}">
 <td class="id" data-label="Event"><a href="/console/event/${encodeURIComponent(e.id)}" title="${escapeHtml(e.id)}">${escapeHtml(e.id)}</a></td>
 <td data-label="Type">${escapeHtml(e.type)}</td>
-<td data-label="Status">${statusChip(e.status)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${error}</td>
+<td data-label="Status">${statusChip(e)}${lease ? `<div class="muted small">${escapeHtml(lease)}</div>` : ''}${error}</td>
 <td data-label="Tool">${tool ? escapeHtml(tool) : '<span class="muted">—</span>'}</td>
 <td data-label="Amount" class="num amount">${amount === null ? '<span class="muted">—</span>' : escapeHtml(amount)}</td>
 <td data-label="Attempts" class="num">${e.attempts}</td>
@@ -373,17 +413,17 @@ ${queueTable(caption, result.events, data)}
 
 function queueSection(data: OverviewData): string {
   const f = data.filter;
+  const kept = { status: f.status, type: f.type, outcome: f.outcome };
   const nav = [
-    f.through
-      ? `<a href="${escapeHtml(overviewHref({ status: f.status, type: f.type }))}">Newest</a>`
-      : '',
+    f.through ? `<a href="${escapeHtml(overviewHref(kept))}">Newest</a>` : '',
     data.older
-      ? `<a rel="next" href="${escapeHtml(overviewHref({ status: f.status, type: f.type, through: data.older }))}">Older</a>`
+      ? `<a rel="next" href="${escapeHtml(overviewHref({ ...kept, through: data.older }))}">Older</a>`
       : '',
   ]
     .filter(Boolean)
     .join(' · ');
-  const caption = `${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}, newest first`;
+  const ended = f.outcome ? ` ended ${escapeHtml(OUTCOME_WORDS[f.outcome])}` : '';
+  const caption = `${escapeHtml(f.status ? STATUS_WORDS[f.status] : 'All events')}${f.type ? ` of type ${escapeHtml(f.type)}` : ''}${ended}, newest first`;
   return `<section id="queue" data-live aria-label="Queue">
 ${queueTable(caption, data.events, data)}
 ${nav ? `<nav class="pager">${nav}</nav>` : ''}
@@ -594,7 +634,7 @@ export function eventBody(view: EventView, now: number): string {
     : '';
   return `<p><a href="/console">← Queue</a></p>
 <section id="summary" data-live class="card">
-<h1><span class="mono id">${escapeHtml(event.id)}</span> ${statusChip(event.status)}</h1>
+<h1><span class="mono id">${escapeHtml(event.id)}</span> ${statusChip(event)}</h1>
 ${lastError}
 <dl class="facts">${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>

@@ -5,7 +5,7 @@ import {
   InvalidTransitionError,
   StoreUnavailableError,
 } from '../errors.js';
-import { isEventStatus, type EventStatus } from '../buffer/buffer.js';
+import { isEventOutcome, isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
 import { createRequestGuard, originOf, requestSource, sameToken } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
@@ -286,11 +286,13 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     try {
       const status = one(req.query.status);
       const type = one(req.query.type);
+      const outcome = one(req.query.outcome);
       const throughText = one(req.query.through);
       const through = throughText && /^\d{1,15}$/.test(throughText) ? Number(throughText) : null;
       const filter = {
         status: status && isEventStatus(status) ? (status as EventStatus) : null,
         type: type && type.length <= 200 ? type : null,
+        outcome: outcome && isEventOutcome(outcome) ? outcome : null,
         through,
       };
       const query = searchTerm(req.query.q);
@@ -301,6 +303,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
           : backend.page({
               statuses: filter.status ? [filter.status] : undefined,
               types: filter.type ? [filter.type] : undefined,
+              outcomes: filter.outcome ? [filter.outcome] : undefined,
               limit: PAGE_SIZE,
               through,
             }),

@@ -192,7 +192,7 @@ describe('the console on an open loopback server', () => {
     // Pending now: Ack (with an optional note) is offered, Replay is not.
     await page.getByLabel('Note').fill('handled by hand');
     await page.getByRole('button', { name: 'Ack' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('handled by hand');
     await poll(() => page.locator('.timeline').textContent()).toMatch(/handled by hand/);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
@@ -358,9 +358,11 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.goto(`${server.url}/console/event/${approved}`);
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#flash').textContent()).toMatch(/Approved .*dispatched/);
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
     expect(handler.ids).toEqual([approved]);
-    await poll(() => other.locator(`tr[data-id="${approved}"] .chip`).textContent()).toBe('acked');
+    await poll(() => other.locator(`tr[data-id="${approved}"] .chip`).textContent()).toBe(
+      'approved',
+    );
     // A second approval is refused in words, and dispatches nothing more.
     const again = await page.evaluate(async (id) => {
       const res = await fetch(`/console/event/${id}/approve`, {
@@ -380,12 +382,43 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.getByLabel('Reason').fill('evidence is thin; refund instead');
     await page.getByRole('button', { name: 'Reject' }).click();
     await poll(() => page.locator('#flash').textContent()).toMatch(/Rejected/);
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('rejected');
     await poll(() => page.locator('.timeline').textContent()).toMatch(
       /evidence is thin; refund instead/,
     );
     await poll(() => page.locator('#decision').textContent()).toMatch(/Rejected by\s*console:/);
     expect(handler.ids).toEqual([approved]);
+
+    // Approved and rejected read differently on the queue: other words, another colour.
+    const chip = (id: string) => other.locator(`tr[data-id="${id}"] .chip`);
+    await poll(() => chip(rejected).textContent()).toBe('rejected');
+    const look = (id: string) =>
+      chip(id).evaluate((el) => ({
+        outcome: el.getAttribute('data-outcome'),
+        background: getComputedStyle(el).backgroundColor,
+      }));
+    const [a, r] = [await look(approved), await look(rejected)];
+    expect(a.outcome).toBe('approved');
+    expect(r.outcome).toBe('rejected');
+    expect(a.background).not.toBe(r.background);
+    // Neither is the plain green of a bare "acked".
+    const ackedGreen = 'rgb(19, 115, 51)';
+    expect([a.background, r.background]).not.toContain(ackedGreen);
+    // The queue's Outcome filter lists only the calls that ended so.
+    await other.getByLabel('Outcome').selectOption('rejected');
+    await other.getByRole('button', { name: 'Filter' }).click();
+    await other.waitForURL(/outcome=rejected/);
+    await poll(() =>
+      other.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((t) => t.dataset.id)),
+    ).toEqual([rejected]);
+    expect(await other.locator('table.queue caption').textContent()).toMatch(/ended rejected/);
+    await other.getByLabel('Outcome').selectOption('approved');
+    await other.getByRole('button', { name: 'Filter' }).click();
+    await other.waitForURL(/outcome=approved/);
+    await poll(() =>
+      other.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((t) => t.dataset.id)),
+    ).toEqual([approved]);
+
     await page.setViewportSize({ width: 1280, height: 1000 });
     await page.screenshot({ path: path.join(SHOTS, 'event-rejected.png'), fullPage: true });
     await other.setViewportSize({ width: 1280, height: 900 });
@@ -500,7 +533,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.screenshot({ path: path.join(SHOTS, 'approval-jpy.png'), fullPage: true });
     // Approving it from the card dispatches the yen call as decided.
     await page.getByRole('button', { name: 'Approve' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
     expect(handler.ids).toEqual([small, jpy]);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
