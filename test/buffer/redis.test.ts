@@ -171,6 +171,33 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
       expect((await other.append(incoming(1))).status).toBe('duplicate');
     });
 
+    it('keeps one sorted set per outcome, in step with the events: replay and prune empty it', async () => {
+      let clock = 1_790_000_000_000;
+      const { prefix, buffer } = await fresh({ now: () => clock });
+      for (let i = 1; i <= 3; i++) await buffer.append(incoming(i));
+      await buffer.ack(incoming(1).id, { by: 'cli:bob' });
+      await buffer.ack(incoming(2).id, { by: 'cli:bob', outcome: 'superseded' });
+      await buffer.ack(incoming(3).id, { by: 'cli:bob' });
+      const client = plainClient();
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        expect(await client.zrange(`${prefix}o:handled`, 0, -1)).toEqual([
+          incoming(1).id,
+          incoming(3).id,
+        ]);
+        expect(await client.hget(`${prefix}ev:${incoming(2).id}`, 'outcome')).toBe('superseded');
+        await buffer.replay(incoming(3).id);
+        expect(await client.zrange(`${prefix}o:handled`, 0, -1)).toEqual([incoming(1).id]);
+        expect(await client.hexists(`${prefix}ev:${incoming(3).id}`, 'outcome')).toBe(0);
+        clock += 10;
+        expect(await buffer.prune(clock)).toBe(2);
+        expect(await client.keys(`${prefix}o:*`)).toEqual([]);
+      } finally {
+        client.disconnect();
+      }
+    });
+
     it('finds the newest created from the events when the key is missing (an older layout)', async () => {
       const { prefix, buffer } = await fresh();
       await buffer.append({ ...incoming(1), created: 1_786_000_300 });
