@@ -19,6 +19,7 @@ import type { AgentSettings } from './config/agent.js';
 import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
 import type { BackfillRunner } from './operations/backfill.js';
 import { composeServices, type Services } from './compose/services.js';
+import { expirySettings, startExpirySweep } from './operations/expiry.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -197,6 +198,14 @@ export async function startServer(
   sweep.unref();
   pruneTimer.unref();
   void prune();
+  // Approvals expire (operations/expiry.ts): every serve/agent process sweeps; the store's guarded
+  // reject/approve lets exactly one apply each default. It runs at once, so a restart catches up.
+  const expiry = startExpirySweep({
+    buffer,
+    sink,
+    settings: expirySettings(config.approval),
+    logger: logger.child({ component: 'expiry' }),
+  });
 
   // Where things are, in plain lines a person reads before the JSON logs scroll by.
   notice(whereThingsAre(url));
@@ -261,6 +270,7 @@ export async function startServer(
     (closing ??= (async () => {
       clearInterval(sweep);
       clearInterval(pruneTimer);
+      await expiry.stop();
       await periodic?.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();

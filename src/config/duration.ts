@@ -21,11 +21,14 @@ export function parseDuration(value: unknown): number | null {
   return Number(match[1]) * UNIT_MS[match[2]!]!;
 }
 
-/** `86400000` → `24h`, `5400000` → `90m`: the largest unit that divides it, for messages. */
+/**
+ * `86400000` → `24h`, `5400000` → `90m`, `172800000` → `2d`: the largest unit that divides it
+ * (days from two on: "24h" is how people say a day's wait), for messages.
+ */
 export function formatDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm', 's'] as const) {
     const size = UNIT_MS[unit]!;
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+    if (ms >= (unit === 'd' ? 2 * size : size) && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${Math.round(ms / 1000)}s`;
 }

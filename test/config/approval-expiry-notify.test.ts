@@ -34,7 +34,8 @@ describe('durations', () => {
     for (const bad of ['1h30m', '1.5h', '-1h', 'h', '24 hours', '', 1.5, -3, null, true]) {
       expect(parseDuration(bad), String(bad)).toBeNull();
     }
-    expect(formatDuration(86_400_000)).toBe('1d');
+    expect(formatDuration(86_400_000)).toBe('24h');
+    expect(formatDuration(172_800_000)).toBe('2d');
     expect(formatDuration(5_400_000)).toBe('90m');
   });
 });
