@@ -20,6 +20,7 @@ import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill
 import type { BackfillRunner } from './operations/backfill.js';
 import { composeServices, type Services } from './compose/services.js';
 import { expirySettings, startExpirySweep } from './operations/expiry.js';
+import { startNotifier } from './operations/notify/notifier.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -200,11 +201,26 @@ export async function startServer(
   void prune();
   // Approvals expire (operations/expiry.ts): every serve/agent process sweeps; the store's guarded
   // reject/approve lets exactly one apply each default. It runs at once, so a restart catches up.
+  const settings = expirySettings(config.approval);
+  // People are told what waits for them (operations/notify): null when `notify` names no target.
+  const notifier = config.notify
+    ? startNotifier({
+        buffer,
+        catalog,
+        notify: config.notify,
+        publicUrl: config.publicUrl ?? url,
+        settings,
+        logger: logger.child({ component: 'notify' }),
+        registry: metrics.registry,
+      })
+    : null;
   const expiry = startExpirySweep({
     buffer,
     sink,
-    settings: expirySettings(config.approval),
+    settings,
     logger: logger.child({ component: 'expiry' }),
+    onExpired: notifier ? (applied) => notifier.expired(applied) : undefined,
+    onExpiringSoon: notifier ? (soon) => notifier.expiringSoon(soon) : undefined,
   });
 
   // Where things are, in plain lines a person reads before the JSON logs scroll by.
@@ -271,6 +287,7 @@ export async function startServer(
       clearInterval(sweep);
       clearInterval(pruneTimer);
       await expiry.stop();
+      notifier?.close();
       await periodic?.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();
