@@ -50,7 +50,10 @@ export interface Notice {
 }
 
 /** Facts shown: bounded in number and length, whatever an event carries. */
-export const MAX_FACTS = 12;
+export const MAX_FACTS = 16;
+
+/** `ch_…`, `pi_…`: references a person follows in the Dashboard, not facts to read here. */
+const STRIPE_REF = /^[a-z]{2,6}_[A-Za-z0-9]{8,}$/;
 export const MAX_FACT_CHARS = 300;
 
 const SHOWN_ELSEWHERE = new Set(['amount', 'currency', 'customer', 'reason', 'action']);
@@ -68,6 +71,7 @@ function scalarFacts(
   for (const [key, value] of Object.entries(input ?? {})) {
     if (Object.keys(into).length >= MAX_FACTS) return;
     if (SHOWN_ELSEWHERE.has(key) || Object.hasOwn(into, key)) continue;
+    if (typeof value === 'string' && key !== 'stripe_id' && STRIPE_REF.test(value)) continue;
     if (typeof value === 'string' && value.trim() !== '') into[key] = shortText(value);
     else if (typeof value === 'number' && Number.isFinite(value)) into[key] = value;
     else if (typeof value === 'boolean') into[key] = value;
