@@ -73,7 +73,8 @@ export class DeliveryQueue {
       }
       this.waiting.push({ target, notice, attempt: 0, dueAt: 0 });
     }
-    this.pump();
+    // Sending starts after the caller's turn: push itself only stores.
+    queueMicrotask(() => this.pump());
   }
 
   /** Deliveries waiting or in flight. */
