@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
 import { createCatalog } from '../../src/catalog/catalog.js';
 import { createLogger } from '../../src/logger.js';
-import { expirySettings } from '../../src/operations/expiry.js';
+import { expirySettings, sweepExpired } from '../../src/operations/expiry.js';
 import { MAX_FACT_CHARS, pauseNotice, type Notice } from '../../src/operations/notify/notice.js';
 import { startNotifier } from '../../src/operations/notify/notifier.js';
 import { DeliveryQueue } from '../../src/operations/notify/queue.js';
@@ -277,5 +277,66 @@ describe('the notifier on the memory store', () => {
     // Bounded while the endpoint hangs: the oldest were dropped.
     expect(notifier.queue.size).toBeLessThanOrEqual(10 + 2);
     expect(notifier.queue.counts.dropped).toBeGreaterThan(0);
+  });
+
+  it('tells once that an approval expires soon, then once that it expired, with the deadline', async () => {
+    const got = await endpoint(() => 200);
+    const clock = { now: Date.parse('2026-12-05T10:00:00Z') };
+    const buffer = new MemoryBuffer({ now: () => clock.now });
+    closers.push(() => buffer.close());
+    const settings = expirySettings({ expires_after: 2 * 3_600_000 });
+    const notifier = startNotifier({
+      buffer,
+      catalog: createCatalog(),
+      notify: {
+        webhook: { url: got.url, secret: 'a-long-enough-secret' },
+        allow_http_loopback: true,
+      },
+      publicUrl: 'https://events.example.com',
+      settings,
+      logger: silent,
+    })!;
+    closers.push(async () => notifier.close());
+    await buffer.append({
+      id: 'evt_soon',
+      type: 'charge.dispute.created',
+      created: 1_786_000_000,
+      livemode: false,
+      objectId: 'dp_1',
+      payload: JSON.stringify({
+        id: 'evt_soon',
+        data: { object: { id: 'dp_1', object: 'dispute' } },
+      }),
+    });
+    const [e] = await buffer.claim({ owner: 'w', leaseMs: 60_000 });
+    await buffer.hold(e!.id, e!.leaseOwner!, 'approval required for handle_dispute', [
+      { kind: 'decision', tool_call: { name: 'handle_dispute', input: { action: 'accept' } } },
+    ]);
+    const sweep = () =>
+      sweepExpired({
+        buffer,
+        sink: { kind: 'record', dispatch: async () => ({ outcome: 'recorded' }) },
+        settings,
+        logger: silent,
+        now: () => clock.now,
+        onExpired: (applied) => notifier.expired(applied),
+        onExpiringSoon: (soon) => notifier.expiringSoon(soon),
+      });
+    clock.now += 100 * 60_000; // 20 min left: before the warning, due 12 min ahead
+    await sweep();
+    clock.now += 10 * 60_000; // 10 min left: warned, once for all sweeps
+    await sweep();
+    await sweep();
+    clock.now += 11 * 60_000;
+    await sweep();
+    await sweep();
+    const kinds = async () => {
+      await waitFor(() => got.bodies.length >= 3, 'three messages');
+      await notifier.queue.drained();
+      return got.bodies.map((b) => JSON.parse(b) as { kind: string; event: { deadline: string } });
+    };
+    const bodies = await kinds();
+    expect(bodies.map((b) => b.kind)).toEqual(['waiting', 'expiring', 'expired']);
+    expect(bodies[1]!.event.deadline).toBe('2026-12-05T12:00:00.000Z');
   });
 });
