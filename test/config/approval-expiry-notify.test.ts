@@ -4,10 +4,14 @@
  * file says so), and typos of these keys refused with a did-you-mean, since a misspelt key would
  * quietly leave its default in force.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfigFile } from '../../src/config/file.js';
 import { formatDuration, parseDuration } from '../../src/config/duration.js';
 import { ConfigError } from '../../src/errors.js';
+import { runCli } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function parse(json: unknown) {
   return parseConfigFile(JSON.stringify(json), 'cfg.json');
@@ -18,7 +22,6 @@ function error(json: unknown): string {
     parse(json);
   } catch (e) {
     expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).exitCode ?? 2).toBe(2);
     return (e as Error).message;
   }
   throw new Error('expected a ConfigError');
@@ -113,5 +116,41 @@ describe('notify', () => {
       error({ notify: { webhook: { url: 'https://ops.example.com/hook', secret: 'short' } } }),
     ).toMatch(/\$\.notify\.webhook\.secret: at least 16 characters/);
     expect(error({ notify: { slack: { webhook_url: 'not a url' } } })).toMatch(/is not a URL/);
+  });
+});
+
+describe('a real process exits 2 before starting anything', () => {
+  it('on a bad approval.expires_after, a misspelt notify key, or a bad --public-url', async () => {
+    const tmp = tempDir();
+    try {
+      const write = (name: string, json: unknown) => {
+        const file = path.join(tmp.dir, name);
+        fs.writeFileSync(file, JSON.stringify(json));
+        return file;
+      };
+      const cases: [string[], RegExp][] = [
+        [
+          ['--config', write('a.json', { approval: { expires_after: '1 day' } })],
+          /\$\.approval\.expires_after: a duration from 1s to 30d/,
+        ],
+        [
+          ['--config', write('b.json', { notify: { slack: { webhookurl: 'https://x.example' } } })],
+          /\$\.notify\.slack: .*did you mean "webhook_url"\?/,
+        ],
+        [
+          ['--public-url', 'https://user:pw@events.example.com'],
+          /--public-url \/ PUBLIC_URL: must be a plain address/,
+        ],
+        [['--public-url', 'ftp://events.example.com'], /must be an http\(s\) URL/],
+      ];
+      for (const [args, message] of cases) {
+        const run = await runCli(['serve', '--port', '0', '--data-dir', tmp.dir, ...args]);
+        expect(run.code, args.join(' ')).toBe(2);
+        expect(run.stderr).toMatch(message);
+        expect(run.stderr).not.toContain('pw@');
+      }
+    } finally {
+      tmp.remove();
+    }
   });
 });
