@@ -263,6 +263,7 @@ export async function startServer(
       redact: config.redact,
       logger,
       registry: metrics.registry,
+      onBreakerOpen: notifier ? (stop) => notifier.breakerOpened(stop) : undefined,
     });
   }
 

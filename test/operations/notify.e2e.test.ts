@@ -17,7 +17,7 @@ import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
-import { e2eScope, type Cleanups } from '../helpers/e2e.js';
+import { e2eScope, sinkServer, type Cleanups } from '../helpers/e2e.js';
 
 const redis = await redisGate();
 const { cleanups, tmp } = e2eScope();
@@ -162,6 +162,37 @@ describe('notifications from serve --agent', () => {
       expect(received.body).not.toContain(secret);
     }
     for (const text of texts) expect(text).not.toContain(secret);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('the agent pausing', () => {
+  it("tells people once when this loop's circuit breaker opens", async () => {
+    const api = await startFakeAnthropic();
+    cleanups.push(() => api.close());
+    const slack = await receiver(cleanups);
+    const handler = await sinkServer(cleanups, 500);
+    const secret = newSecret();
+    const file = path.join(tmp(), 'breaker.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        dispatch: { type: 'http', url: handler.url, secret: 'a-long-enough-test-secret' },
+        breaker: { failures: 2 },
+        notify: { allow_http_loopback: true, slack: { webhook_url: slack.url } },
+      }),
+    );
+    const server = await startServe({
+      dataDir: tmp(),
+      env: { STRIPE_WEBHOOK_SECRET: secret, ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: api.url },
+      args: ['--agent', '--config', file],
+    });
+    for (let i = 0; i < 3; i++) await postDispute(server, secret);
+    const paused = () =>
+      slackTexts(slack.got).filter((t) => t.startsWith('*The agent paused (breaker)*'));
+    await waitFor(() => paused().length >= 1, 'a breaker notice', 30_000);
+    expect(paused()).toHaveLength(1);
+    expect(paused()[0]).toContain('<' + server.url + '/console|Open the console>');
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });

@@ -22,12 +22,15 @@ import { slackTarget, webhookTarget, type NotifyTarget } from './targets.js';
  * - an approval expires soon, or expired: from the expiry sweep (operations/expiry.ts), by the
  *   instance whose `ledger.once` took the warning, or whose guarded reject/approve applied it;
  * - the agent paused: by whichever instance first takes `ledger.once` for that pause (a pause
- *   can be set by a CLI process that notifies nobody, so every instance looks, one sends).
+ *   can be set by a CLI process that notifies nobody, so every instance looks, one sends); a
+ *   loop's own circuit breaker, which pauses that process only, by that process.
  */
 export interface Notifier {
   /** For the expiry sweep. */
   expired(applied: AppliedExpiry): void;
   expiringSoon(soon: ExpiringSoon): void;
+  /** This process's agent loop opened its circuit breaker (a per-process pause). */
+  breakerOpened(stop: { note: string | null; until: number | null }): void;
   readonly queue: DeliveryQueue;
   close(): void;
 }
@@ -137,6 +140,21 @@ export function startNotifier(options: NotifierOptions): Notifier | null {
       void buildEventNotice(buffer, catalog, publicUrl, 'expiring', event, { deadline })
         .then(push)
         .catch(fail);
+    },
+    breakerOpened(stop) {
+      push(
+        pauseNotice(
+          {
+            paused: true,
+            reason: 'breaker',
+            by: null,
+            note: stop.note,
+            since: Date.now(),
+            until: stop.until,
+          },
+          publicUrl,
+        ),
+      );
     },
     close() {
       unwatch();
