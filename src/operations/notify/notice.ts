@@ -59,7 +59,6 @@ export const MAX_FACT_CHARS = 300;
 const SHOWN_ELSEWHERE = new Set(['amount', 'currency', 'customer', 'reason', 'action']);
 
 function shortText(value: string): string {
-  // eslint-disable-next-line no-control-regex
   const flat = value.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return flat.length > MAX_FACT_CHARS ? `${flat.slice(0, MAX_FACT_CHARS - 1)}…` : flat;
 }
