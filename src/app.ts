@@ -21,6 +21,7 @@ import type { BackfillRunner } from './operations/backfill.js';
 import { composeServices, type Services } from './compose/services.js';
 import { expirySettings, startExpirySweep } from './operations/expiry.js';
 import { startNotifier } from './operations/notify/notifier.js';
+import { isLoopbackHost } from './http-guard.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -202,6 +203,12 @@ export async function startServer(
   // Approvals expire (operations/expiry.ts): every serve/agent process sweeps; the store's guarded
   // reject/approve lets exactly one apply each default. It runs at once, so a restart catches up.
   const settings = expirySettings(config.approval);
+  if (config.notify && !config.publicUrl && !isLoopbackHost(config.host)) {
+    logger.warn(
+      'notifications link to the address this server listens on; set --public-url (PUBLIC_URL) to the address people reach it at',
+      { url },
+    );
+  }
   // People are told what waits for them (operations/notify): null when `notify` names no target.
   const notifier = config.notify
     ? startNotifier({

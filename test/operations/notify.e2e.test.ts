@@ -162,6 +162,14 @@ describe('notifications from serve --agent', () => {
       expect(received.body).not.toContain(secret);
     }
     for (const text of texts) expect(text).not.toContain(secret);
+    // Counted in /metrics, by target and result.
+    await waitFor(async () => {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      return (
+        /stripe_events_notifications_total\{target="slack",result="sent"\} 3\b/.test(metrics) &&
+        /stripe_events_notifications_total\{target="webhook",result="sent"\} 3\b/.test(metrics)
+      );
+    }, 'the notifications counted in /metrics');
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });
