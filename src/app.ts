@@ -19,6 +19,9 @@ import type { AgentSettings } from './config/agent.js';
 import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
 import type { BackfillRunner } from './operations/backfill.js';
 import { composeServices, type Services } from './compose/services.js';
+import { expirySettings, startExpirySweep } from './operations/expiry.js';
+import { startNotifier } from './operations/notify/notifier.js';
+import { isLoopbackHost } from './http-guard.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -197,6 +200,35 @@ export async function startServer(
   sweep.unref();
   pruneTimer.unref();
   void prune();
+  // Approvals expire (operations/expiry.ts): every serve/agent process sweeps; the store's guarded
+  // reject/approve lets exactly one apply each default. It runs at once, so a restart catches up.
+  const settings = expirySettings(config.approval);
+  if (config.notify && !config.publicUrl && !isLoopbackHost(config.host)) {
+    logger.warn(
+      'notifications link to the address this server listens on; set --public-url (PUBLIC_URL) to the address people reach it at',
+      { url },
+    );
+  }
+  // People are told what waits for them (operations/notify): null when `notify` names no target.
+  const notifier = config.notify
+    ? startNotifier({
+        buffer,
+        catalog,
+        notify: config.notify,
+        publicUrl: config.publicUrl ?? url,
+        settings,
+        logger: logger.child({ component: 'notify' }),
+        registry: metrics.registry,
+      })
+    : null;
+  const expiry = startExpirySweep({
+    buffer,
+    sink,
+    settings,
+    logger: logger.child({ component: 'expiry' }),
+    onExpired: notifier ? (applied) => notifier.expired(applied) : undefined,
+    onExpiringSoon: notifier ? (soon) => notifier.expiringSoon(soon) : undefined,
+  });
 
   // Where things are, in plain lines a person reads before the JSON logs scroll by.
   notice(whereThingsAre(url));
@@ -238,6 +270,7 @@ export async function startServer(
       redact: config.redact,
       logger,
       registry: metrics.registry,
+      onBreakerOpen: notifier ? (stop) => notifier.breakerOpened(stop) : undefined,
     });
   }
 
@@ -261,6 +294,8 @@ export async function startServer(
     (closing ??= (async () => {
       clearInterval(sweep);
       clearInterval(pruneTimer);
+      await expiry.stop();
+      notifier?.close();
       await periodic?.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();

@@ -192,6 +192,10 @@ function serveOptions(command: Command): Command {
     )
     .option('--no-backfill-on-start', 'do not backfill on start')
     .option('--backfill-interval <minutes>', 'also backfill every this many minutes while running')
+    .option(
+      '--public-url <url>',
+      'where people reach this server (behind a proxy), for the console links in notifications (env PUBLIC_URL)',
+    )
     .addHelpText(
       'after',
       '\nEnvironment: STRIPE_WEBHOOK_SECRET (one or more whsec_…, comma-separated; without it a dev secret is created in the data dir).' +

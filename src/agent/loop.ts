@@ -11,7 +11,7 @@ import { LeaseLostError } from '../errors.js';
 import { DEFAULT_POLICY } from '../buffer/transitions.js';
 import type { AgentPause } from '../buffer/buffer.js';
 import { Guardrails } from './guardrails.js';
-import { PauseKeeper, PAUSE_CHECK_MS } from './pause.js';
+import { PauseKeeper, PAUSE_CHECK_MS, type PauseKeeperOptions } from './pause.js';
 import { EventWork, type Claim } from './event-work.js';
 import type { AgentMetrics } from './metrics.js';
 
@@ -45,18 +45,27 @@ export interface AgentLoopOptions {
   guardrails?: Guardrails;
   /** `stripe_events_agent_paused{reason}`: 1 for the reason the loop is paused now. */
   pausedGauge?: { set(labels: { reason: string }, value: number): void };
+  /** Called when this loop's circuit breaker opens (src/agent/pause.ts). */
+  onBreakerOpen?: PauseKeeperOptions['onBreakerOpen'];
 }
 
 /** The options with their defaults filled in, as the loop and its per-event work read them. */
 export type AgentLoopSettings = Required<
   Omit<
     AgentLoopOptions,
-    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'guardrails' | 'pausedGauge'
+    | 'metrics'
+    | 'approval'
+    | 'redact'
+    | 'enrich'
+    | 'retryBaseMs'
+    | 'guardrails'
+    | 'pausedGauge'
+    | 'onBreakerOpen'
   >
 > &
   Pick<
     AgentLoopOptions,
-    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'pausedGauge'
+    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'pausedGauge' | 'onBreakerOpen'
   >;
 
 /**
@@ -99,6 +108,7 @@ export class AgentLoop {
       logger: options.logger,
       owner: this.o.owner,
       gauge: options.pausedGauge,
+      onBreakerOpen: options.onBreakerOpen,
     });
     this.work_ = new EventWork({
       o: this.o,

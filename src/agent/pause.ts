@@ -17,6 +17,11 @@ export interface PauseKeeperOptions {
   owner: string;
   /** `stripe_events_agent_paused{reason}`: 1 for the reason this process's loop waits now. */
   gauge?: { set(labels: { reason: string }, value: number): void };
+  /**
+   * Called when this loop's own circuit breaker opens (the notifier tells people). Store-wide
+   * pauses (manual, budget) are not announced here: every process sees those in the store.
+   */
+  onBreakerOpen?: (stop: { note: string | null; until: number | null }) => void;
 }
 
 /**
@@ -184,6 +189,9 @@ export class PauseKeeper {
         by: this.pause.paused ? this.pause.by : `agent:${this.o.owner}`,
         until: now.until === null ? null : new Date(now.until).toISOString(),
       });
+      if (now.reason === 'breaker' && !this.pause.paused) {
+        this.o.onBreakerOpen?.({ note: now.note, until: now.until });
+      }
     } else if (was !== '' && was !== '|') this.o.logger.info('agent loop resumed');
     void this.report();
   }

@@ -24,6 +24,8 @@ export interface StartAgentOptions {
   enrich?: AgentLoopOptions['enrich'];
   /** --config `budget`, `limits`, `breaker`, `pricing`. */
   guardrails?: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
+  /** Called when the loop's circuit breaker opens (the notifier). */
+  onBreakerOpen?: AgentLoopOptions['onBreakerOpen'];
 }
 
 /** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
@@ -62,6 +64,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     redact: options.redact,
     leaseMs: options.settings.leaseMs,
     enrich: options.enrich,
+    onBreakerOpen: options.onBreakerOpen,
   });
   loop.start();
   return loop;

@@ -183,6 +183,11 @@ export interface BufferChange {
     | 'external';
   id?: string;
   type?: string;
+  /**
+   * Set on a change another instance made (Redis tells its kind and id too): work that only the
+   * process making the change should do, such as notifying people, skips it.
+   */
+  remote?: true;
 }
 
 /** The agent loops' pause, as stored. `reason`: `manual`, `budget` or `breaker`. */

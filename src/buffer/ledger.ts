@@ -89,6 +89,13 @@ export interface AgentLedger {
   removeInstance(id: string): Promise<void>;
   /** The loops that reported within `freshMs` (older records are dropped). */
   instances(freshMs: number): Promise<AgentInstance[]>;
+  /**
+   * True for exactly one caller per `key` among every process on the store until `ttlMs` has
+   * passed (then the key is forgotten and may be taken again): the "only one instance does this"
+   * step for work every instance would otherwise repeat, such as a notification several
+   * instances' timers come to at once (operations/notify). Atomic, like every ledger check.
+   */
+  once(key: string, ttlMs: number): Promise<boolean>;
 }
 
 export const HOUR_MS = 3_600_000;
@@ -144,6 +151,8 @@ export class MemoryLedger implements AgentLedger {
   /** tool → key → {at (counts until at + hour), confirmed} */
   private readonly slots = new Map<string, Map<string, { at: number; confirmed: boolean }>>();
   private readonly agents = new Map<string, AgentInstance>();
+  /** once(): key → until (ms). Expired keys are dropped as others are taken. */
+  private readonly onceKeys = new Map<string, number>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -231,5 +240,13 @@ export class MemoryLedger implements AgentLedger {
   async instances(freshMs: number): Promise<AgentInstance[]> {
     const cutoff = this.now() - freshMs;
     return [...this.agents.values()].filter((a) => a.seen >= cutoff).map((a) => ({ ...a }));
+  }
+
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    for (const [k, until] of this.onceKeys) if (until <= now) this.onceKeys.delete(k);
+    if (this.onceKeys.has(key)) return false;
+    this.onceKeys.set(key, now + ttlMs);
+    return true;
   }
 }

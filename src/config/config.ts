@@ -42,6 +42,8 @@ export interface ServeConfig {
   catalogOverrides: EventOverrides;
   dispatch: NonNullable<ConfigFile['dispatch']>;
   approval: NonNullable<ConfigFile['approval']>;
+  /** `notify` of the --config file: where people are told what waits (none: nobody is). */
+  notify?: ConfigFile['notify'];
   /** `model` of the --config file: the loop's model unless --model or ANTHROPIC_MODEL is set. */
   model?: string;
   /**
@@ -83,6 +85,11 @@ export interface ServeConfig {
    * store follows it); undefined keeps the stored policy.
    */
   maxAttempts?: number;
+  /**
+   * Where people reach this server (--public-url / PUBLIC_URL), without a trailing slash: the
+   * console links in notifications. Null: the address it listens on.
+   */
+  publicUrl?: string | null;
 }
 
 /** Raw values as commander hands them over (strings, or undefined when not given). */
@@ -114,6 +121,7 @@ export interface ServeFlags {
   /** `serve --agent` / `agent`: the loop runs, with this --model (if given). */
   agent?: boolean;
   model?: string;
+  publicUrl?: string;
 }
 
 export const DEFAULTS = {
@@ -337,6 +345,7 @@ export function loadServeConfig(
     catalogOverrides: file.events ?? {},
     dispatch: file.dispatch ?? { type: 'record' as const },
     approval: file.approval ?? {},
+    notify: file.notify,
     model: file.model,
     agentModel: flags.agent ? resolveModel(flags.model, env, file.model) : undefined,
     configFile: flags.config,
@@ -359,7 +368,40 @@ export function loadServeConfig(
     enrich: flags.enrich === true,
     backfillIntervalMs,
     maxAttempts,
+    publicUrl: parsePublicUrl(pick(flags.publicUrl, env.PUBLIC_URL)),
   });
+}
+
+/**
+ * --public-url / PUBLIC_URL: an http(s) origin with an optional path, no credentials, query or
+ * fragment (it is put into messages people read, so nothing in it may be a secret), and none of
+ * the characters a Slack link cannot hold.
+ */
+export function parsePublicUrl(raw: string | undefined): string | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  const setting = '--public-url / PUBLIC_URL';
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ConfigError(
+      setting,
+      `is not a URL. Fix: e.g. --public-url https://events.example.com.`,
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError(
+      setting,
+      `must be an http(s) URL. Fix: e.g. --public-url https://events.example.com.`,
+    );
+  }
+  if (url.username || url.password || url.search || url.hash || /[|<>]/.test(raw)) {
+    throw new ConfigError(
+      setting,
+      'must be a plain address: no user or password, query, fragment, or |, < and > (it is shown in notifications). Fix: e.g. --public-url https://events.example.com/stripe.',
+    );
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
 
 /** --headers-timeout, --request-timeout, --max-connections, --max-body-memory. */

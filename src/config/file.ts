@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { createCatalog, type Catalog } from '../catalog/catalog.js';
 import { LOOP_TOOL_NAMES, TOOL_NAME } from '../catalog/tool.js';
 import { ConfigError } from '../errors.js';
-import { checkToolReferences, jsonPath, refusePrototypeKeys } from './names.js';
+import { checkToolReferences, jsonPath, refusePrototypeKeys, unknownKeysNote } from './names.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 /**
  * The `--config file.json` schema (docs/ARCHITECTURE.md "Public names"): catalog overrides, where decided tool
@@ -86,6 +87,80 @@ export function amountThresholds(value: number | Record<string, number>): Record
   return Object.fromEntries(Object.entries(value).map(([code, n]) => [code.toLowerCase(), n]));
 }
 
+/** The bounds of the approval durations (docs/GUIDE.md "Config file" states them). */
+export const EXPIRES_AFTER_MIN_MS = 1_000;
+export const EXPIRES_AFTER_MAX_MS = 30 * 86_400_000;
+export const DISPUTE_MARGIN_MAX_MS = 30 * 86_400_000;
+export const APPROVAL_DEFAULTS = {
+  expiresAfterMs: 24 * 3_600_000,
+  disputeMarginMs: 24 * 3_600_000,
+  onExpiry: 'reject',
+} as const;
+
+/** A duration (`"24h"`, `"90m"`, `"2d"`, `"30s"` or seconds) within [min, max], as ms. */
+function duration(minMs: number, maxMs: number) {
+  const shape = `a duration from ${formatDuration(minMs) === '0s' ? '0' : formatDuration(minMs)} to ${formatDuration(maxMs)}, like "24h", "90m", "2d", "30s" or a number of seconds`;
+  return z.unknown().transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === null || ms < minMs || ms > maxMs) {
+      ctx.addIssue({ code: 'custom', message: shape });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Where a notification may go: https only, since the message carries payment facts and a webhook
+ * URL is itself a credential. Plain http to a loopback host only with `notify.allow_http_loopback`
+ * (a local test endpoint; never another host), the same explicit opt-in a person must write down.
+ */
+function notifyUrlProblem(raw: string, allowLoopback: boolean): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'is not a URL';
+  }
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:' && allowLoopback && LOOPBACK_HOSTS.has(url.hostname)) return null;
+  if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)) {
+    return 'is plain http: allowed only to a loopback test endpoint with "allow_http_loopback": true under "notify"';
+  }
+  return 'must be an https URL';
+}
+
+const notify = z
+  .object({
+    slack: z
+      .object({ webhook_url: z.string().min(1, 'a Slack incoming-webhook URL') })
+      .strict()
+      .optional(),
+    webhook: z
+      .object({
+        url: z.string().min(1, 'an https URL'),
+        secret: z.string().min(16, 'at least 16 characters'),
+      })
+      .strict()
+      .optional(),
+    /** Dev and tests only: lets the URLs above be plain http to 127.0.0.1, ::1 or localhost. */
+    allow_http_loopback: z.boolean().optional(),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    const allow = value.allow_http_loopback === true;
+    const urls: [PropertyKey[], string | undefined][] = [
+      [['slack', 'webhook_url'], value.slack?.webhook_url],
+      [['webhook', 'url'], value.webhook?.url],
+    ];
+    for (const [path, url] of urls) {
+      const problem = url === undefined ? null : notifyUrlProblem(url, allow);
+      if (problem) ctx.addIssue({ code: 'custom', path, message: problem });
+    }
+  });
+
 /** A Claude model id as the Messages API takes it, e.g. claude-sonnet-5-5. */
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
 
@@ -102,6 +177,14 @@ export const configFileSchema = z
       .object({
         tools: z.array(z.string().regex(TOOL_NAME)).optional(),
         amount_over: amountOver.optional(),
+        /** How long a call waits for a person before `on_expiry` applies (default 24h). */
+        expires_after: duration(EXPIRES_AFTER_MIN_MS, EXPIRES_AFTER_MAX_MS).optional(),
+        /** How long before a dispute's evidence_due_by its approval expires (default 24h). */
+        dispute_margin: duration(0, DISPUTE_MARGIN_MAX_MS).optional(),
+        /** What an expired approval becomes: rejected (default) or approved and dispatched. */
+        on_expiry: z
+          .enum(['reject', 'approve'], { error: 'either "reject" (the default) or "approve"' })
+          .optional(),
       })
       .strict()
       .optional(),
@@ -130,6 +213,8 @@ export const configFileSchema = z
       .object({ failures: z.number().int('a whole number').min(1).max(1000).optional() })
       .strict()
       .optional(),
+    /** Where people are told what waits for them (src/operations/notify). */
+    notify: notify.optional(),
     /** Token prices per model, over the built-in list (src/agent/pricing.ts). */
     pricing: z
       .record(
@@ -156,10 +241,12 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   refusePrototypeKeys(json, setting);
   const result = configFileSchema.safeParse(json);
   if (!result.success) {
-    const issue = reportedIssue(result.error.issues[0]!);
+    // An unknown key first: it is most likely the misspelling of the key reported missing.
+    const issues = result.error.issues;
+    const issue = reportedIssue(issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!);
     throw new ConfigError(
       setting,
-      `${jsonPath(issue.path)}: ${issue.message}. Fix: see the "Config file" section of docs/GUIDE.md.`,
+      `${jsonPath(issue.path)}: ${issue.message}${issue.unknownKeys ? unknownKeysNote(issue.unknownKeys, keysAt(configFileSchema, issue.path)) : ''}. Fix: see the "Config file" section of docs/GUIDE.md.`,
     );
   }
   const config = result.data;
@@ -182,8 +269,11 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
 function reportedIssue(
   issue: z.core.$ZodIssue,
   base: readonly PropertyKey[] = [],
-): { path: PropertyKey[]; message: string } {
+): { path: PropertyKey[]; message: string; unknownKeys?: string[] } {
   const path = [...base, ...issue.path];
+  if (issue.code === 'unrecognized_keys') {
+    return { path, message: issue.message, unknownKeys: issue.keys };
+  }
   if (issue.code === 'invalid_union') {
     const branch = issue.errors.find(
       (issues) => !(issues[0]?.code === 'invalid_type' && issues[0].path.length === 0),
@@ -194,6 +284,34 @@ function reportedIssue(
     return { path, message: issue.issues[0].message };
   }
   return { path, message: issue.message };
+}
+
+/**
+ * The keys the schema's object at `path` knows (through optionals, transforms and refinements),
+ * for the did-you-mean of an unknown key; empty when the path does not lead to an object.
+ */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let node: unknown = schema;
+  const unwrap = () => {
+    for (let i = 0; i < 10; i++) {
+      const def = (node as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+      if (!def) return;
+      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default') {
+        node = def.innerType;
+      } else if (def.type === 'pipe') {
+        node = def.in;
+      } else return;
+    }
+  };
+  unwrap();
+  for (const key of path) {
+    const shape = (node as { shape?: Record<string, unknown> }).shape;
+    if (!shape || typeof key !== 'string' || !Object.hasOwn(shape, key)) return [];
+    node = shape[key];
+    unwrap();
+  }
+  const shape = (node as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
 }
 
 export function loadConfigFile(file: string): ConfigFile {

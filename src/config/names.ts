@@ -67,6 +67,19 @@ export function refusePrototypeKeys(json: unknown, setting: string): void {
 }
 
 /**
+ * After zod's `Unrecognized key: "expires_afer"`: `; did you mean "expires_after"?`, or the keys
+ * that object takes. A misspelt key would otherwise be read as absent and its default would apply
+ * — for `approval.on_expiry` or `expires_after`, a guardrail quietly weaker than the one written.
+ */
+export function unknownKeysNote(unknown: readonly string[], known: readonly string[]): string {
+  if (known.length === 0) return '';
+  const close = closest(unknown[0] ?? '', known);
+  if (close.length > 0)
+    return `; did you mean ${close.map((c) => JSON.stringify(c)).join(' or ')}?`;
+  return ` (the keys here: ${known.join(', ')})`;
+}
+
+/**
  * `<subject> not a tool of the catalog; did you mean "x"?` — or, when no tool is close, the
  * catalog's tools and `fix`.
  */

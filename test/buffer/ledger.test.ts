@@ -191,6 +191,21 @@ describe.each(Object.keys(stores))('ledger on %s', (name) => {
     expect(await b.ledger.slotsUsed('t')).toBe(1);
   });
 
+  it('grants a once-key to exactly one of many callers across handles, until it expires', async () => {
+    pair = await stores[name]!();
+    const { a, b, clock } = pair;
+    const answers = await Promise.all(
+      Array.from({ length: 32 }, (_, i) => (i % 2 ? a : b).ledger.once('warn:evt_1', 60_000)),
+    );
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    expect(await a.ledger.once('warn:evt_2', 60_000)).toBe(true);
+    clock.now += 59_000;
+    expect(await b.ledger.once('warn:evt_1', 60_000)).toBe(false);
+    clock.now += 2_000;
+    expect(await b.ledger.once('warn:evt_1', 60_000)).toBe(true);
+    expect(await a.ledger.once('warn:evt_1', 60_000)).toBe(false);
+  });
+
   it('lists the loops that reported recently, from any handle', async () => {
     pair = await stores[name]!();
     const { a, b, clock } = pair;

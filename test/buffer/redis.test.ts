@@ -237,7 +237,12 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
         });
         const appended = new Set(Array.from({ length: n }, (_, i) => incoming(i + 1).id));
         for (const change of seen) {
-          expect(change).toEqual({ kind: 'queued', id: change.id, type: 'charge.refunded' });
+          expect(change).toEqual({
+            kind: 'queued',
+            id: change.id,
+            type: 'charge.refunded',
+            remote: true,
+          });
           expect(appended.has(change.id!)).toBe(true);
         }
         // Late messages of the appends above may still arrive: leave those out from here on.
@@ -252,6 +257,10 @@ describe.skipIf(!run)(`redis store${skipNote}`, () => {
           expect.arrayContaining([`acked:${incoming(n).id}`, `queued:${incoming(1000).id}`]),
         );
         expect(later()).toHaveLength(2);
+        // Only the other instance's change is marked remote: the process that made a change is
+        // the one that acts on it alone (notifications).
+        expect(later().find((c) => c.kind === 'acked')?.remote).toBe(true);
+        expect(later().find((c) => c.kind === 'queued')?.remote).toBeUndefined();
       } finally {
         stop();
       }

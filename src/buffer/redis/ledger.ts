@@ -20,7 +20,8 @@ import {
  * Keys: `<prefix>ledger:day:<day>` (hash: tokens, usd, rtokens, rusd), `<prefix>ledger:res:<day>`
  * (hash: reservation key → "tokens usd"), `<prefix>ledger:slots:<tool>` (sorted set: key → the
  * time its slot counts from), `<prefix>ledger:slotc:<tool>` (hash: confirmed keys),
- * `<prefix>agents` (hash: loop id → its report). All expire on their own.
+ * `<prefix>agents` (hash: loop id → its report), `<prefix>once:<key>` (once(): until when, ms). All
+ * expire on their own.
  */
 
 const DAY_TTL_MS = (SPEND_DAYS_KEPT + 1) * 86_400_000;
@@ -35,6 +36,15 @@ local function int(n) return string.format('%d', n) end
 `;
 
 export const LEDGER_SCRIPTS = {
+  // once(): the key holds until when it is taken, by the store's clock (so tests can move it);
+  // PX drops it from Redis after the same time.
+  ledger_once: `${PRELUDE}
+local okey, ttl = P .. 'once:' .. ARGV[4], tonumber(ARGV[5])
+local held = tonumber(redis.call('GET', okey))
+if held and held > NOWN then return '0' end
+redis.call('SET', okey, fmt(NOWN + ttl), 'PX', int(ttl))
+return '1'
+`,
   ledger_reserve_spend: `${PRELUDE}
 local day, key = ARGV[4], ARGV[5]
 local tokens, usd = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -225,5 +235,12 @@ export class RedisLedger implements AgentLedger {
     return Object.values(all)
       .map((text) => JSON.parse(text) as AgentInstance)
       .filter((a) => a.seen >= cutoff);
+  }
+
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    return (
+      (await this.r.run<string>('ledger_once', [key, String(Math.max(1, Math.ceil(ttlMs)))])) ===
+      '1'
+    );
   }
 }

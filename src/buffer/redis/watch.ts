@@ -79,7 +79,9 @@ export class RedisChanges {
     }
     // Our own changes were announced when they committed.
     if (parsed.from === this.instanceId || !Array.isArray(parsed.changes)) return;
-    for (const change of parsed.changes as BufferChange[]) this.feed.emit(toChange(change));
+    for (const change of parsed.changes as BufferChange[]) {
+      this.feed.emit({ ...toChange(change), remote: true });
+    }
   }
 }
 

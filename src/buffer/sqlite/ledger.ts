@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS agent_instances (
 ) WITHOUT ROWID;
 `;
 
+/** Schema 7: ledger.once() keys (key → until, ms); idempotent like every schema step. */
+export const ONCE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS ledger_once (
+  key TEXT PRIMARY KEY,
+  until INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
 /** A ledger write, as sent to the writer thread. */
 export type LedgerOp =
   | { op: 'reserveSpend'; now: number; request: SpendRequest; oldestDay: string }
@@ -64,7 +72,8 @@ export type LedgerOp =
   | { op: 'confirmSlot'; now: number; tool: string; key: string }
   | { op: 'releaseSlot'; now: number; tool: string; key: string }
   | { op: 'reportInstance'; instance: AgentInstance; staleBefore: number }
-  | { op: 'removeInstance'; id: string };
+  | { op: 'removeInstance'; id: string }
+  | { op: 'once'; now: number; key: string; ttlMs: number };
 
 /**
  * The writer thread's side, as JavaScript source evaluated in the worker (sqlite/writer.ts): a
@@ -99,6 +108,8 @@ function ledgerStatements(db) {
       ON CONFLICT(id) DO UPDATE SET data = excluded.data, seen = excluded.seen\`),
     dropStale: db.prepare('DELETE FROM agent_instances WHERE seen < ?'),
     remove: db.prepare('DELETE FROM agent_instances WHERE id = ?'),
+    dropOnce: db.prepare('DELETE FROM ledger_once WHERE until <= ?'),
+    takeOnce: db.prepare('INSERT OR IGNORE INTO ledger_once (key, until) VALUES (?, ?)'),
   };
   return L;
 }
@@ -150,6 +161,9 @@ function ledgerOp(db, m) {
     case 'removeInstance':
       s.remove.run(m.id);
       return 'ok';
+    case 'once':
+      s.dropOnce.run(m.now);
+      return s.takeOnce.run(m.key, m.now + m.ttlMs).changes === 1;
   }
   throw new Error('unknown ledger op ' + m.op);
 }
@@ -259,5 +273,9 @@ export class SqliteLedger implements AgentLedger {
   async instances(freshMs: number): Promise<AgentInstance[]> {
     const rows = this.statements().instances.all(this.now() - freshMs) as string[];
     return rows.map((text) => JSON.parse(text) as AgentInstance);
+  }
+
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.writer().ledger({ op: 'once', now: this.now(), key, ttlMs })) === true;
   }
 }
