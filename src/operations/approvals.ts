@@ -1,4 +1,11 @@
-import type { EventBuffer, HistoryEntry, HistoryKind, StoredEvent } from '../buffer/buffer.js';
+import type {
+  EventBuffer,
+  EventOutcome,
+  HistoryEntry,
+  HistoryKind,
+  RejectOptions,
+  StoredEvent,
+} from '../buffer/buffer.js';
 import { APPROVED_CALL_INTERRUPTED } from '../buffer/transitions.js';
 import type { ToolCall } from '../catalog/catalog.js';
 import {
@@ -63,7 +70,7 @@ export async function approveAction(
   sink: Sink,
   id: string,
   approver = `approver:${process.pid}`,
-  options: { leaseMs?: number } = {},
+  options: { leaseMs?: number; outcome?: EventOutcome } = {},
 ): Promise<ApprovalResult> {
   const leaseMs = options.leaseMs ?? APPROVAL_LEASE_MS;
   // One guarded transition: of two people approving (or one approving, one rejecting) at once,
@@ -99,6 +106,7 @@ export async function approveAction(
     const result = await dispatchApproved(buffer, sink, event, call, token, {
       signal: controller.signal,
       note: 'approved and dispatched',
+      ...(options.outcome ? { outcome: options.outcome } : {}),
     });
     return { id, type: event.type, ...result, tool_call: call };
   } finally {
@@ -193,10 +201,12 @@ export async function rejectAction(
   id: string,
   reason: string,
   by = `approver:${process.pid}`,
+  options: RejectOptions = {},
 ): Promise<ApprovalResult> {
   const history = await buffer.history(id);
   // The guarded transition decides: refused unless the call still waits for approval.
-  const event = await buffer.reject(id, by, reason);
+  const event = await buffer.reject(id, by, reason, options);
   const call = lastDecision(history)?.tool_call ?? null;
-  return { id, type: event.type, status: 'acked', outcome: 'rejected', tool_call: call };
+  const outcome = options.outcome ?? 'rejected';
+  return { id, type: event.type, status: 'acked', outcome, tool_call: call };
 }

@@ -136,7 +136,10 @@ export async function applyExpiry(
   const reason = expiryReason(deadline, settings);
   const call = lastDecisionCall(await buffer.history(event.id));
   if (settings.onExpiry === 'approve' && call) {
-    const result = await approveAction(buffer, sink, event.id, EXPIRY_ACTOR);
+    // Recorded as `expired` (the note says the default approved it), not as a person's approval.
+    const result = await approveAction(buffer, sink, event.id, EXPIRY_ACTOR, {
+      outcome: 'expired',
+    });
     const note = `${reason}; approved by default (approval.on_expiry: approve)`;
     // Recorded after the guarded approve, by its winner only: a loser was refused above.
     await buffer.addHistory(event.id, { kind: 'note', note, by: EXPIRY_ACTOR });
@@ -152,13 +155,13 @@ export async function applyExpiry(
   const note = call
     ? `${reason}; rejected by default`
     : `${reason}; rejected by default (a person was asked to look; there is no call to dispatch)`;
-  // INTEGRATOR: switch to rejectAction(buffer, id, note, EXPIRY_ACTOR, { outcome: 'expired' })
-  // once #20.4's outcomes land; until then the note is what says "expired".
-  await rejectAction(buffer, event.id, note, EXPIRY_ACTOR);
+  // The store's entries say `expired` already (the outcome heads the acked entry's note).
+  const recorded = note.replace(/^expired: /, '');
+  await rejectAction(buffer, event.id, recorded, EXPIRY_ACTOR, { outcome: 'expired' });
   return {
     id: event.id,
     type: event.type,
-    outcome: 'rejected',
+    outcome: 'expired',
     note,
     onExpiry: 'reject',
     deadline,

@@ -132,11 +132,14 @@ describe('the expiry sweep on the memory store', () => {
     expect(await sweep()).toBe(1);
     const event = await buffer.get('evt_exp_1');
     expect(event?.status).toBe('acked');
+    expect(event?.outcome).toBe('expired');
     const history = await buffer.history('evt_exp_1');
-    const notes = history.filter((h) => h.note?.includes('expired'));
-    expect(notes.find((h) => h.kind === 'decision')).toMatchObject({
-      outcome: 'rejected',
-      by: 'expiry',
+    expect(history.find((h) => h.kind === 'decision' && h.by === 'expiry')).toMatchObject({
+      outcome: 'expired',
+      note: 'the approval was not given within 24h; rejected by default',
+    });
+    expect(history.at(-1)).toMatchObject({
+      kind: 'acked',
       note: 'expired: the approval was not given within 24h; rejected by default',
     });
     expect(expired).toHaveLength(1);
@@ -214,9 +217,14 @@ describe.runIf(redisRun)('the expiry sweep across two instances on Redis', () =>
       expect(expired.sort()).toEqual([...ids].sort());
       for (const id of ids) {
         const history = await b.history(id);
-        const expiredEntries = history.filter((h) => h.note?.startsWith('expired:'));
+        // The reject's decision entry, or the note after the default approval's dispatch.
+        const expiredEntries = history.filter(
+          (h) =>
+            (h.kind === 'decision' && h.by === 'expiry') ||
+            (h.kind === 'note' && h.note?.startsWith('expired:')),
+        );
         expect(expiredEntries, id).toHaveLength(1);
-        expect((await a.get(id))?.status).toBe('acked');
+        expect(await a.get(id)).toMatchObject({ status: 'acked', outcome: 'expired' });
       }
       expect(got.length).toBe(onExpiry === 'approve' ? ids.length : 0);
       // A restart: a new instance sweeps and finds nothing left to apply.

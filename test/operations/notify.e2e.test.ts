@@ -253,11 +253,12 @@ describe.skipIf(!redis.run)(
         );
         const detail = JSON.parse(shown.stdout) as {
           status: string;
-          history: { kind: string; note?: string }[];
+          outcome: string | null;
+          history: { kind: string; by?: string; outcome?: string }[];
         };
-        expect(detail.status).toBe('acked');
+        expect(detail).toMatchObject({ status: 'acked', outcome: 'expired' });
         expect(
-          detail.history.filter((h) => h.kind === 'decision' && h.note?.startsWith('expired:')),
+          detail.history.filter((h) => h.kind === 'decision' && h.outcome === 'expired'),
         ).toHaveLength(1);
       }
       const hookBodies = hook.got.map((r) => JSON.parse(r.body) as { kind: string });
