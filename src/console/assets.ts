@@ -27,7 +27,10 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
       if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return true;
     }
     var fields = el.querySelectorAll('input, textarea');
-    for (var i = 0; i < fields.length; i++) if (fields[i].value) return true;
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.type === 'checkbox' ? f.checked : f.type !== 'hidden' && f.value) return true;
+    }
     return false;
   }
 
@@ -109,6 +112,9 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
     var form = e.target;
     var action = form.getAttribute('action') || '';
     if (form.method !== 'post' || action.indexOf('/console/event/') !== 0) return;
+    // A form that answers with a page (the ask-a-person decision: its errors beside its fields)
+    // posts as the browser would.
+    if (form.hasAttribute('data-native')) return;
     e.preventDefault();
     var buttons = form.querySelectorAll('button');
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
@@ -132,7 +138,10 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
         say(r.body.message || (r.ok ? 'Done.' : 'Refused.'), r.ok);
         if (r.ok) {
           var fields = form.querySelectorAll('input, textarea');
-          for (var j = 0; j < fields.length; j++) fields[j].value = '';
+          for (var j = 0; j < fields.length; j++) {
+            if (fields[j].type === 'checkbox') fields[j].checked = false;
+            else fields[j].value = '';
+          }
         }
       })
       .catch(function (err) {
@@ -235,6 +244,23 @@ button:disabled { opacity: .5; }
 .approval { flex-basis: 100%; }
 .approval p { margin: 0 0 4px; }
 .approval .amount { font-size: 18px; }
+.approval h3, .decide h3 { font-size: 13px; margin: 12px 0 4px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
+.held { overflow-wrap: anywhere; }
+.card-facts { margin: 8px 0; }
+.deadline strong { color: var(--warn); }
+/* Model-written text: boxed and labelled as the model's, shown as text (pre-wrap), never markup. */
+.sent { margin: 6px 0; }
+.sent-label { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+.model-text { margin: 2px 0 0; padding: 8px 10px; border-left: 3px solid var(--held); background: #f7f2fc; white-space: pre-wrap; overflow-wrap: anywhere; }
+.confirm { display: flex; gap: 6px; align-items: center; font-weight: 600; }
+.confirm input { flex: none; }
+.decide { flex-basis: 100%; display: flex; flex-direction: column; gap: 8px; border-top: 1px solid var(--line); padding-top: 8px; }
+.decide .field { display: flex; flex-direction: column; gap: 2px; }
+.decide label { font-family: ui-monospace, Menlo, Consolas, monospace; font-weight: 600; }
+.decide textarea { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; width: 100%; }
+.decide .invalid select, .decide .invalid textarea { border-color: var(--bad); }
+.field-error { color: var(--bad); font-size: 13px; margin: 0; }
+.decide button { align-self: flex-start; }
 .pager { margin: 10px 0; }
 .facts { display: grid; grid-template-columns: minmax(0, max-content) minmax(0, 1fr); gap: 4px 14px; margin: 0; }
 .facts dt { color: var(--muted); overflow-wrap: anywhere; }

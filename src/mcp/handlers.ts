@@ -118,7 +118,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
 
   const handlers: Omit<
     ToolHandlers,
-    'list_approvals' | 'approve_action' | 'reject_action' | 'backfill_events'
+    'list_approvals' | 'approve_action' | 'reject_action' | 'decide_event' | 'backfill_events'
   > &
     Partial<ToolHandlers> = {
     async list_pending_events({ types, limit, cursor }) {
@@ -303,6 +303,10 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const outcome = await operations.reject(id, { by: who(extra), reason });
       return approvalReply(outcome, ctx, 'reject_action');
     },
+    async decide_event({ id, action, fields }: ToolInput<'decide_event'>, extra?: Extra) {
+      const outcome = await operations.decide(id, { by: who(extra), action, fields: fields ?? {} });
+      return approvalReply(outcome, ctx, 'decide_event');
+    },
   };
   Object.assign(handlers, approvals);
 
@@ -351,7 +355,7 @@ function agentView(pause: AgentPause) {
 function approvalReply(
   outcome: ApprovalResult,
   ctx: McpContext,
-  tool: 'approve_action' | 'reject_action',
+  tool: 'approve_action' | 'reject_action' | 'decide_event',
 ): CallToolResult {
   const view = newView(ctx.redact);
   const call = outcome.tool_call && fencedCall(ctx.catalog, outcome.type, outcome.tool_call, view);

@@ -455,6 +455,34 @@ const rejectAction = {
   },
 } as const;
 
+const decideEvent = {
+  name: 'decide_event',
+  title: 'Decide an event the agent handed to a person',
+  description:
+    "For an event in awaiting_approval with no decided call (the agent asked a person; list_approvals shows it as 'a person must look'): the person's decision — one of the tool's actions and its decision fields (rationale, and customer_message, evidence_summary, offer … as the tool takes them). Checked by the same rules as the model's decision, then dispatched to the configured handler like an approved call, and the event acked. Only with the user's decision: this sends. To close it without dispatching, ack_event with a note.",
+  inputSchema: args({
+    id: eventId,
+    action: z
+      .string({ error: "action is required: one of the tool's actions (see the event's tool)" })
+      .min(1, "action is empty: give one of the tool's actions")
+      .max(64, 'action is too long to be an action name')
+      .describe("One of the event's tool's actions (e.g. submit_evidence, accept)"),
+    fields: optional(
+      z
+        .record(z.string().max(64), z.string().max(2000, 'a field is at most 2000 characters'))
+        .refine((f) => Object.keys(f).length <= 20, 'at most 20 fields'),
+      "The decision's other fields by name, as text: rationale (required) and the tool's own (customer_message, evidence_summary, offer …)",
+    ),
+  }),
+  outputSchema: approvalResult,
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: true,
+    idempotentHint: false,
+    openWorldHint: true,
+  },
+} as const;
+
 export const TOOLS = {
   list_pending_events: listPendingEvents,
   get_event: getEvent,
@@ -466,6 +494,7 @@ export const TOOLS = {
   list_approvals: listApprovals,
   approve_action: approveAction,
   reject_action: rejectAction,
+  decide_event: decideEvent,
   pause_agent: pauseAgent,
   resume_agent: resumeAgent,
 } as const;

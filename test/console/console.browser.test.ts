@@ -356,6 +356,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await other.locator('#live-state.on').waitFor();
 
     await page.goto(`${server.url}/console/event/${approved}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#flash').textContent()).toMatch(/Approved .*dispatched/);
     await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
@@ -405,6 +406,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
       await route.abort();
     });
     await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await waitFor(() => captured, 'the approve request');
     const request = captured!;
@@ -499,6 +501,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.setViewportSize({ width: 1280, height: 1000 });
     await page.screenshot({ path: path.join(SHOTS, 'approval-jpy.png'), fullPage: true });
     // Approving it from the card dispatches the yen call as decided.
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
     expect(handler.ids).toEqual([small, jpy]);
@@ -552,6 +555,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     const { page } = await signIn(server.url);
     const id = ids[0]!;
     await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#flash.error').textContent()).toMatch(
       /dispatch failed.*still waits for approval/,
