@@ -408,7 +408,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.goto(`${server.url}/console/event/${id}`);
     await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
-    await waitFor(() => captured, 'the approve request');
+    await waitFor(() => captured ?? undefined, 'the approve request');
     const request = captured!;
     expect(request.headers.cookie).toMatch(/sem_console=/);
     expect(request.headers.origin).toBe(server.url);
