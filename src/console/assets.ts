@@ -26,7 +26,8 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
       var tag = document.activeElement.tagName;
       if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return true;
     }
-    var fields = el.querySelectorAll('input, textarea');
+    // A ticked confirmation, a chosen action or typed text: the person is at work here.
+    var fields = el.querySelectorAll('input, textarea, select');
     for (var i = 0; i < fields.length; i++) {
       var f = fields[i];
       if (f.type === 'checkbox' ? f.checked : f.type !== 'hidden' && f.value) return true;
