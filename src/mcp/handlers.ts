@@ -303,8 +303,19 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const outcome = await operations.reject(id, { by: who(extra), reason });
       return approvalReply(outcome, ctx, 'reject_action');
     },
-    async decide_event({ id, action, fields }: ToolInput<'decide_event'>, extra?: Extra) {
-      const outcome = await operations.decide(id, { by: who(extra), action, fields: fields ?? {} });
+    async decide_event(
+      { id, action, rationale, fields }: ToolInput<'decide_event'>,
+      extra?: Extra,
+    ) {
+      // A field named twice is refused rather than one of the two silently kept.
+      const named: Record<string, string> = { rationale };
+      for (const f of fields ?? []) {
+        if (Object.hasOwn(named, f.name)) {
+          throw new AppError('duplicate_field', `the field ${f.name} is given twice: give it once`);
+        }
+        named[f.name] = f.value;
+      }
+      const outcome = await operations.decide(id, { by: who(extra), action, fields: named });
       return approvalReply(outcome, ctx, 'decide_event');
     },
   };

@@ -467,11 +467,21 @@ const decideEvent = {
       .min(1, "action is empty: give one of the tool's actions")
       .max(64, 'action is too long to be an action name')
       .describe("One of the event's tool's actions (e.g. submit_evidence, accept)"),
+    rationale: z
+      .string({ error: 'rationale is required: why this action, in a sentence or two' })
+      .min(1, 'rationale is empty: say why this action')
+      .max(2000, 'rationale must be at most 2000 characters')
+      .describe('Why this action, as the person decided it (every tool takes one)'),
     fields: optional(
       z
-        .record(z.string().max(64), z.string().max(2000, 'a field is at most 2000 characters'))
-        .refine((f) => Object.keys(f).length <= 20, 'at most 20 fields'),
-      "The decision's other fields by name, as text: rationale (required) and the tool's own (customer_message, evidence_summary, offer …)",
+        .array(
+          z.strictObject({
+            name: z.string().min(1).max(64).describe('The field (customer_message, offer …)'),
+            value: z.string().max(2000, 'a field is at most 2000 characters'),
+          }),
+        )
+        .max(20, 'at most 20 fields'),
+      "The tool's other decision fields as name/value pairs (evidence_summary, customer_message, offer … as the tool takes them)",
     ),
   }),
   outputSchema: approvalResult,

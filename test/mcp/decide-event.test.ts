@@ -74,26 +74,39 @@ describe('decide_event', () => {
       await callError(client, 'decide_event', {
         id,
         action: 'nuke_it_from_orbit',
-        fields: { rationale: 'x' },
+        rationale: 'x',
       }),
     ).toMatch(/action: choose one of accept, submit_evidence, escalate_to_human/);
-    expect(await callError(client, 'decide_event', { id, action: 'submit_evidence' })).toMatch(
-      /rationale: rationale is required.*Nothing was dispatched/,
+    expect(
+      await callError(client, 'decide_event', { id, action: 'submit_evidence', rationale: ' ' }),
+    ).toMatch(/rationale: rationale is required.*Nothing was dispatched/);
+    expect(await callError(client, 'decide_event', { id, action: 'accept' })).toMatch(
+      /rationale is required/,
     );
     expect(
       await callError(client, 'decide_event', {
         id,
         action: 'accept',
-        fields: { rationale: 'x', refund_amount: '5' },
+        rationale: 'x',
+        fields: [{ name: 'refund_amount', value: '5' }],
       }),
     ).toMatch(/takes no field "refund_amount"/);
+    expect(
+      await callError(client, 'decide_event', {
+        id,
+        action: 'accept',
+        rationale: 'x',
+        fields: [{ name: 'rationale', value: 'y' }],
+      }),
+    ).toMatch(/rationale is given twice/);
     expect(requests).toEqual([]);
     expect((await store.buffer.get(id))!.status).toBe('awaiting_approval');
 
     const decided = await call(client, 'decide_event', {
       id,
       action: 'submit_evidence',
-      fields: { rationale: 'Support confirmed delivery.', evidence_summary: 'Signed receipt.' },
+      rationale: 'Support confirmed delivery.',
+      fields: [{ name: 'evidence_summary', value: 'Signed receipt.' }],
     });
     expect(decided).toMatchObject({
       id,
@@ -124,7 +137,7 @@ describe('decide_event', () => {
       await callError(client, 'decide_event', {
         id,
         action: 'accept',
-        fields: { rationale: 'again' },
+        rationale: 'again',
       }),
     ).toMatch(/not awaiting approval/);
     expect(requests).toHaveLength(1);
@@ -136,7 +149,7 @@ describe('decide_event', () => {
     const { client } = await connectInMemory(store, cleanups, { sink });
     const id = await askedAPerson(store, true);
     expect(
-      await callError(client, 'decide_event', { id, action: 'accept', fields: { rationale: 'x' } }),
+      await callError(client, 'decide_event', { id, action: 'accept', rationale: 'x' }),
     ).toMatch(/approve or reject it/);
     expect(requests).toEqual([]);
   });
@@ -154,7 +167,7 @@ describe('decide_event', () => {
     const result = await call(client, 'decide_event', {
       id,
       action: 'accept',
-      fields: { rationale: 'cheaper to accept' },
+      rationale: 'cheaper to accept',
     });
     expect(result).toMatchObject({ status: 'awaiting_approval' });
     expect(String(result.outcome)).toMatch(/dispatch failed/);
