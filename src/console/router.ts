@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { createRequestGuard, originOf, requestSource, sameToken } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
+import type { ApprovalResult } from '../operations/approvals.js';
 import type { ConsoleBackend, EventView } from './backend.js';
 import { InvalidDecisionError } from '../operations/person-decision.js';
 import { LiveFeed } from './live.js';
@@ -430,6 +431,46 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         .filter(([, v]) => v !== ''),
     );
 
+  /**
+   * A refused decision: while the event still waits, its page again with the person's values
+   * filled and each error beside its field; once it no longer waits (someone else acted), the
+   * refusal in words.
+   */
+  async function refuseDecision(
+    req: Request,
+    res: Response,
+    id: string,
+    status: number,
+    state: DecideFormState,
+    before: EventView,
+  ): Promise<void> {
+    const message = state.message ?? 'The decision does not fit the tool; nothing was dispatched.';
+    if (wantsJson(req)) {
+      res.status(status).json({ ok: false, message, issues: state.issues });
+      return;
+    }
+    const view = (await backend.event(id)) ?? before;
+    if (view.event.status !== 'awaiting_approval') {
+      const back = `${CONSOLE_PATH}/event/${encodeURIComponent(id)}`;
+      res
+        .status(status)
+        .type('html')
+        .send(messagePage('Refused', message, back, token !== null));
+      return;
+    }
+    res
+      .status(status)
+      .type('html')
+      .send(
+        page({
+          title: id,
+          signedIn: token !== null,
+          eventId: id,
+          body: eventBody(view, Date.now(), state),
+        }),
+      );
+  }
+
   // A person's decision where the model asked a person: a plain form post (no script needed).
   // Refused: the page again, status 400/409, every value still filled and each error beside its
   // field. Done: back to the event's page (or JSON for a script that asks for it).
@@ -444,66 +485,40 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         return;
       }
       const values = decisionValues(body, view);
+      const refused = (status: number, state: DecideFormState) =>
+        refuseDecision(req, res, id, status, state, view);
       const tooLong = Object.entries(values).find(([, v]) => v.length > MAX_DECISION_TEXT);
-      const { action = '', ...fields } = values;
-      let outcome: string | { failed: string };
-      let refusal: { status: number; state: DecideFormState } | null = null;
-      try {
-        if (tooLong) {
-          throw new InvalidDecisionError(view.toolCall?.name ?? view.event.type, [
-            { field: tooLong[0], message: `at most ${MAX_DECISION_TEXT} characters` },
-          ]);
-        }
-        const result = await backend.decide(id, `console:${process.pid}`, action, fields);
-        logger.info('console action', { action: 'decide', id });
-        outcome =
-          result.status === 'acked'
-            ? `Decided ${id}: ${action}, ${result.outcome}.`
-            : { failed: `Decided ${id}, but ${result.outcome}; your call waits for approval.` };
-      } catch (error) {
-        if (error instanceof InvalidDecisionError) {
-          refusal = { status: 400, state: { values, issues: error.issues } };
-        } else if (error instanceof AppError) {
-          const [status, message] = described(error);
-          refusal = { status, state: { values, issues: [], message } };
-        } else throw error;
-        outcome = '';
-      }
-      if (refusal) {
-        if (wantsJson(req)) {
-          res.status(refusal.status).json({
-            ok: false,
-            message:
-              refusal.state.message ??
-              'The decision does not fit the tool; nothing was dispatched.',
-            issues: refusal.state.issues,
-          });
-          return;
-        }
-        // The page as it is now (the event may have changed), with the person's values kept.
-        const fresh = (await backend.event(id)) ?? view;
-        res
-          .status(refusal.status)
-          .type('html')
-          .send(
-            page({
-              title: id,
-              signedIn: token !== null,
-              eventId: id,
-              body: eventBody(fresh, Date.now(), refusal.state),
-            }),
-          );
+      if (tooLong) {
+        const issue = { field: tooLong[0], message: `at most ${MAX_DECISION_TEXT} characters` };
+        await refused(400, { values, issues: [issue] });
         return;
       }
-      if (typeof outcome !== 'string') {
-        if (wantsJson(req)) res.status(502).json({ ok: false, message: outcome.failed });
+      const { action = '', ...fields } = values;
+      let result: ApprovalResult;
+      try {
+        result = await backend.decide(id, `console:${process.pid}`, action, fields);
+      } catch (error) {
+        if (error instanceof InvalidDecisionError) {
+          await refused(400, { values, issues: error.issues });
+        } else if (error instanceof AppError) {
+          const [status, message] = described(error);
+          await refused(status, { values, issues: [], message });
+        } else throw error;
+        return;
+      }
+      logger.info('console action', { action: 'decide', id });
+      if (result.status !== 'acked') {
+        // The handler failed (502, as a gateway would): the person's call waits for approval.
+        const failed = `Decided ${id}, but ${result.outcome}; your call waits for approval.`;
+        if (wantsJson(req)) res.status(502).json({ ok: false, message: failed });
         else
           res
             .status(502)
             .type('html')
-            .send(messagePage('Not done', outcome.failed, back, token !== null));
-      } else if (wantsJson(req)) res.json({ ok: true, message: outcome });
-      else res.redirect(303, back);
+            .send(messagePage('Not done', failed, back, token !== null));
+      } else if (wantsJson(req)) {
+        res.json({ ok: true, message: `Decided ${id}: ${action}, ${result.outcome}.` });
+      } else res.redirect(303, back);
     } catch (error) {
       next(error);
     }
