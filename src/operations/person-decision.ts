@@ -114,10 +114,21 @@ export async function decideByPerson(
     by,
     tool_call: call,
     outcome: 'decided',
-    note: `decided by ${by}`,
+    note: 'chosen by a person, where the model asked a person',
   };
 
-  // The same guarded step as an approval: of two people acting at once exactly one gets it.
+  // First the person's call becomes the event's decided call, in one guarded commit (an
+  // approver's claim, then a hold recording the decision): of two people acting at once exactly
+  // one gets the event, and from here the call is durable — a crash leaves it waiting, or, once
+  // approved below, the agent loop dispatches exactly it again (approvedCall), like any approval.
+  const recording = await buffer.approve(id, by, leaseMs);
+  await buffer.hold(
+    id,
+    recording.leaseOwner!,
+    `decided by ${by} (${def.tool} ${String(decision.action)}): dispatching it`,
+    [entry],
+  );
+  // Then it is approved and dispatched as any held call is, by the same person.
   const event = await buffer.approve(id, by, leaseMs);
   const token = event.leaseOwner!;
   const controller = new AbortController();
@@ -130,7 +141,7 @@ export async function decideByPerson(
     Math.max(10, Math.floor(leaseMs / 3)),
   );
   try {
-    return await dispatchPersonCall(buffer, sink, event, call, token, entry, by, controller.signal);
+    return await dispatchPersonCall(buffer, sink, event, call, token, by, controller.signal);
   } finally {
     clearInterval(renew);
   }
@@ -142,7 +153,6 @@ async function dispatchPersonCall(
   event: StoredEvent,
   call: ToolCall,
   token: string,
-  entry: HistoryInput,
   by: string,
   signal: AbortSignal,
 ): Promise<ApprovalResult> {
@@ -150,15 +160,12 @@ async function dispatchPersonCall(
     await dispatchAndAck(buffer, sink, event, call, token, {
       signal,
       ...personAck('decided', by, ''),
-      record: [entry],
     });
   } catch (error) {
     if (signal.aborted) throw signal.reason instanceof LeaseLostError ? signal.reason : error;
     if (!(error instanceof DispatchError)) throw error;
-    // The person's call waits for approval, recorded: approving it later dispatches it as filled.
-    await buffer.hold(event.id, token, `decided by ${by}, but dispatch failed: ${error.message}`, [
-      entry,
-    ]);
+    // The person's call keeps waiting, recorded: approving it later dispatches it as filled.
+    await buffer.hold(event.id, token, `decided by ${by}, but dispatch failed: ${error.message}`);
     return {
       id: event.id,
       type: event.type,
