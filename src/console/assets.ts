@@ -254,7 +254,7 @@ button:disabled { opacity: .5; }
 .sent-label { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 .model-text { margin: 2px 0 0; padding: 8px 10px; border-left: 3px solid var(--held); background: #f7f2fc; white-space: pre-wrap; overflow-wrap: anywhere; }
 .confirm { display: flex; gap: 6px; align-items: center; font-weight: 600; }
-.confirm input { flex: none; }
+.act .confirm input { flex: none; min-width: auto; width: auto; margin: 0; }
 .decide { flex-basis: 100%; display: flex; flex-direction: column; gap: 8px; border-top: 1px solid var(--line); padding-top: 8px; }
 .decide .field { display: flex; flex-direction: column; gap: 2px; }
 .decide label { font-family: ui-monospace, Menlo, Consolas, monospace; font-weight: 600; }

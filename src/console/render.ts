@@ -545,7 +545,14 @@ function deadlineOf(facts: Record<string, unknown>): { fact: string; at: number 
 }
 
 /** The facts that say who the customer is, as the catalog names them. */
-const CUSTOMER_FACTS = ['customer_name', 'customer_email', 'customer'] as const;
+const CUSTOMER_FACTS = [
+  'customer_name',
+  'customer_email',
+  // A dispute names the customer in its evidence (customer-written: shown as text).
+  'evidence_customer_name',
+  'evidence_customer_email',
+  'customer',
+] as const;
 
 /** Text a model wrote, as text: fenced in its own box and labelled, never markup. */
 function modelWritten(label: string, text: string, field?: string): string {
@@ -581,9 +588,13 @@ function approvalCard(view: EventView, now: number): string {
     ? `<span class="mono">${escapeHtml(call.name)}</span>${action ? ` <span class="pill">${escapeHtml(action)}</span>` : ''}`
     : 'a person must decide (the model asked a person; no call was decided)';
   const rows: string[] = [];
-  const customer = CUSTOMER_FACTS.map((k) => facts[k])
-    .filter((v): v is string => typeof v === 'string' && v !== '')
-    .join(' · ');
+  const customer = [
+    ...new Set(
+      CUSTOMER_FACTS.map((k) => facts[k]).filter(
+        (v): v is string => typeof v === 'string' && v !== '',
+      ),
+    ),
+  ].join(' · ');
   if (customer) rows.push(`<dt>Customer</dt><dd class="customer">${escapeHtml(customer)}</dd>`);
   const deadline = deadlineOf(facts);
   if (deadline) {

@@ -5,6 +5,7 @@
  * model handed to a person is decided by the person (dispatched to an http sink) or marked handled.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
 
 const { cleanups, tmp } = e2eScope();
+const SHOTS = process.env.CONSOLE_SCREENSHOTS ?? path.join(os.tmpdir(), 'console-screenshots');
 const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 10_000 });
 
 const SUMMARY =
@@ -135,6 +137,8 @@ describe('the approval card (issue #20.2)', () => {
     for (const part of ['.amount', '.why', '.deadline', 'a.dashboard', '.model-text']) {
       expect(await card.locator(part).first().isVisible(), part).toBe(true);
     }
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, 'approval-card-390.png'), fullPage: true });
     // Still a phone page: nothing scrolls sideways.
     expect(
       await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
@@ -186,6 +190,7 @@ describe('ask a person leads somewhere (issue #20.3)', () => {
     // No call to approve: no Approve button, the form instead.
     expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
     expect(await page.locator('#approval-card').textContent()).toMatch(/asked a person/);
+    await page.setViewportSize({ width: 1280, height: 1000 });
     await page.getByLabel('action', { exact: true }).selectOption('submit_evidence');
     await page.getByLabel('evidence_summary').fill('Signed delivery receipt attached.');
     // The rationale left empty: the same rule as the model's decision refuses it.
@@ -200,6 +205,8 @@ describe('ask a person leads somewhere (issue #20.3)', () => {
     );
     expect(sink.bodies).toEqual([]);
     expect((await queueCounts(server)).awaiting_approval).toBe(1);
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, 'ask-a-person-error.png'), fullPage: true });
 
     await page.getByLabel('rationale', { exact: true }).fill('Support confirmed the delivery.');
     await page.getByRole('button', { name: 'Dispatch this decision' }).click();
