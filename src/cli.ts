@@ -2,7 +2,13 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import type { EventsOptions, ListOptions, NackOptions, ReasonOptions } from './cli/events.js';
+import type {
+  DecideOptions,
+  EventsOptions,
+  ListOptions,
+  NackOptions,
+  ReasonOptions,
+} from './cli/events.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { EVENT_OUTCOMES } from './buffer/buffer.js';
@@ -415,6 +421,39 @@ export function buildProgram(): Command {
     )
     .action(async (id: string, options: EventsOptions) =>
       (await import('./cli/events.js')).eventsApprove(id, options),
+    );
+  events
+    .command('decide <id>')
+    .description(
+      "decide an event the agent handed to a person: one of its tool's actions and fields, checked like the model's decision, dispatched like an approved call",
+    )
+    .requiredOption('--action <action>', "one of the event's tool's actions (e.g. submit_evidence)")
+    .option(
+      '--set <field=value>',
+      'a decision field, repeatable: --set rationale="…" --set evidence_summary="…"',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--config <file.json>',
+      "the server's config file: its dispatch sends the call to your handler, its events the tools",
+    )
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (id: string, options: DecideOptions) =>
+      (await import('./cli/events.js')).eventsDecide(id, options),
+    );
+  events
+    .command('handled <id>')
+    .description('mark an event handled by hand: acked with your note, nothing dispatched')
+    .requiredOption('--note <text>', 'what was done, kept in its history')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (id: string, options: EventsOptions & { note?: string }) =>
+      (await import('./cli/events.js')).eventsHandled(id, options),
     );
   events
     .command('reject <id>')

@@ -140,7 +140,7 @@ describe('the packed package, installed globally', () => {
       await client.connect(transport);
       expect(client.getServerVersion()).toMatchObject({ name: 'stripe-events-mcp', version });
       const { tools } = await client.listTools();
-      expect(tools).toHaveLength(13);
+      expect(tools).toHaveLength(14);
     } finally {
       await client.close();
       data.remove();

@@ -309,6 +309,85 @@ export async function eventsApprove(id: string, options: EventsOptions): Promise
   });
 }
 
+export interface DecideOptions extends EventsOptions {
+  action: string;
+  /** `field=value`, repeated: the decision's other fields (rationale, customer_message, …). */
+  set?: string[];
+}
+
+/** The most `--set` fields one decision takes (a tool's decision has a handful). */
+const MAX_SET = 20;
+
+/** `--set rationale=…` pairs as fields; the value is everything after the first `=`. */
+export function setFields(pairs: readonly string[]): Record<string, string> {
+  if (pairs.length > MAX_SET) {
+    throw new ConfigError('--set', `is given ${pairs.length} times. Fix: at most ${MAX_SET}.`);
+  }
+  const fields: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    const name = at < 0 ? '' : pair.slice(0, at).trim();
+    if (!name) {
+      throw new ConfigError(
+        '--set',
+        `${JSON.stringify(pair)} is not field=value. Fix: e.g. --set rationale="Signed receipt on file".`,
+      );
+    }
+    if (Object.hasOwn(fields, name)) {
+      throw new ConfigError('--set', `sets ${name} twice. Fix: give each field once.`);
+    }
+    fields[name] = pair.slice(at + 1);
+  }
+  return fields;
+}
+
+/**
+ * A person's decision for an event the agent handed to a person: the action and its fields,
+ * checked by the tool's decision schema (the same operation as MCP decide_event and the
+ * console's form), dispatched to --config's handler like an approved call.
+ */
+export async function eventsDecide(id: string, options: DecideOptions): Promise<void> {
+  const fields = setFields(options.set ?? []);
+  await withServices(options, async ({ operations, sink }) => {
+    const result = await operations.decide(id, { by: who(), action: options.action, fields });
+    if (options.json) outJson({ ...result, amount_display: callAmount(result.tool_call?.input) });
+    if (result.status !== 'acked') {
+      process.exitCode = 1;
+      failure(
+        terminalSafe(oneLine(`${id} decided, but ${result.outcome}; your call waits for approval`)),
+      );
+      return;
+    }
+    if (!options.json) {
+      out(terminalSafe(`${id} decided: ${result.outcome} (${callText(result.tool_call)}); acked`));
+    }
+    if (sink.kind === 'record' && options.config === undefined) {
+      warn(
+        'no --config: the decided call is recorded in the history only, sent to no handler. Pass the --config the server runs with to dispatch it.',
+      );
+    }
+  });
+}
+
+/** Done by hand: acked with a note saying what, nothing dispatched. */
+export async function eventsHandled(
+  id: string,
+  options: EventsOptions & { note?: string },
+): Promise<void> {
+  const note = options.note?.trim() ?? '';
+  if (note === '') {
+    throw new ConfigError(
+      '--note',
+      'is empty. Fix: say what was done, e.g. --note "refunded by phone".',
+    );
+  }
+  await withServices(options, async ({ operations }) => {
+    const event = await operations.markHandled(id, { by: who(), note });
+    if (options.json) outJson({ id, status: event.status });
+    else out(terminalSafe(`${id} handled by hand: ${oneLine(note)}; acked, nothing dispatched`));
+  });
+}
+
 export interface ReasonOptions extends EventsOptions {
   reason?: string;
 }

@@ -115,7 +115,7 @@ export async function composeServices(
       settings.enrich && stripe && stripeApi
         ? enricher(stripe, settings, stripeApi.stripeErrorMessage, logger)
         : undefined;
-    const operations = createQueueOperations({ store, sink, backfill: runBackfill });
+    const operations = createQueueOperations({ store, sink, backfill: runBackfill, catalog });
     return {
       store,
       catalog,

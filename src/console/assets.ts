@@ -26,8 +26,12 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
       var tag = document.activeElement.tagName;
       if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return true;
     }
-    var fields = el.querySelectorAll('input, textarea');
-    for (var i = 0; i < fields.length; i++) if (fields[i].value) return true;
+    // A ticked confirmation, a chosen action or typed text: the person is at work here.
+    var fields = el.querySelectorAll('input, textarea, select');
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.type === 'checkbox' ? f.checked : f.type !== 'hidden' && f.value) return true;
+    }
     return false;
   }
 
@@ -109,6 +113,9 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
     var form = e.target;
     var action = form.getAttribute('action') || '';
     if (form.method !== 'post' || action.indexOf('/console/event/') !== 0) return;
+    // A form that answers with a page (the ask-a-person decision: its errors beside its fields)
+    // posts as the browser would.
+    if (form.hasAttribute('data-native')) return;
     e.preventDefault();
     var buttons = form.querySelectorAll('button');
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
@@ -132,7 +139,10 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
         say(r.body.message || (r.ok ? 'Done.' : 'Refused.'), r.ok);
         if (r.ok) {
           var fields = form.querySelectorAll('input, textarea');
-          for (var j = 0; j < fields.length; j++) fields[j].value = '';
+          for (var j = 0; j < fields.length; j++) {
+            if (fields[j].type === 'checkbox') fields[j].checked = false;
+            else fields[j].value = '';
+          }
         }
       })
       .catch(function (err) {
@@ -245,6 +255,23 @@ button:disabled { opacity: .5; }
 .approval { flex-basis: 100%; }
 .approval p { margin: 0 0 4px; }
 .approval .amount { font-size: 18px; }
+.approval h3, .decide h3 { font-size: 13px; margin: 12px 0 4px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
+.held { overflow-wrap: anywhere; }
+.card-facts { margin: 8px 0; }
+.deadline strong { color: var(--warn); }
+/* Model-written text: boxed and labelled as the model's, shown as text (pre-wrap), never markup. */
+.sent { margin: 6px 0; }
+.sent-label { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+.model-text { margin: 2px 0 0; padding: 8px 10px; border-left: 3px solid var(--held); background: #f7f2fc; white-space: pre-wrap; overflow-wrap: anywhere; }
+.confirm { display: flex; gap: 6px; align-items: center; font-weight: 600; }
+.act .confirm input { flex: none; min-width: auto; width: auto; margin: 0; }
+.decide { flex-basis: 100%; display: flex; flex-direction: column; gap: 8px; border-top: 1px solid var(--line); padding-top: 8px; }
+.decide .field { display: flex; flex-direction: column; gap: 2px; }
+.decide label { font-family: ui-monospace, Menlo, Consolas, monospace; font-weight: 600; }
+.decide textarea { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; width: 100%; }
+.decide .invalid select, .decide .invalid textarea { border-color: var(--bad); }
+.field-error { color: var(--bad); font-size: 13px; margin: 0; }
+.decide button { align-self: flex-start; }
 .pager { margin: 10px 0; }
 .facts { display: grid; grid-template-columns: minmax(0, max-content) minmax(0, 1fr); gap: 4px 14px; margin: 0; }
 .facts dt { color: var(--muted); overflow-wrap: anywhere; }

@@ -12,6 +12,8 @@ import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import type { ApprovalResult } from '../operations/approvals.js';
 import type { QueueOperations } from '../operations/queue.js';
 import { callAmount } from '../money.js';
+import { decisionFields, type DecisionField } from '../catalog/decision-fields.js';
+import { dashboardUrl } from '../stripe/dashboard.js';
 import { lastArrivals, listNewest } from './newest.js';
 import { searchEvents, type SearchResult } from './search.js';
 
@@ -44,6 +46,15 @@ export interface ConsoleBackend {
   replay(id: string, by: string, note?: string): Promise<StoredEvent>;
   /** Dispatches the held call through the configured sink. */
   approve(id: string, by: string): Promise<ApprovalResult>;
+  /** A person's decision where the model asked a person (operations decide). */
+  decide(
+    id: string,
+    by: string,
+    action: string,
+    fields: Record<string, unknown>,
+  ): Promise<ApprovalResult>;
+  /** Acked without a dispatch: done by hand, the note says what. */
+  markHandled(id: string, by: string, note: string): Promise<StoredEvent>;
   reject(id: string, by: string, reason: string): Promise<ApprovalResult>;
   /** The event types the catalog maps (for the filter). */
   types(): string[];
@@ -62,6 +73,10 @@ export interface EventView {
   /** The catalog's tool call with the facts it extracts; null for an unmapped type. */
   toolCall: ToolCall | null;
   history: HistoryEntry[];
+  /** The object's page in the Stripe Dashboard (test or live), or null when none is known. */
+  dashboardUrl: string | null;
+  /** The fields of the event's tool's decision (what a person fills), or null when unmapped. */
+  decisionFields: DecisionField[] | null;
 }
 
 /** The agent loop as this process runs it. */
@@ -202,7 +217,18 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
       } catch {
         toolCall = null;
       }
-      return { event, toolCall, history };
+      const def = catalog.lookup(event.type);
+      return {
+        event,
+        toolCall,
+        history,
+        dashboardUrl: dashboardUrl({
+          id: event.objectId,
+          object: objectType(event.payload),
+          livemode: event.livemode,
+        }),
+        decisionFields: def ? decisionFields(def) : null,
+      };
     },
     ack(id, by, note) {
       return operations.ack(id, { by, note });
@@ -212,6 +238,12 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
     },
     approve(id, by) {
       return operations.approve(id, { by });
+    },
+    decide(id, by, action, fields) {
+      return operations.decide(id, { by, action, fields });
+    },
+    markHandled(id, by, note) {
+      return operations.markHandled(id, { by, note });
     },
     reject(id, by, reason) {
       return operations.reject(id, { by, reason });
@@ -272,4 +304,15 @@ export function createConsoleBackend(deps: ConsoleBackendDeps): ConsoleBackend {
       return buffer.watch(listener);
     },
   };
+}
+
+/** The `object` field of the event's object (`dispute`, `invoice` …), or null when unreadable. */
+function objectType(payload: string): string | null {
+  try {
+    const object = (JSON.parse(payload) as { data?: { object?: { object?: unknown } } }).data
+      ?.object?.object;
+    return typeof object === 'string' ? object : null;
+  } catch {
+    return null;
+  }
 }

@@ -558,35 +558,194 @@ function historySection(history: readonly HistoryEntry[], lastError: string | nu
   return `<section id="history" data-live class="card"><h2>History</h2><ol class="timeline">${items}</ol></section>`;
 }
 
+/** A deadline in words relative to now: `due in 3 days`, `due in 5 h`, `overdue by 2 h`. */
+export function timeLeft(deadline: number, now: number): string {
+  const ms = deadline - now;
+  const abs = Math.abs(ms);
+  const span =
+    abs >= 2 * 86_400_000
+      ? `${Math.floor(abs / 86_400_000)} days`
+      : abs >= 7_200_000
+        ? `${Math.floor(abs / 3_600_000)} h`
+        : `${Math.max(1, Math.floor(abs / 60_000))} min`;
+  return ms >= 0 ? `due in ${span}` : `overdue by ${span}`;
+}
+
+/** The facts that name a deadline, in the order they are looked for. */
+const DEADLINE_FACTS = ['evidence_due_by', 'due_date'] as const;
+
+/** The object's own deadline (a dispute's evidence_due_by, an invoice's due_date), if any. */
+function deadlineOf(facts: Record<string, unknown>): { fact: string; at: number } | null {
+  for (const fact of DEADLINE_FACTS) {
+    const value = facts[fact];
+    const at = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+    if (!Number.isNaN(at)) return { fact, at };
+  }
+  return null;
+}
+
+/** The facts that say who the customer is, as the catalog names them. */
+const CUSTOMER_FACTS = [
+  'customer_name',
+  'customer_email',
+  // A dispute names the customer in its evidence (customer-written: shown as text).
+  'evidence_customer_name',
+  'evidence_customer_email',
+  'customer',
+] as const;
+
+/** Text a model wrote, as text: fenced in its own box and labelled, never markup. */
+function modelWritten(label: string, text: string, field?: string): string {
+  return `<div class="sent"${field ? ` data-field="${escapeHtml(field)}"` : ''}>
+<div class="sent-label">${escapeHtml(label)} <span class="muted small">written by the model</span></div>
+<blockquote class="model-text">${escapeHtml(text)}</blockquote>
+</div>`;
+}
+
+/** The words the Approve confirmation repeats: the amount, or the call when it has none. */
+export function confirmWords(amount: string | null, tool: string | null): string {
+  if (amount !== null) return `I approve sending ${amount}`;
+  return tool ? `I approve dispatching this ${tool} call` : 'I approve';
+}
+
 /**
- * What a person approves, above the buttons: the decided call, its amount in its currency (the
- * figure an approver must not misread: 412000 is $4,120.00, 50000 jpy is ¥50,000) and why it
- * waits (the approval rule's words, or the model's when it asked for a person).
+ * What a person approves, on one screen, nothing collapsed: the tool and action, the text that
+ * would go out (each string field of the decided call a handler sends on: a customer message, an
+ * evidence summary — written by the model, so boxed and labelled as such), the amount in its
+ * currency (412000 is $4,120.00, 50000 jpy is ¥50,000), the customer, why it waits (the approval
+ * rule's words, or the model's when it asked for a person), the object's own deadline with the
+ * time left, the model's rationale and the object in the Stripe Dashboard.
  */
-function approvalCard(view: EventView): string {
+function approvalCard(view: EventView, now: number): string {
   const { history } = view;
   const decided = [...history].reverse().find((h) => h.kind === 'decision' && h.tool_call);
   const call = decided?.tool_call ?? null;
   const held = [...history].reverse().find((h) => h.kind === 'held');
-  const amount = callAmount((call ?? view.toolCall)?.input);
+  const facts = { ...view.toolCall?.input, ...call?.input };
+  const amount = callAmount(facts);
   const action = typeof call?.input.action === 'string' ? call.input.action : null;
   const what = call
     ? `<span class="mono">${escapeHtml(call.name)}</span>${action ? ` <span class="pill">${escapeHtml(action)}</span>` : ''}`
-    : 'a person must look (no call was decided)';
-  return `<div class="approval" aria-label="Awaiting approval">
+    : 'a person must decide (the model asked a person; no call was decided)';
+  const rows: string[] = [];
+  const customer = [
+    ...new Set(
+      CUSTOMER_FACTS.map((k) => facts[k]).filter(
+        (v): v is string => typeof v === 'string' && v !== '',
+      ),
+    ),
+  ].join(' · ');
+  if (customer) rows.push(`<dt>Customer</dt><dd class="customer">${escapeHtml(customer)}</dd>`);
+  const deadline = deadlineOf(facts);
+  if (deadline) {
+    rows.push(
+      `<dt>Deadline</dt><dd class="deadline"><strong>${escapeHtml(timeLeft(deadline.at, now))}</strong> <span class="muted small">${escapeHtml(`${deadline.fact} ${time(deadline.at)}`)}</span></dd>`,
+    );
+  }
+  if (view.dashboardUrl) {
+    rows.push(
+      `<dt>Stripe</dt><dd><a class="dashboard" href="${escapeHtml(view.dashboardUrl)}" target="_blank" rel="noopener noreferrer">Open ${escapeHtml(view.event.objectId ?? '')} in the Dashboard${view.event.livemode ? '' : ' (test mode)'}</a></dd>`,
+    );
+  }
+  // What goes out: the decision's text fields other than its action and rationale.
+  const decisionNames = new Set((view.decisionFields ?? []).map((f) => f.name));
+  const sent = call
+    ? Object.entries(call.input)
+        .filter(
+          ([k, v]) =>
+            decisionNames.has(k) &&
+            k !== 'action' &&
+            k !== 'rationale' &&
+            typeof v === 'string' &&
+            v !== '',
+        )
+        .map(([k, v]) => modelWritten(k, String(v), k))
+    : [];
+  const rationale = typeof call?.input.rationale === 'string' ? call.input.rationale : null;
+  return `<div class="approval" id="approval-card" aria-label="Awaiting approval">
 <p>Awaiting approval: ${what}${amount === null ? '' : ` for <strong class="amount">${escapeHtml(amount)}</strong>`}</p>
-${held?.note ? `<p class="muted small why">${escapeHtml(held.note)}</p>` : ''}
+${held?.note ? `<p class="held"><span class="muted small">Held because</span> <span class="why">${escapeHtml(held.note)}</span></p>` : ''}
+${rows.length ? `<dl class="facts card-facts">${rows.join('')}</dl>` : ''}
+${call ? `<h3>Text that would be sent</h3>${sent.length ? sent.join('') : '<p class="muted small">None: this call sends no text.</p>'}` : ''}
+${rationale ? modelWritten("The model's rationale", rationale) : ''}
 </div>`;
 }
 
-function actionsSection(view: EventView): string {
+/** What a person filled in the ask-a-person form, and what was wrong with it (kept on error). */
+export interface DecideFormState {
+  values: Record<string, string>;
+  issues: readonly { field: string; message: string }[];
+  /** A refusal that is no field's (the event changed meanwhile …). */
+  message?: string;
+}
+
+/**
+ * The ask-a-person form: the tool's decision fields (the same schema the model's decision is
+ * checked by), each with its error beside it when a post was refused; the values stay filled.
+ * A plain form post (the page's script leaves it alone) so it works without JavaScript.
+ */
+function decideForm(view: EventView, state: DecideFormState | undefined): string {
+  const fields = view.decisionFields ?? [];
+  if (fields.length === 0) return '';
+  const id = encodeURIComponent(view.event.id);
+  const issueOf = (name: string) =>
+    (state?.issues ?? [])
+      .filter((i) => i.field === name)
+      .map((i) => i.message)
+      .join('; ');
+  const unknown = (state?.issues ?? []).filter((i) => !fields.some((f) => f.name === i.field));
+  const inputs = fields
+    .map((f) => {
+      const value = state?.values[f.name] ?? '';
+      const issue = issueOf(f.name);
+      const fid = `decide-${f.name}`;
+      const described = issue ? ` aria-invalid="true" aria-describedby="${fid}-error"` : '';
+      const control =
+        f.kind === 'choice'
+          ? `<select id="${fid}" name="${escapeHtml(f.name)}"${f.required ? ' required' : ''}${described}><option value="">choose…</option>${f.options
+              .map(
+                (o) =>
+                  `<option value="${escapeHtml(o)}"${o === value ? ' selected' : ''}>${escapeHtml(o)}</option>`,
+              )
+              .join('')}</select>`
+          : `<textarea id="${fid}" name="${escapeHtml(f.name)}" rows="${f.name === 'rationale' ? 2 : 3}" maxlength="2000"${described}>${escapeHtml(value)}</textarea>`;
+      return `<div class="field${issue ? ' invalid' : ''}">
+<label for="${fid}">${escapeHtml(f.name)}${f.required ? '' : ' <span class="muted">(optional)</span>'}</label>
+${f.description ? `<div class="muted small">${escapeHtml(f.description)}</div>` : ''}
+${control}
+${issue ? `<div class="field-error" id="${fid}-error" role="alert">${escapeHtml(issue)}</div>` : ''}
+</div>`;
+    })
+    .join('');
+  return `<form method="post" action="/console/event/${id}/decide" class="decide" data-native>
+<h3>Decide instead of the model</h3>
+<p class="muted small">Choose the action and fill its fields: they are checked by the same rules as the model's decision, then dispatched like an approved call.</p>
+${state?.message ? `<p class="field-error" role="alert">${escapeHtml(state.message)}</p>` : ''}
+${unknown.length ? `<p class="field-error" role="alert">${escapeHtml(unknown.map((i) => i.message).join('; '))}</p>` : ''}
+${inputs}
+<button type="submit" class="primary">Dispatch this decision</button>
+</form>
+<form method="post" action="/console/event/${id}/handled" class="act handled"><label for="handled-note">Note</label><input id="handled-note" name="note" required maxlength="1000" placeholder="what was done by hand"><button type="submit">Mark handled</button><span class="muted small">acks it, dispatches nothing</span></form>`;
+}
+
+function actionsSection(view: EventView, now: number, decide?: DecideFormState): string {
   const { event } = view;
   const id = encodeURIComponent(event.id);
   const forms: string[] = [];
   if (event.status === 'awaiting_approval') {
+    const call = [...view.history].reverse().find((h) => h.kind === 'decision')?.tool_call ?? null;
+    forms.push(approvalCard(view, now));
+    if (call) {
+      const amount = callAmount({ ...view.toolCall?.input, ...call.input });
+      // The confirmation repeats the amount; `required` stops the post without it (no script
+      // needed) and the server refuses an approval that does not carry it.
+      forms.push(
+        `<form method="post" action="/console/event/${id}/approve" class="act approve"><label class="confirm"><input type="checkbox" name="confirm" value="yes" required> ${escapeHtml(confirmWords(amount, call.name))}</label><button type="submit" class="primary">Approve</button><span class="muted small">dispatches the decided call</span></form>`,
+      );
+    } else {
+      forms.push(decideForm(view, decide));
+    }
     forms.push(
-      approvalCard(view),
-      `<form method="post" action="/console/event/${id}/approve" class="act"><button type="submit" class="primary">Approve</button><span class="muted small">dispatches the decided call</span></form>`,
       `<form method="post" action="/console/event/${id}/reject" class="act reject"><label for="reason">Reason</label><input id="reason" name="reason" required maxlength="1000"><button type="submit" class="danger">Reject</button></form>`,
     );
   }
@@ -607,7 +766,7 @@ function actionsSection(view: EventView): string {
   }</section>`;
 }
 
-export function eventBody(view: EventView, now: number): string {
+export function eventBody(view: EventView, now: number, decide?: DecideFormState): string {
   const { event, toolCall, history } = view;
   let pretty = event.payload;
   try {
@@ -638,7 +797,7 @@ export function eventBody(view: EventView, now: number): string {
 ${lastError}
 <dl class="facts">${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>
-${actionsSection(view)}
+${actionsSection(view, now, decide)}
 <div class="two">
 <section id="toolcall" data-live class="card"><h2>Tool call${toolCall ? `: <span class="mono">${escapeHtml(toolCall.name)}</span>` : ''}</h2>${
     toolCall ? factsList(toolCall.input) : '<p class="muted">This type maps to no tool.</p>'

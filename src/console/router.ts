@@ -10,10 +10,19 @@ import type { Logger } from '../logger.js';
 import { createRequestGuard, originOf, requestSource, sameToken } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
-import type { ConsoleBackend } from './backend.js';
+import type { ApprovalResult } from '../operations/approvals.js';
+import type { ConsoleBackend, EventView } from './backend.js';
+import { InvalidDecisionError } from '../operations/person-decision.js';
 import { LiveFeed } from './live.js';
 import { searchTerm } from './search.js';
-import { eventBody, messagePage, overviewBody, page, signInPage } from './render.js';
+import {
+  eventBody,
+  messagePage,
+  overviewBody,
+  page,
+  signInPage,
+  type DecideFormState,
+} from './render.js';
 import { cookieValue, SESSION_COOKIE, Sessions } from './sessions.js';
 import { clientKey, SignInLimiter, type SignInLimitOptions } from './sign-in-limit.js';
 
@@ -21,6 +30,8 @@ export const CONSOLE_PATH = '/console';
 const PAGE_SIZE = 50;
 const BODY_LIMIT = '16kb';
 const MAX_TEXT = 1000;
+/** A decision's text field, as the model's are bounded (catalog/model-text.ts). */
+const MAX_DECISION_TEXT = 2000;
 
 export interface ConsoleOptions {
   backend: ConsoleBackend;
@@ -376,9 +387,21 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     id: string,
     by: string,
     text: string | null,
+    body: Record<string, unknown>,
   ) => Promise<string | { failed: string }>;
   const actions: Record<string, Action> = {
-    approve: async (id, by) => {
+    approve: async (id, by, _text, body) => {
+      if (body.confirm !== 'yes') {
+        // Unconfirmed: refused while the call waits (an event no longer waiting is refused by
+        // the approval itself, in its own words).
+        const view = await backend.event(id);
+        if (view?.event.status === 'awaiting_approval') {
+          throw new AppError(
+            'confirmation_required',
+            'tick the confirmation that repeats the amount, then Approve: nothing was dispatched',
+          );
+        }
+      }
       const result = await backend.approve(id, by);
       return result.status === 'acked'
         ? `Approved ${id}: ${result.outcome}${result.tool_call ? ` (${result.tool_call.name})` : ''}.`
@@ -397,7 +420,112 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       await backend.ack(id, by, note ?? undefined);
       return `Acked ${id}.`;
     },
+    handled: async (id, by, note) => {
+      await backend.markHandled(id, by, note ?? '');
+      return `Marked ${id} handled by hand; nothing was dispatched.`;
+    },
   };
+
+  /** The ask-a-person form's fields as posted: every decision field, text only. */
+  const decisionValues = (body: Record<string, unknown>, view: EventView): Record<string, string> =>
+    Object.fromEntries(
+      (view.decisionFields ?? [])
+        .map((f) => [f.name, typeof body[f.name] === 'string' ? String(body[f.name]) : ''] as const)
+        .filter(([, v]) => v !== ''),
+    );
+
+  /**
+   * A refused decision: while the event still waits, its page again with the person's values
+   * filled and each error beside its field; once it no longer waits (someone else acted), the
+   * refusal in words.
+   */
+  async function refuseDecision(
+    req: Request,
+    res: Response,
+    id: string,
+    status: number,
+    state: DecideFormState,
+    before: EventView,
+  ): Promise<void> {
+    const message = state.message ?? 'The decision does not fit the tool; nothing was dispatched.';
+    if (wantsJson(req)) {
+      res.status(status).json({ ok: false, message, issues: state.issues });
+      return;
+    }
+    const view = (await backend.event(id)) ?? before;
+    if (view.event.status !== 'awaiting_approval') {
+      const back = `${CONSOLE_PATH}/event/${encodeURIComponent(id)}`;
+      res
+        .status(status)
+        .type('html')
+        .send(messagePage('Refused', message, back, token !== null));
+      return;
+    }
+    res
+      .status(status)
+      .type('html')
+      .send(
+        page({
+          title: id,
+          signedIn: token !== null,
+          eventId: id,
+          body: eventBody(view, Date.now(), state),
+        }),
+      );
+  }
+
+  // A person's decision where the model asked a person: a plain form post (no script needed).
+  // Refused: the page again, status 400/409, every value still filled and each error beside its
+  // field. Done: back to the event's page (or JSON for a script that asks for it).
+  r.post('/event/:id/decide', form, async (req: Request, res: Response, next: NextFunction) => {
+    const id = String(req.params.id);
+    const back = `${CONSOLE_PATH}/event/${encodeURIComponent(id)}`;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const view = await backend.event(id);
+      if (!view) {
+        refuse(req, res, 404, sentenceOf(new EventNotFoundError(id).message));
+        return;
+      }
+      const values = decisionValues(body, view);
+      const refused = (status: number, state: DecideFormState) =>
+        refuseDecision(req, res, id, status, state, view);
+      const tooLong = Object.entries(values).find(([, v]) => v.length > MAX_DECISION_TEXT);
+      if (tooLong) {
+        const issue = { field: tooLong[0], message: `at most ${MAX_DECISION_TEXT} characters` };
+        await refused(400, { values, issues: [issue] });
+        return;
+      }
+      const { action = '', ...fields } = values;
+      let result: ApprovalResult;
+      try {
+        result = await backend.decide(id, `console:${process.pid}`, action, fields);
+      } catch (error) {
+        if (error instanceof InvalidDecisionError) {
+          await refused(400, { values, issues: error.issues });
+        } else if (error instanceof AppError) {
+          const [status, message] = described(error);
+          await refused(status, { values, issues: [], message });
+        } else throw error;
+        return;
+      }
+      logger.info('console action', { action: 'decide', id });
+      if (result.status !== 'acked') {
+        // The handler failed (502, as a gateway would): the person's call waits for approval.
+        const failed = `Decided ${id}, but ${result.outcome}; your call waits for approval.`;
+        if (wantsJson(req)) res.status(502).json({ ok: false, message: failed });
+        else
+          res
+            .status(502)
+            .type('html')
+            .send(messagePage('Not done', failed, back, token !== null));
+      } else if (wantsJson(req)) {
+        res.json({ ok: true, message: `Decided ${id}: ${action}, ${result.outcome}.` });
+      } else res.redirect(303, back);
+    } catch (error) {
+      next(error);
+    }
+  });
 
   r.post('/event/:id/:action', form, async (req: Request, res: Response) => {
     const id = String(req.params.id);
@@ -414,7 +542,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       if (text && text.length > MAX_TEXT) {
         throw new AppError('too_long', `the text is over ${MAX_TEXT} characters`);
       }
-      const done = await act(id, by, text?.trim() || null);
+      const done = await act(id, by, text?.trim() || null, body);
       logger.info('console action', { action: req.params.action, id });
       if (typeof done !== 'string') {
         // The handler failed (502, as a gateway would): the call still waits, and the person sees why.
@@ -465,9 +593,12 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
 }
 
 /** A refusal in words, with the status it answers: the queue's own typed errors. */
+function sentenceOf(m: string): string {
+  return m.charAt(0).toUpperCase() + m.slice(1) + (m.endsWith('.') ? '' : '.');
+}
+
 function described(error: unknown): [number, string] {
-  const sentence = (m: string) =>
-    m.charAt(0).toUpperCase() + m.slice(1) + (m.endsWith('.') ? '' : '.');
+  const sentence = sentenceOf;
   if (error instanceof EventNotFoundError) return [404, sentence(error.message)];
   if (error instanceof InvalidTransitionError) return [409, sentence(error.message)];
   if (error instanceof StoreUnavailableError) {

@@ -119,7 +119,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
 
   const handlers: Omit<
     ToolHandlers,
-    'list_approvals' | 'approve_action' | 'reject_action' | 'backfill_events'
+    'list_approvals' | 'approve_action' | 'reject_action' | 'decide_event' | 'backfill_events'
   > &
     Partial<ToolHandlers> = {
     async list_pending_events({ types, limit, cursor }) {
@@ -328,6 +328,21 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       const outcome = await operations.reject(id, { by: who(extra), reason });
       return approvalReply(outcome, ctx, 'reject_action');
     },
+    async decide_event(
+      { id, action, rationale, fields }: ToolInput<'decide_event'>,
+      extra?: Extra,
+    ) {
+      // A field named twice is refused rather than one of the two silently kept.
+      const named: Record<string, string> = { rationale };
+      for (const f of fields ?? []) {
+        if (Object.hasOwn(named, f.name)) {
+          throw new AppError('duplicate_field', `the field ${f.name} is given twice: give it once`);
+        }
+        named[f.name] = f.value;
+      }
+      const outcome = await operations.decide(id, { by: who(extra), action, fields: named });
+      return approvalReply(outcome, ctx, 'decide_event');
+    },
   };
   Object.assign(handlers, approvals);
 
@@ -376,7 +391,7 @@ function agentView(pause: AgentPause) {
 function approvalReply(
   outcome: ApprovalResult,
   ctx: McpContext,
-  tool: 'approve_action' | 'reject_action',
+  tool: 'approve_action' | 'reject_action' | 'decide_event',
 ): CallToolResult {
   const view = newView(ctx.redact);
   const call = outcome.tool_call && fencedCall(ctx.catalog, outcome.type, outcome.tool_call, view);

@@ -79,6 +79,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.registerTool('list_approvals', t.list_approvals, () => handlers.list_approvals({}));
   server.registerTool('approve_action', t.approve_action, handlers.approve_action);
   server.registerTool('reject_action', t.reject_action, handlers.reject_action);
+  server.registerTool('decide_event', t.decide_event, handlers.decide_event);
   server.registerTool('pause_agent', t.pause_agent, handlers.pause_agent);
   server.registerTool('resume_agent', t.resume_agent, handlers.resume_agent);
   registerResources(server, ctx);

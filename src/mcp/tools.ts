@@ -516,6 +516,44 @@ const rejectAction = {
   },
 } as const;
 
+const decideEvent = {
+  name: 'decide_event',
+  title: 'Decide an event the agent handed to a person',
+  description:
+    "For an event in awaiting_approval with no decided call (the agent asked a person; list_approvals shows it as 'a person must look'): the person's decision — one of the tool's actions and its decision fields (rationale, and customer_message, evidence_summary, offer … as the tool takes them). Checked by the same rules as the model's decision, then dispatched to the configured handler like an approved call, and the event acked. Only with the user's decision: this sends. To close it without dispatching, ack_event with a note.",
+  inputSchema: args({
+    id: eventId,
+    action: z
+      .string({ error: "action is required: one of the tool's actions (see the event's tool)" })
+      .min(1, "action is empty: give one of the tool's actions")
+      .max(64, 'action is too long to be an action name')
+      .describe("One of the event's tool's actions (e.g. submit_evidence, accept)"),
+    rationale: z
+      .string({ error: 'rationale is required: why this action, in a sentence or two' })
+      .min(1, 'rationale is empty: say why this action')
+      .max(2000, 'rationale must be at most 2000 characters')
+      .describe('Why this action, as the person decided it (every tool takes one)'),
+    fields: optional(
+      z
+        .array(
+          z.strictObject({
+            name: z.string().min(1).max(64).describe('The field (customer_message, offer …)'),
+            value: z.string().max(2000, 'a field is at most 2000 characters'),
+          }),
+        )
+        .max(20, 'at most 20 fields'),
+      "The tool's other decision fields as name/value pairs (evidence_summary, customer_message, offer … as the tool takes them)",
+    ),
+  }),
+  outputSchema: approvalResult,
+  annotations: {
+    readOnlyHint: false,
+    destructiveHint: true,
+    idempotentHint: false,
+    openWorldHint: true,
+  },
+} as const;
+
 export const TOOLS = {
   list_pending_events: listPendingEvents,
   list_events: listEvents,
@@ -528,6 +566,7 @@ export const TOOLS = {
   list_approvals: listApprovals,
   approve_action: approveAction,
   reject_action: rejectAction,
+  decide_event: decideEvent,
   pause_agent: pauseAgent,
   resume_agent: resumeAgent,
 } as const;

@@ -10,6 +10,7 @@ import {
   type EventBuffer,
 } from '../buffer/buffer.js';
 import { INSTANCE_FRESH_MS, type AgentInstance } from '../buffer/ledger.js';
+import { createCatalog, type Catalog } from '../catalog/catalog.js';
 import { EventNotFoundError } from '../errors.js';
 import { recordSink, type Sink } from '../dispatch/dispatch.js';
 import {
@@ -19,6 +20,7 @@ import {
   type ApprovalResult,
   type PendingApproval,
 } from './approvals.js';
+import { decideByPerson, markHandled, type PersonDecisionRequest } from './person-decision.js';
 import {
   BackfillUnavailableError,
   type BackfillProgress,
@@ -53,6 +55,14 @@ export interface QueueOperations {
   approvals(limit?: number): Promise<PendingApproval[]>;
   approve(id: string, request: { by: string }): Promise<ApprovalResult>;
   reject(id: string, request: { by: string; reason: string }): Promise<ApprovalResult>;
+  /**
+   * A person's decision where the model asked a person: one of the tool's actions and its fields,
+   * checked by the tool's decision schema (InvalidDecisionError names each bad field), dispatched
+   * like an approved call (person-decision.ts).
+   */
+  decide(id: string, request: PersonDecisionRequest): Promise<ApprovalResult>;
+  /** Acked without a dispatch: a person did it by hand, and the note says what. */
+  markHandled(id: string, request: { by: string; note: string }): Promise<StoredEvent>;
   /** Throws BackfillUnavailableError without STRIPE_SECRET_KEY. */
   backfill(request: BackfillRequest): Promise<BackfillProgress>;
   /** Whether backfill can run here (it needs STRIPE_SECRET_KEY). */
@@ -98,6 +108,8 @@ export interface QueueOperationsOptions {
   sink?: Sink;
   /** Absent without STRIPE_SECRET_KEY. */
   backfill?: BackfillRunner;
+  /** The catalog a person's decision is checked by (the server's); default: the built-in one. */
+  catalog?: Catalog;
 }
 
 /** The most events one list call returns; larger asks page on. */
@@ -106,6 +118,7 @@ export const MAX_PAGE = 500;
 export function createQueueOperations(options: QueueOperationsOptions): QueueOperations {
   const { store } = options;
   const sink = options.sink ?? recordSink;
+  const catalog = options.catalog ?? createCatalog();
 
   return {
     canBackfill: options.backfill !== undefined,
@@ -155,6 +168,14 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
 
     reject(id, { by, reason }) {
       return rejectAction(store, id, reason, by);
+    },
+
+    decide(id, request) {
+      return decideByPerson(store, sink, catalog, id, request);
+    },
+
+    markHandled(id, request) {
+      return markHandled(store, id, request);
     },
 
     backfill(request) {

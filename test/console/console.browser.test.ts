@@ -356,6 +356,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await other.locator('#live-state.on').waitFor();
 
     await page.goto(`${server.url}/console/event/${approved}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#flash').textContent()).toMatch(/Approved .*dispatched/);
     await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
@@ -395,7 +396,8 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     const look = (id: string) =>
       chip(id).evaluate((el) => ({
         outcome: el.getAttribute('data-outcome'),
-        background: getComputedStyle(el).backgroundColor,
+        // No DOM types in the test's tsconfig: the page's own function, untyped.
+        background: (globalThis as any).getComputedStyle(el).backgroundColor as string,
       }));
     const [a, r] = [await look(approved), await look(rejected)];
     expect(a.outcome).toBe('approved');
@@ -438,8 +440,9 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
       await route.abort();
     });
     await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
-    await waitFor(() => captured, 'the approve request');
+    await waitFor(() => captured ?? undefined, 'the approve request');
     const request = captured!;
     expect(request.headers.cookie).toMatch(/sem_console=/);
     expect(request.headers.origin).toBe(server.url);
@@ -532,6 +535,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     await page.setViewportSize({ width: 1280, height: 1000 });
     await page.screenshot({ path: path.join(SHOTS, 'approval-jpy.png'), fullPage: true });
     // Approving it from the card dispatches the yen call as decided.
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
     expect(handler.ids).toEqual([small, jpy]);
@@ -585,6 +589,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     const { page } = await signIn(server.url);
     const id = ids[0]!;
     await page.goto(`${server.url}/console/event/${id}`);
+    await page.getByRole('checkbox', { name: /I approve/ }).check();
     await page.getByRole('button', { name: 'Approve' }).click();
     await poll(() => page.locator('#flash.error').textContent()).toMatch(
       /dispatch failed.*still waits for approval/,

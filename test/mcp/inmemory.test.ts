@@ -25,6 +25,7 @@ const TOOL_NAMES = [
   'ack_event',
   'approve_action',
   'backfill_events',
+  'decide_event',
   'get_event',
   'get_queue_status',
   'list_approvals',

@@ -11,7 +11,7 @@ describe('tool input schemas every client can use', () => {
   it('every tool takes a closed object that converts to OpenAI strict mode', async () => {
     const c = await connectInMemory(openStore(cleanups), cleanups);
     const { tools } = await c.client.listTools();
-    expect(tools).toHaveLength(13);
+    expect(tools).toHaveLength(14);
     for (const tool of tools) {
       expect(tool.inputSchema.type, tool.name).toBe('object');
       expect(tool.inputSchema.additionalProperties, tool.name).toBe(false);

@@ -107,7 +107,7 @@ describe('MCP over stdio (the built binary, spawned in /)', () => {
     const s = await startStdio(dataDir(), { secret });
     expect(s.webhook).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/stripe\/webhook$/);
     const { tools } = await s.client.listTools();
-    expect(tools).toHaveLength(13);
+    expect(tools).toHaveLength(14);
     await s.client.subscribeResource({ uri: 'stripe-events://pending' });
 
     const e = hostileDispute();
@@ -291,7 +291,7 @@ describe('stdio stdout hygiene and shutdown', () => {
       expect('id' in message || 'method' in message, line).toBe(true);
     }
     const byId = new Map(responses().map((m) => [m.id, m]));
-    expect(byId.get(2)?.result.tools).toHaveLength(13);
+    expect(byId.get(2)?.result.tools).toHaveLength(14);
     expect(byId.get(5)?.error.code).toBe(-32601);
     expect(byId.get(6)?.result.isError).toBe(true);
     expect(stdout).not.toContain(secret);
