@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { EventsOptions, ListOptions, NackOptions, ReasonOptions } from './cli/events.js';
+import type { PeopleOptions } from './cli/people.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { EVENT_OUTCOMES } from './buffer/buffer.js';
@@ -476,6 +477,43 @@ export function buildProgram(): Command {
     .addOption(redisPrefixOption())
     .action(async (options: EventsOptions) =>
       (await import('./cli/events.js')).agentResume(options),
+    );
+
+  const people = program
+    .command('people')
+    .description(
+      'who may use the console, /mcp and the CLI under their own name, and what they may do',
+    );
+  people
+    .command('add <name>')
+    .description('add a person who can view or approve; prints their token once')
+    .requiredOption('--can <role>', 'view (reads only) or approve (every change too)')
+    .option('--json', 'print name, role and token as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (name: string, options: PeopleOptions & { can?: string }) =>
+      (await import('./cli/people.js')).peopleAdd(name, options),
+    );
+  people
+    .command('list')
+    .description('the people of this store: name, role, when added (never a token)')
+    .option('--json', 'one JSON array')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (options: PeopleOptions) =>
+      (await import('./cli/people.js')).peopleList(options),
+    );
+  people
+    .command('remove <name>')
+    .description('remove a person: their token stops working on every instance within seconds')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (name: string, options: PeopleOptions) =>
+      (await import('./cli/people.js')).peopleRemove(name, options),
     );
 
   oneLineUsageErrors(program);

@@ -323,11 +323,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       return;
     }
     limiter.succeeded(clientKey(req.socket.remoteAddress));
-    const id = sessions.create(
-      Date.now(),
-      actor,
-      actor.role === 'admin' ? null : tokenHash(given),
-    );
+    const id = sessions.create(Date.now(), actor, actor.role === 'admin' ? null : tokenHash(given));
     const secure = req.protocol === 'https' ? '; Secure' : '';
     res.setHeader(
       'Set-Cookie',
@@ -407,25 +403,25 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         shown(
           res,
           page({
-          title: query ? `Search: ${query}` : 'Queue',
-          signedIn: signedIn(res),
-          // A search's answer is read once (it scans thousands of events): not re-run on every
-          // change of the store, as the queue's page is.
-          live: !query,
-          body: overviewBody({
-            counts,
-            events: listed.events,
-            older: listed.older,
-            filter,
-            types,
-            insights,
-            agent,
-            toolOf: (t) => backend.toolOf(t),
-            amountOf: (e) => backend.amountOf(e),
-            search,
-            now: Date.now(),
+            title: query ? `Search: ${query}` : 'Queue',
+            signedIn: signedIn(res),
+            // A search's answer is read once (it scans thousands of events): not re-run on every
+            // change of the store, as the queue's page is.
+            live: !query,
+            body: overviewBody({
+              counts,
+              events: listed.events,
+              older: listed.older,
+              filter,
+              types,
+              insights,
+              agent,
+              toolOf: (t) => backend.toolOf(t),
+              amountOf: (e) => backend.amountOf(e),
+              search,
+              now: Date.now(),
+            }),
           }),
-        }),
         ),
       );
     } catch (error) {

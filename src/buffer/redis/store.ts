@@ -118,7 +118,11 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     this.conn = new RedisConnection(options, () => this.changes.reconnect());
     this.client = this.conn.client;
     this.changes = new RedisChanges(this.client, this.key('changes'), this.instanceId, this.feed);
-    for (const [name, lua] of Object.entries({ ...SCRIPTS, ...LEDGER_SCRIPTS, ...PEOPLE_SCRIPTS })) {
+    for (const [name, lua] of Object.entries({
+      ...SCRIPTS,
+      ...LEDGER_SCRIPTS,
+      ...PEOPLE_SCRIPTS,
+    })) {
       this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }
     this.ledger = new RedisLedger({
@@ -455,7 +459,10 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     await this.conn.quit();
   }
 
-  private script<T>(name: ScriptName | LedgerScriptName | PeopleScriptName, args: string[]): Promise<T> {
+  private script<T>(
+    name: ScriptName | LedgerScriptName | PeopleScriptName,
+    args: string[],
+  ): Promise<T> {
     const command = (this.client as unknown as Record<string, (...a: string[]) => Promise<T>>)[
       name
     ]!;

@@ -100,8 +100,7 @@ export class SqlitePeople implements PeopleStore {
     return this.run(() => {
       if (!this.exists()) return null;
       const row = this.db.prepare('SELECT * FROM people WHERE token_hash = ?').get(tokenHash) as
-        | PersonRow
-        | undefined;
+        PersonRow | undefined;
       return row ? fromRow(row) : null;
     });
   }
