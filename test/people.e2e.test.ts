@@ -176,7 +176,7 @@ describe('named people at every door (SQLite, one server)', () => {
     await page.goto(`${server.url}/console/event/${forConsole}`);
     await page.getByLabel('Token').fill('sem_p_not-a-token-anyone-has');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => page.locator('.error').textContent()).toMatch(/names nobody/);
+    await expect.poll(() => page.locator('.error').textContent()).toMatch(/not the token of anyone/);
     await page.getByLabel('Token').fill(alice);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.goto(`${server.url}/console/event/${forConsole}`);

@@ -317,7 +317,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         .type('html')
         .send(
           signInPage(
-            'That token names nobody here: it is neither MCP_AUTH_TOKEN nor a token `people add` printed.',
+            'That is not the token of anyone here: neither MCP_AUTH_TOKEN nor a token `people add` printed.',
           ),
         );
       return;
