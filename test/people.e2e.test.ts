@@ -89,14 +89,17 @@ async function historyOf(dataDir: string, id: string) {
   }
 }
 
-async function mcpClient(server: ServeHandle, token: string): Promise<Client> {
+async function mcpClient(
+  server: ServeHandle,
+  token: string,
+): Promise<Client & { sessionId: string }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), {
     requestInit: { headers: { authorization: `Bearer ${token}` } },
   });
   const client = new Client({ name: 'people-test', version: '1.0.0' });
   await client.connect(transport);
   cleanups.push(() => client.close());
-  return client;
+  return Object.assign(client, { sessionId: transport.sessionId! });
 }
 
 function text(result: unknown): string {
@@ -176,7 +179,9 @@ describe('named people at every door (SQLite, one server)', () => {
     await page.goto(`${server.url}/console/event/${forConsole}`);
     await page.getByLabel('Token').fill('sem_p_not-a-token-anyone-has');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => page.locator('.error').textContent()).toMatch(/not the token of anyone/);
+    await expect
+      .poll(() => page.locator('.error').textContent())
+      .toMatch(/not the token of anyone/);
     await page.getByLabel('Token').fill(alice);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.goto(`${server.url}/console/event/${forConsole}`);
@@ -242,6 +247,26 @@ describe('named people at every door (SQLite, one server)', () => {
       arguments: { id: forMcp, note: 'x' },
     });
     expect(refusedAck.isError).toBe(true);
+    expect((await historyOf(dataDir, forMcp)).event?.status).toBe('awaiting_approval');
+
+    // A session id is not a credential: bob's session with alice's token is refused.
+    const borrowed = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${alice}`,
+        'mcp-session-id': bobMcp.sessionId,
+        'mcp-protocol-version': '2025-06-18',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'tools/call',
+        params: { name: 'approve_action', arguments: { id: forMcp } },
+      }),
+    });
+    expect(borrowed.status).toBe(403);
     expect((await historyOf(dataDir, forMcp)).event?.status).toBe('awaiting_approval');
 
     const aliceMcp = await mcpClient(server, alice);
