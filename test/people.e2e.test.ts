@@ -188,13 +188,14 @@ describe('named people at every door (SQLite, one server)', () => {
     await page.getByRole('button', { name: 'Approve' }).click();
     await expect
       .poll(() => page.locator('#summary .chip').textContent(), { timeout: 10_000 })
-      .toBe('acked');
+      .toBe('approved');
     await expect.poll(() => page.locator('.timeline').textContent()).toMatch(/by alice/);
     const approvedInConsole = await historyOf(dataDir, forConsole);
     expect(approvedInConsole.history.filter((h) => h.by !== undefined).map((h) => h.by)).toEqual(
       expect.arrayContaining(['alice']),
     );
     expect(JSON.stringify(approvedInConsole.history)).not.toMatch(/console:\d+/);
+    expect(approvedInConsole.event?.outcome).toBe('approved');
 
     const bobContext = await browser!.newContext();
     cleanups.push(() => bobContext.close());
