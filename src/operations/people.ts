@@ -53,7 +53,7 @@ export function canChange(actor: Actor): boolean {
 
 /** The refusal a view-only person reads at every door. */
 export function viewOnlyRefusal(actor: Actor): string {
-  return `${actor.name} can view but not approve: ask someone added with \`people add ${actor.name} --can approve\` (or the administrator) to do it. Nothing was changed.`;
+  return `${actor.name} can view but not approve: nothing was changed. Someone who can approve (or the administrator) must do it.`;
 }
 
 /** The name a change is recorded under: the person's, or the door's own name for the administrator. */
