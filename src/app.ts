@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { createActorResolver } from './operations/people.js';
 import { DEDUP_WINDOW_MS, type EventBuffer } from './buffer/buffer.js';
 import { redactRedisUrl } from './buffer/open.js';
 import type { Catalog } from './catalog/catalog.js';
@@ -111,7 +112,10 @@ export async function startServer(
   const services = await composeServices({ ...config, ifMissing: 'create' }, logger);
   const { store: buffer, catalog, sink, stripe, parked, runBackfill, enrich } = services;
   const metrics = createMetrics(buffer);
+  // One resolver for both doors: MCP_AUTH_TOKEN and the store's people, one cache.
+  const actors = createActorResolver({ adminToken: config.mcpAuthToken, people: buffer.people });
   const mcp = createMcpHttpHandler({
+    actors,
     buffer,
     operations: services.operations,
     catalog,
@@ -133,6 +137,7 @@ export async function startServer(
       agentRunning: () => !!options.agent,
     }),
     logger: logger.child({ component: 'console' }),
+    actors,
     host: config.host,
     authToken: config.mcpAuthToken,
     allowedHosts: config.mcpAllowedHosts,

@@ -9,6 +9,7 @@ import type {
   NackOptions,
   ReasonOptions,
 } from './cli/events.js';
+import type { PeopleOptions } from './cli/people.js';
 import { DEFAULT_MODEL, loadAgentConfig, type AgentFlags } from './config/agent.js';
 import { DEFAULT_WEBHOOK_URL, loadServeConfig, type ServeFlags } from './config/config.js';
 import { EVENT_OUTCOMES } from './buffer/buffer.js';
@@ -81,19 +82,28 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   const agent = flags.agent ? loadAgentConfig(flags, process.env, config.model) : undefined;
   const logger = createLogger({ level: config.logLevel });
   const { startServer } = await import('./app.js');
-  const server = await startServer(config, { logger, command: selfCommand(), agent });
-  const stop = (signal: string) => {
-    logger.info('shutting down', { signal });
-    server.close().then(
+  // The signal handlers go in before the server starts: a SIGTERM that arrives right after the
+  // "listening" log (while start-up finishes its last steps) still shuts down cleanly, with exit 0.
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  let stopping = false;
+  const close = (running: NonNullable<typeof server>) =>
+    running.close().then(
       () => process.exit(0),
-      (error) => {
+      (error: unknown) => {
         logger.error('shutdown failed', { error });
         process.exit(1);
       },
     );
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    if (server) void close(server);
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  server = await startServer(config, { logger, command: selfCommand(), agent });
+  if (stopping) void close(server);
 }
 
 async function stdio(flags: ServeFlags): Promise<void> {
@@ -519,6 +529,43 @@ export function buildProgram(): Command {
     .addOption(redisPrefixOption())
     .action(async (options: EventsOptions) =>
       (await import('./cli/events.js')).agentResume(options),
+    );
+
+  const people = program
+    .command('people')
+    .description(
+      'who may use the console, /mcp and the CLI under their own name, and what they may do',
+    );
+  people
+    .command('add <name>')
+    .description('add a person who can view or approve; prints their token once')
+    .requiredOption('--can <role>', 'view (reads only) or approve (every change too)')
+    .option('--json', 'print name, role and token as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (name: string, options: PeopleOptions & { can?: string }) =>
+      (await import('./cli/people.js')).peopleAdd(name, options),
+    );
+  people
+    .command('list')
+    .description('the people of this store: name, role, when added (never a token)')
+    .option('--json', 'one JSON array')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (options: PeopleOptions) =>
+      (await import('./cli/people.js')).peopleList(options),
+    );
+  people
+    .command('remove <name>')
+    .description('remove a person: their token stops working on every instance within seconds')
+    .option('--json', 'print the result as JSON')
+    .addOption(dataDirOption())
+    .addOption(storeOption())
+    .addOption(redisPrefixOption())
+    .action(async (name: string, options: PeopleOptions) =>
+      (await import('./cli/people.js')).peopleRemove(name, options),
     );
 
   oneLineUsageErrors(program);

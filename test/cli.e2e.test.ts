@@ -292,6 +292,7 @@ describe('trigger and the events commands beside a running server', () => {
       'id',
       'livemode',
       'object_id',
+      'outcome',
       'status',
       'tool_call',
       'type',

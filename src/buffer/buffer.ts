@@ -1,4 +1,5 @@
 import type { AgentLedger } from './ledger.js';
+import type { PeopleStore } from './people.js';
 import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
 
 export type { Command, QueuePolicy };
@@ -228,6 +229,11 @@ export interface EventBuffer {
    * dispatch slots, the loops running on it. Every process on the store shares it.
    */
   readonly ledger: AgentLedger;
+  /**
+   * The people who sign in under their own name and role (people.ts): shared by every process on
+   * the store, so a person added anywhere is known everywhere. Token hashes only.
+   */
+  readonly people: PeopleStore;
   /**
    * Stores the event unless its id is already known. Resolves only once the event is durable.
    * Rejects with BufferFullError at the pending limit and StoreUnavailableError when the store fails.

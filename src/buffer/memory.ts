@@ -18,6 +18,7 @@ import {
 } from './buffer.js';
 import { ChangeFeed } from './changes.js';
 import { MemoryLedger, type AgentLedger } from './ledger.js';
+import { MemoryPeople, type PeopleStore } from './people.js';
 import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import {
@@ -40,6 +41,7 @@ interface Row {
 export class MemoryBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'memory';
   readonly ledger: AgentLedger;
+  readonly people: PeopleStore = new MemoryPeople();
   private readonly rows = new Map<string, Row>();
   private seq = 0;
   private newest: number | null = null;

@@ -19,7 +19,7 @@ import { ConfigError } from '../errors.js';
 import { callAmount } from '../money.js';
 import type { ApprovalResult } from '../operations/approvals.js';
 import { MAX_PAGE } from '../operations/queue.js';
-import { cliActor as who } from './actor.js';
+import { cliChangeActor } from './actor.js';
 import { failure, out, outJson, table, warn } from './output.js';
 
 export interface EventsOptions {
@@ -237,9 +237,10 @@ export async function eventsAck(
   id: string,
   options: EventsOptions & { note?: string },
 ): Promise<void> {
-  await withServices(options, async ({ operations }) => {
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
     const event = await operations.ack(id, {
-      by: who(),
+      by,
       note: options.note ?? 'acked from the command line',
     });
     if (options.json) outJson({ id, status: event.status });
@@ -248,9 +249,10 @@ export async function eventsAck(
 }
 
 export async function eventsReplay(id: string, options: EventsOptions): Promise<void> {
-  await withServices(options, async ({ operations }) => {
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
     const { event } = await operations.replay(id, {
-      by: who(),
+      by,
       note: 'replayed from the command line',
     });
     if (options.json) outJson({ id, status: event.status });
@@ -282,10 +284,11 @@ function callText(call: ApprovalResult['tool_call']): string {
 }
 
 export async function eventsApprove(id: string, options: EventsOptions): Promise<void> {
-  await withServices(options, async ({ operations, sink }) => {
+  await withServices(options, async ({ operations, sink, store }) => {
+    const by = await cliChangeActor(store.people);
     // The same operation as approve_action and the console's Approve: one guarded transition, then
     // the decided call, exactly as decided, to this process's sink (--config's `dispatch`).
-    const result = await operations.approve(id, { by: who() });
+    const result = await operations.approve(id, { by });
     if (options.json) outJson({ ...result, amount_display: callAmount(result.tool_call?.input) });
     if (result.status !== 'acked') {
       // The handler failed: the call waits for approval again. Not done, so exit 1, on stderr
@@ -348,8 +351,9 @@ export function setFields(pairs: readonly string[]): Record<string, string> {
  */
 export async function eventsDecide(id: string, options: DecideOptions): Promise<void> {
   const fields = setFields(options.set ?? []);
-  await withServices(options, async ({ operations, sink }) => {
-    const result = await operations.decide(id, { by: who(), action: options.action, fields });
+  await withServices(options, async ({ operations, sink, store }) => {
+    const by = await cliChangeActor(store.people);
+    const result = await operations.decide(id, { by, action: options.action, fields });
     if (options.json) outJson({ ...result, amount_display: callAmount(result.tool_call?.input) });
     if (result.status !== 'acked') {
       process.exitCode = 1;
@@ -381,8 +385,9 @@ export async function eventsHandled(
       'is empty. Fix: say what was done, e.g. --note "refunded by phone".',
     );
   }
-  await withServices(options, async ({ operations }) => {
-    const event = await operations.markHandled(id, { by: who(), note });
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
+    const event = await operations.markHandled(id, { by, note });
     if (options.json) outJson({ id, status: event.status });
     else out(terminalSafe(`${id} handled by hand: ${oneLine(note)}; acked, nothing dispatched`));
   });
@@ -398,8 +403,9 @@ export interface NackOptions extends ReasonOptions {
 
 export async function eventsReject(id: string, options: ReasonOptions): Promise<void> {
   const reason = reasonOf(options.reason);
-  await withServices(options, async ({ operations }) => {
-    const result = await operations.reject(id, { by: who(), reason });
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
+    const result = await operations.reject(id, { by, reason });
     if (options.json) outJson(result);
     else out(terminalSafe(`${id} rejected: ${oneLine(reason)}; acked`));
   });
@@ -421,10 +427,11 @@ export async function eventsNack(id: string, options: NackOptions): Promise<void
     }
     retryInMs = parsed.data * 1000;
   }
-  await withServices(options, async ({ operations }) => {
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
     // Refused for a held call (HeldForApprovalError, pointing at `events reject`) and a claimed
     // one (BeingHandledError), as from MCP.
-    const event = await operations.nack(id, { by: who(), reason, retryInMs });
+    const event = await operations.nack(id, { by, reason, retryInMs });
     const retryAt = event.retryAt === null ? null : new Date(event.retryAt).toISOString();
     if (options.json) {
       outJson({ id, status: event.status, attempts: event.attempts, retry_at: retryAt });
@@ -441,16 +448,18 @@ export async function eventsNack(id: string, options: NackOptions): Promise<void
 }
 
 export async function agentPause(options: EventsOptions & { reason?: string }): Promise<void> {
-  await withServices(options, async ({ operations }) => {
-    const pause = await operations.pauseAgent({ by: who(), reason: options.reason });
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
+    const pause = await operations.pauseAgent({ by, reason: options.reason });
     if (options.json) outJson(pause);
     else out('the agent loops on this store are paused: no new claims until `resume`');
   });
 }
 
 export async function agentResume(options: EventsOptions): Promise<void> {
-  await withServices(options, async ({ operations }) => {
-    const pause = await operations.resumeAgent({ by: who() });
+  await withServices(options, async ({ operations, store }) => {
+    const by = await cliChangeActor(store.people);
+    const pause = await operations.resumeAgent({ by });
     if (options.json) outJson(pause);
     else out('the agent loops on this store run again');
   });

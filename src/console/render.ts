@@ -131,7 +131,7 @@ export function signInPage(message?: string): string {
     signedIn: false,
     body: `<section class="card signin">
 <h1>Sign in</h1>
-<p>This server was started with <code>MCP_AUTH_TOKEN</code>. Enter it to open the console.</p>
+<p>Enter your token: the one <code>people add</code> printed for you, or the administrator's <code>MCP_AUTH_TOKEN</code>.</p>
 ${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}
 <form method="post" action="/console/login">
 <label for="token">Token</label>
@@ -140,6 +140,20 @@ ${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}
 </form>
 </section>`,
   });
+}
+
+/** Every form that posts, except signing in and out: the console's actions, whatever page shows them. */
+const ACTION_FORM = /<form\b[^>]*\bmethod="post"[^>]*>[\s\S]*?<\/form>/gi;
+
+/**
+ * A page for someone who may only view: every action form removed (Approve, Reject, Replay, Ack,
+ * and any a page adds later: one filter, not a condition in each form), leaving sign-out. The
+ * server refuses their posts anyway (403); this keeps buttons they cannot use off their screen.
+ */
+export function withoutActions(html: string): string {
+  return html.replace(ACTION_FORM, (form) =>
+    /action="\/console\/(logout|login)"/.test(form) ? form : '',
+  );
 }
 
 export function messagePage(title: string, message: string, back: string, signedIn: boolean) {

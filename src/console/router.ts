@@ -7,7 +7,7 @@ import {
 } from '../errors.js';
 import { isEventOutcome, isEventStatus, type EventStatus } from '../buffer/buffer.js';
 import type { Logger } from '../logger.js';
-import { createRequestGuard, originOf, requestSource, sameToken } from '../http-guard.js';
+import { createRequestGuard, originOf, requestSource } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
 import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { ApprovalResult } from '../operations/approvals.js';
@@ -22,8 +22,19 @@ import {
   page,
   signInPage,
   type DecideFormState,
+  withoutActions,
 } from './render.js';
 import { cookieValue, SESSION_COOKIE, Sessions } from './sessions.js';
+import {
+  ADMIN,
+  canChange,
+  createActorResolver,
+  historyName,
+  tokenHash,
+  viewOnlyRefusal,
+  type Actor,
+  type ActorResolver,
+} from '../operations/people.js';
 import { clientKey, SignInLimiter, type SignInLimitOptions } from './sign-in-limit.js';
 
 export const CONSOLE_PATH = '/console';
@@ -44,6 +55,11 @@ export interface ConsoleOptions {
   maxLiveClients?: number;
   /** Bounds (and the clock) of the sign-in rate limit; SIGN_IN_LIMIT by default. */
   signInLimit?: SignInLimitOptions;
+  /**
+   * Who a token names (operations/people.ts): MCP_AUTH_TOKEN or a person of the store. By default
+   * the administrator's token only.
+   */
+  actors?: ActorResolver;
 }
 
 export interface ConsoleHandler {
@@ -87,9 +103,31 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   const limiter = new SignInLimiter(options.signInLimit);
   const live = new LiveFeed((listener) => backend.watch(listener), options.maxLiveClients);
   const token = options.authToken;
+  const actors = options.actors ?? createActorResolver({ adminToken: token, people: null });
 
-  const signedIn = (req: Request) =>
-    token === null || sessions.valid(cookieValue(req.headers.cookie, SESSION_COOKIE));
+  /**
+   * Who makes this request: the administrator when no token is required (loopback, no
+   * MCP_AUTH_TOKEN, nobody added), else whoever signed in with the session cookie — a person only
+   * while they are still in the store (checked through the resolver's cache, so a removed person's
+   * session ends within ACTOR_CACHE_MS). Null: not signed in.
+   */
+  const actorOf = async (req: Request): Promise<Actor | null> => {
+    if (!(await actors.authRequired())) return ADMIN;
+    const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
+    const session = sessions.get(id);
+    if (session === null) return null;
+    if (session.tokenHash === null) return session.actor;
+    const person = await actors.person(session.tokenHash);
+    if (person === null) sessions.end(id);
+    return person;
+  };
+  /** Whether the page shows the sign-out button: a token was asked for. */
+  const signedIn = (res: Response): boolean => res.locals.authRequired === true;
+  /** The actor requireSession found (every route after it has one). */
+  const actorHere = (res: Response): Actor => res.locals.actor as Actor;
+  /** A page as this actor may see it: no action forms for someone who can only view. */
+  const shown = (res: Response, html: string): string =>
+    canChange(actorHere(res)) ? html : withoutActions(html);
 
   const headers = (_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('Content-Security-Policy', CSP);
@@ -181,8 +219,17 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     }
   }
 
-  const requireSession = (req: Request, res: Response, next: NextFunction) => {
-    if (signedIn(req)) {
+  const requireSession = async (req: Request, res: Response, next: NextFunction) => {
+    let actor: Actor | null;
+    try {
+      actor = await actorOf(req);
+      res.locals.authRequired = await actors.authRequired();
+    } catch (error) {
+      next(error);
+      return;
+    }
+    if (actor !== null) {
+      res.locals.actor = actor;
       next();
       return;
     }
@@ -217,8 +264,15 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   // Before the form is even read: the attempt is counted (SignInLimiter.attempt), and a limited
   // client's token is not looked at (not parsed, not compared), so guessing faster than
   // SIGN_IN_LIMIT allows learns nothing.
-  const limitSignIn = (req: Request, res: Response, next: NextFunction) => {
-    if (token === null) {
+  const limitSignIn = async (req: Request, res: Response, next: NextFunction) => {
+    let required: boolean;
+    try {
+      required = await actors.authRequired();
+    } catch (error) {
+      next(error);
+      return;
+    }
+    if (!required) {
       next();
       return;
     }
@@ -243,15 +297,22 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       );
   };
 
-  r.post('/login', limitSignIn, form, (req: Request, res: Response) => {
-    if (token === null) {
-      res.redirect(303, CONSOLE_PATH);
+  r.post('/login', limitSignIn, form, async (req: Request, res: Response, next: NextFunction) => {
+    let actor: Actor | null;
+    const given = typeof req.body?.token === 'string' ? req.body.token : '';
+    try {
+      if (!(await actors.authRequired())) {
+        res.redirect(303, CONSOLE_PATH);
+        return;
+      }
+      // The resolver compares MCP_AUTH_TOKEN's SHA-256 digest with timingSafeEqual (the time taken
+      // does not depend on how much a guess gets right), and finds a person by their token's hash.
+      actor = given ? await actors.resolve(given) : null;
+    } catch (error) {
+      next(error);
       return;
     }
-    const given = typeof req.body?.token === 'string' ? req.body.token : '';
-    // sameToken compares SHA-256 digests with timingSafeEqual: the time taken does not depend on
-    // how much of the token a guess gets right, or on its length.
-    if (!given || !sameToken(given, token)) {
+    if (actor === null) {
       // Already counted by limitSignIn: a wrong token leaves the count as it is.
       refusals.refused('console sign-in refused: wrong token', 'wrong_token', {
         ip: req.socket.remoteAddress,
@@ -259,17 +320,21 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       res
         .status(401)
         .type('html')
-        .send(signInPage('That is not the token this server was started with (MCP_AUTH_TOKEN).'));
+        .send(
+          signInPage(
+            'That is not the token of anyone here: neither MCP_AUTH_TOKEN nor a token `people add` printed.',
+          ),
+        );
       return;
     }
     limiter.succeeded(clientKey(req.socket.remoteAddress));
-    const id = sessions.create();
+    const id = sessions.create(Date.now(), actor, actor.role === 'admin' ? null : tokenHash(given));
     const secure = req.protocol === 'https' ? '; Secure' : '';
     res.setHeader(
       'Set-Cookie',
       `${SESSION_COOKIE}=${id}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`,
     );
-    logger.info('console signed in');
+    logger.info('console signed in', { who: actor.name, role: actor.role });
     res.redirect(303, CONSOLE_PATH);
   });
 
@@ -283,6 +348,22 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   });
 
   r.use(requireSession);
+
+  // One check for every state-changing request after sign-in (the actions below and any added
+  // later): someone who can only view is refused before the request is read.
+  r.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || canChange(actorHere(res))) {
+      next();
+      return;
+    }
+    const actor = actorHere(res);
+    refusals.refused('console change refused: view-only person', 'view_only', {
+      who: actor.name,
+      method: req.method,
+      path: req.path,
+    });
+    refuse(req, res, 403, viewOnlyRefusal(actor));
+  });
 
   r.get('/live', (_req: Request, res: Response) => {
     if (!live.open(res)) {
@@ -324,26 +405,29 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       ]);
       const types = backend.types();
       res.type('html').send(
-        page({
-          title: query ? `Search: ${query}` : 'Queue',
-          signedIn: token !== null,
-          // A search's answer is read once (it scans thousands of events): not re-run on every
-          // change of the store, as the queue's page is.
-          live: !query,
-          body: overviewBody({
-            counts,
-            events: listed.events,
-            older: listed.older,
-            filter,
-            types,
-            insights,
-            agent,
-            toolOf: (t) => backend.toolOf(t),
-            amountOf: (e) => backend.amountOf(e),
-            search,
-            now: Date.now(),
+        shown(
+          res,
+          page({
+            title: query ? `Search: ${query}` : 'Queue',
+            signedIn: signedIn(res),
+            // A search's answer is read once (it scans thousands of events): not re-run on every
+            // change of the store, as the queue's page is.
+            live: !query,
+            body: overviewBody({
+              counts,
+              events: listed.events,
+              older: listed.older,
+              filter,
+              types,
+              insights,
+              agent,
+              toolOf: (t) => backend.toolOf(t),
+              amountOf: (e) => backend.amountOf(e),
+              search,
+              now: Date.now(),
+            }),
           }),
-        }),
+        ),
       );
     } catch (error) {
       next(error);
@@ -363,19 +447,22 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
               'Not found',
               new EventNotFoundError(id).message,
               CONSOLE_PATH,
-              token !== null,
+              signedIn(res),
             ),
           );
         return;
       }
       res.type('html').send(
-        page({
-          title: id,
-          signedIn: token !== null,
-          eventId: id,
-          live: true,
-          body: eventBody(view, Date.now()),
-        }),
+        shown(
+          res,
+          page({
+            title: id,
+            signedIn: signedIn(res),
+            eventId: id,
+            live: true,
+            body: eventBody(view, Date.now()),
+          }),
+        ),
       );
     } catch (error) {
       next(error);
@@ -499,7 +586,12 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       const { action = '', ...fields } = values;
       let result: ApprovalResult;
       try {
-        result = await backend.decide(id, `console:${process.pid}`, action, fields);
+        result = await backend.decide(
+          id,
+          historyName(actorHere(res), `console:${process.pid}`),
+          action,
+          fields,
+        );
       } catch (error) {
         if (error instanceof InvalidDecisionError) {
           await refused(400, { values, issues: error.issues });
@@ -536,7 +628,8 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
     const text = one(body.reason) ?? one(body.note);
-    const by = `console:${process.pid}`;
+    // A person by their name; the administrator as before (this console process).
+    const by = historyName(actorHere(res), `console:${process.pid}`);
     const back = `${CONSOLE_PATH}/event/${encodeURIComponent(id)}`;
     try {
       if (text && text.length > MAX_TEXT) {
@@ -551,7 +644,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
           res
             .status(502)
             .type('html')
-            .send(messagePage('Not done', done.failed, back, token !== null));
+            .send(messagePage('Not done', done.failed, back, signedIn(res)));
       } else if (wantsJson(req)) res.json({ ok: true, message: done });
       else res.redirect(303, back);
     } catch (error) {
@@ -562,7 +655,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         res
           .status(status)
           .type('html')
-          .send(messagePage('Refused', message, back, token !== null));
+          .send(messagePage('Refused', message, back, signedIn(res)));
     }
   });
 

@@ -1,14 +1,23 @@
 import crypto from 'node:crypto';
+import { ADMIN, type Actor } from '../operations/people.js';
 
 export const SESSION_COOKIE = 'sem_console';
 
 /**
  * Console sign-ins: a random id per sign-in, kept here, sent as an HttpOnly SameSite=Strict
  * cookie. The cookie is never the token itself, so a leaked cookie dies with its session and the
- * token never sits in a browser. Bounded (the oldest sign-in goes first) and expiring.
+ * token never sits in a browser. Bounded (the oldest sign-in goes first) and expiring. Each
+ * session remembers who signed in (the administrator or a person), so every change made through it
+ * is recorded under that name and checked against that role.
  */
+export interface SessionEntry {
+  expires: number;
+  actor: Actor;
+  tokenHash: string | null;
+}
+
 export class Sessions {
-  private readonly expiries = new Map<string, number>();
+  private readonly expiries = new Map<string, SessionEntry>();
 
   constructor(
     readonly ttlMs = 12 * 60 * 60 * 1000,
@@ -19,25 +28,34 @@ export class Sessions {
     return this.expiries.size;
   }
 
-  create(now = Date.now()): string {
+  /**
+   * A new session for `actor`; `tokenHash` is the person's (null for the administrator), kept so
+   * each request can check the person still exists (removed people lose their sessions too).
+   */
+  create(now = Date.now(), actor: Actor = ADMIN, tokenHash: string | null = null): string {
     const id = crypto.randomBytes(32).toString('base64url');
     while (this.expiries.size >= this.max) {
       const oldest = this.expiries.keys().next().value as string;
       this.expiries.delete(oldest);
     }
-    this.expiries.set(id, now + this.ttlMs);
+    this.expiries.set(id, { expires: now + this.ttlMs, actor, tokenHash });
     return id;
   }
 
-  valid(id: string | undefined, now = Date.now()): boolean {
-    if (!id) return false;
-    const expires = this.expiries.get(id);
-    if (expires === undefined) return false;
-    if (expires <= now) {
+  /** Who signed in with this session, or null when it is unknown or expired. */
+  get(id: string | undefined, now = Date.now()): SessionEntry | null {
+    if (!id) return null;
+    const session = this.expiries.get(id);
+    if (session === undefined) return null;
+    if (session.expires <= now) {
       this.expiries.delete(id);
-      return false;
+      return null;
     }
-    return true;
+    return session;
+  }
+
+  valid(id: string | undefined, now = Date.now()): boolean {
+    return this.get(id, now) !== null;
   }
 
   end(id: string | undefined): void {

@@ -23,6 +23,7 @@ import type { Logger } from '../logger.js';
 import type { ApprovalResult } from '../operations/approvals.js';
 import type { BackfillProgress } from '../operations/backfill.js';
 import type { QueueOperations } from '../operations/queue.js';
+import { ADMIN, historyName, type Actor } from '../operations/people.js';
 import type { ToolInput, ToolName, ToolOutput } from './tools.js';
 import { callAmount } from '../money.js';
 import {
@@ -47,13 +48,24 @@ export interface McpContext {
   logger: Logger;
   /** --enrich: adds facts the event lacks to the tool call get_event and the event resource show. */
   enrich?: Enrich;
+  /**
+   * Who this session acts for (operations/people.ts): a person by their bearer token, else the
+   * administrator (MCP_AUTH_TOKEN, stdio, a loopback server nobody signs in to).
+   */
+  actor?: Actor;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
-/** Who asks, for the history: the HTTP session, else (stdio, in-memory) this process. */
-function who(extra: Extra | undefined): string {
-  return extra?.sessionId ? `mcp:${extra.sessionId}` : `mcp:${process.pid}`;
+/**
+ * Who asks, for the history: a person by name; the administrator as before, by the HTTP session,
+ * else (stdio, in-memory) this process.
+ */
+function whoIn(actor: Actor | undefined, extra: Extra | undefined): string {
+  return historyName(
+    actor ?? ADMIN,
+    extra?.sessionId ? `mcp:${extra.sessionId}` : `mcp:${process.pid}`,
+  );
 }
 
 export type ToolHandlers = {
@@ -116,6 +128,7 @@ function iso(ms: number | null): string | null {
 
 export function createToolHandlers(ctx: McpContext): ToolHandlers {
   const { operations, catalog, redact, logger } = ctx;
+  const who = (extra: Extra | undefined) => whoIn(ctx.actor, extra);
 
   const handlers: Omit<
     ToolHandlers,

@@ -8,6 +8,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { ConfigError } from '../errors.js';
 import { createRequestGuard, hasBearerToken, isLoopbackHost, sameToken } from '../http-guard.js';
 import { createRefusalLog } from '../refusal-log.js';
+import {
+  ADMIN,
+  createActorResolver,
+  type Actor,
+  type ActorResolver,
+} from '../operations/people.js';
 
 // Kept here too: /mcp's users (and tests) found them here first.
 export { createRequestGuard, hasBearerToken, isLoopbackHost, sameToken };
@@ -32,6 +38,11 @@ export interface McpHttpOptions extends McpContext {
   idleTimeoutMs: number;
   /** At the cap a new session closes the least recently used idle one (--mcp-max-sessions). */
   maxSessions?: number;
+  /**
+   * Who a bearer token names (operations/people.ts): MCP_AUTH_TOKEN or a person of the store. By
+   * default the administrator's token only.
+   */
+  actors?: ActorResolver;
 }
 
 export interface McpHttpHandler {
@@ -57,6 +68,8 @@ interface Session {
   used: number;
   /** GET event streams still open. */
   streams: Set<ServerResponse>;
+  /** Who opened it: every later request must present a token naming the same actor. */
+  actor: Actor;
 }
 
 /** The shortest MCP_AUTH_TOKEN accepted off loopback (`openssl rand -hex 32` gives 64). */
@@ -142,15 +155,32 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
     next();
   };
 
-  const checkToken = (req: Request, res: Response, next: NextFunction) => {
-    const expected = options.authToken;
-    if (!expected) {
-      next();
-      return;
-    }
+  const actors =
+    options.actors ?? createActorResolver({ adminToken: options.authToken, people: null });
+
+  /**
+   * The bearer token, when one is required (MCP_AUTH_TOKEN set, or someone added with `people
+   * add`): it must name the administrator or a person (401 otherwise). Who it names is kept in
+   * res.locals.actor for the session.
+   */
+  const checkToken = async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization ?? '';
-    if (hasBearerToken(header, expected)) {
-      next();
+    try {
+      if (!(await actors.authRequired())) {
+        res.locals.actor = ADMIN;
+        next();
+        return;
+      }
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      const actor = match?.[1] === undefined ? null : await actors.resolve(match[1]);
+      if (actor !== null) {
+        res.locals.actor = actor;
+        next();
+        return;
+      }
+    } catch (error) {
+      logger.warn('mcp request refused: the store did not answer who the token names', { error });
+      rpcError(res, 503, -32000, 'The event store is unavailable; try again in a few seconds.');
       return;
     }
     res.setHeader(
@@ -164,8 +194,8 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       401,
       -32000,
       header
-        ? 'Unauthorized: the bearer token is not the one this server was given (MCP_AUTH_TOKEN).'
-        : 'Unauthorized: send "Authorization: Bearer <token>" with the MCP_AUTH_TOKEN this server was started with.',
+        ? 'Unauthorized: the bearer token names nobody here: it is neither MCP_AUTH_TOKEN nor a token `people add` printed.'
+        : 'Unauthorized: send "Authorization: Bearer <token>" with your token (`people add` printed it) or MCP_AUTH_TOKEN.',
     );
   };
 
@@ -271,7 +301,8 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       if (reserved) opening -= 1;
       reserved = false;
     };
-    const server = createMcpServer({ ...options, hub });
+    const actor = res.locals.actor as Actor;
+    const server = createMcpServer({ ...options, hub, actor });
     let session: Session | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
@@ -286,6 +317,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
           lastActive: Date.now(),
           used: ++clock,
           streams: new Set(),
+          actor,
         };
         sessions.set(id, session);
         track(session, res);
@@ -325,6 +357,17 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
           404,
           -32001,
           'Session not found: it ended, expired, was closed to make room for newer sessions, or never existed. Start a new session (initialize without an Mcp-Session-Id header).',
+        );
+        return;
+      }
+      // A session id is not a credential: the token sent with it must name whoever opened it.
+      const actor = res.locals.actor as Actor;
+      if (actor.name !== session.actor.name || actor.role !== session.actor.role) {
+        rpcError(
+          res,
+          403,
+          -32000,
+          'Forbidden: this session was opened with another token. Start a new session (initialize without an Mcp-Session-Id header).',
         );
         return;
       }

@@ -6,6 +6,7 @@ import { ChangeHub } from './notifications.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources, registerSubscriptions } from './resources.js';
 import { TOOLS } from './tools.js';
+import { canChange, viewOnlyRefusal, type Actor } from '../operations/people.js';
 
 export const SERVER_NAME = 'stripe-events-mcp';
 
@@ -50,6 +51,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     redact: options.redact,
     logger: options.logger,
     enrich: options.enrich,
+    actor: options.actor,
   };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'Stripe events', version: packageVersion() },
@@ -65,6 +67,8 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
       instructions: INSTRUCTIONS,
     },
   );
+
+  if (options.actor && !canChange(options.actor)) refuseChanges(server, options.actor);
 
   const handlers = createToolHandlers(ctx);
   const t = TOOLS;
@@ -103,4 +107,26 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     subscriptions.clear();
   };
   return server;
+}
+
+/**
+ * For a session of someone who may only view: every tool registered on `server` from here on whose
+ * annotations do not say `readOnlyHint: true` answers an error instead of running. One rule at
+ * registration, not a check in each handler, so a tool added later is covered as well; a tool that
+ * does not declare itself read-only is taken to change something.
+ */
+function refuseChanges(server: McpServer, actor: Actor): void {
+  type Register = (name: string, config: unknown, callback: unknown) => unknown;
+  const register = server.registerTool.bind(server) as unknown as Register;
+  const refused = () => ({
+    content: [{ type: 'text' as const, text: viewOnlyRefusal(actor) }],
+    isError: true,
+  });
+  const guarded: Register = (name, config, callback) => {
+    const readOnly =
+      (config as { annotations?: { readOnlyHint?: boolean } } | undefined)?.annotations
+        ?.readOnlyHint === true;
+    return register(name, config, readOnly ? callback : refused);
+  };
+  server.registerTool = guarded as unknown as McpServer['registerTool'];
 }

@@ -27,6 +27,7 @@ import type { HasParkedStore, ParkedNotification, ParkedStore } from '../parked.
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { RecentIds } from '../recent-ids.js';
 import type { AgentLedger } from '../ledger.js';
+import type { PeopleStore } from '../people.js';
 import {
   DEFAULT_POLICY,
   LEASE_EXPIRY_RETRY_MS,
@@ -51,6 +52,7 @@ import {
   type RedisConnectionOptions,
 } from './connection.js';
 import { LEDGER_SCRIPTS, RedisLedger, type LedgerScriptName } from './ledger.js';
+import { PEOPLE_SCRIPTS, RedisPeople, type PeopleScriptName } from './people.js';
 import { iso, nullableNumber, pairs, parseHistory, toEvent } from './rows.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './scripts.js';
 import { redactRedisUrl } from './url.js';
@@ -93,6 +95,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   readonly instanceId = crypto.randomUUID();
   /** The guardrails' counts (redis/ledger.ts), each check-and-count one script. */
   readonly ledger: AgentLedger;
+  /** The people who sign in under their own name (redis/people.ts). */
+  readonly people: PeopleStore;
   /** The connection every command goes through (call(), redis/connection.ts). */
   private readonly conn: RedisConnection;
   private readonly client: Redis;
@@ -114,7 +118,11 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     this.conn = new RedisConnection(options, () => this.changes.reconnect());
     this.client = this.conn.client;
     this.changes = new RedisChanges(this.client, this.key('changes'), this.instanceId, this.feed);
-    for (const [name, lua] of Object.entries({ ...SCRIPTS, ...LEDGER_SCRIPTS })) {
+    for (const [name, lua] of Object.entries({
+      ...SCRIPTS,
+      ...LEDGER_SCRIPTS,
+      ...PEOPLE_SCRIPTS,
+    })) {
       this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }
     this.ledger = new RedisLedger({
@@ -124,6 +132,13 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       zcount: (key, min) => this.call(() => this.client.zcount(key, `(${min}`, '+inf')),
       key: (name) => this.key(name),
       now: () => this.now(),
+    });
+    this.people = new RedisPeople({
+      run: <T>(name: PeopleScriptName, args: string[]) => this.script<T>(name, args),
+      hget: (key, field) => this.call(() => this.client.hget(key, field)),
+      hgetall: (key) => this.call(() => this.client.hgetall(key)),
+      hlen: (key) => this.call(() => this.client.hlen(key)),
+      key: (name) => this.key(name),
     });
   }
 
@@ -444,7 +459,10 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     await this.conn.quit();
   }
 
-  private script<T>(name: ScriptName | LedgerScriptName, args: string[]): Promise<T> {
+  private script<T>(
+    name: ScriptName | LedgerScriptName | PeopleScriptName,
+    args: string[],
+  ): Promise<T> {
     const command = (this.client as unknown as Record<string, (...a: string[]) => Promise<T>>)[
       name
     ]!;

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../errors.js';
 import { LEDGER_SCHEMA, ONCE_SCHEMA } from './ledger.js';
+import { PEOPLE_SCHEMA } from './people.js';
 
 const SCHEMA_VERSION = 7;
 
@@ -82,6 +83,9 @@ export function migrate(db: Database.Database, file: string): void {
     db.exec(LEDGER_SCHEMA);
     // Schema 7: ledger.once() keys (sqlite/ledger.ts), e.g. the one "expires soon" notice.
     db.exec(ONCE_SCHEMA);
+    // Schema 7: the people who sign in under their own name (sqlite/people.ts), their tokens'
+    // hashes only. Idempotent (IF NOT EXISTS), like every step here.
+    db.exec(PEOPLE_SCHEMA);
     // Schema 5: every state change bumps `rev`, and is written only if the row is still at the
     // revision its rules were applied to (compare-and-set on the writer thread).
     const columns = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events');

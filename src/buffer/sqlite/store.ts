@@ -29,6 +29,7 @@ import { claimToken, CommandMethods, entryRow, stateColumns } from '../commands.
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { RecentIds } from '../recent-ids.js';
 import { oldestDayKept, type AgentLedger } from '../ledger.js';
+import type { PeopleStore } from '../people.js';
 import {
   claimed,
   expired,
@@ -41,6 +42,7 @@ import {
 } from '../transitions.js';
 import { ExternalCommits } from './feed.js';
 import { SqliteLedger } from './ledger.js';
+import { SqlitePeople } from './people.js';
 import {
   toEvent,
   toHistory,
@@ -81,6 +83,8 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'sqlite';
   /** The guardrails' counts (sqlite/ledger.ts), written on the writer thread. */
   readonly ledger: AgentLedger;
+  /** The people who sign in under their own name (sqlite/people.ts), on the main connection. */
+  readonly people: PeopleStore;
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
@@ -134,6 +138,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     }
     const db = this.db;
     this.ledger = new SqliteLedger(db, () => this.writer(), this.now, oldestDayKept);
+    this.people = new SqlitePeople(db, (fn) => this.run(fn));
     this.stmt = {
       get: db.prepare('SELECT * FROM events WHERE id = ?'),
       lease: db.prepare('SELECT status, lease_owner, lease_expires_at FROM events WHERE id = ?'),
