@@ -56,6 +56,8 @@ export interface StartOptions {
   command?: string;
   /** Runs the autonomous Claude loop beside the server (`agent`, `serve --agent`). */
   agent?: AgentSettings;
+  /** A line the console shows over its pages (`demo`: its decisions are scripted). */
+  consoleBanner?: string;
 }
 
 /** The secrets to verify with: the configured ones, else the data dir's dev secret. */
@@ -133,6 +135,7 @@ export async function startServer(
       agentRunning: () => !!options.agent,
     }),
     logger: logger.child({ component: 'console' }),
+    banner: options.consoleBanner,
     host: config.host,
     authToken: config.mcpAuthToken,
     allowedHosts: config.mcpAllowedHosts,

@@ -44,6 +44,8 @@ export interface ConsoleOptions {
   maxLiveClients?: number;
   /** Bounds (and the clock) of the sign-in rate limit; SIGN_IN_LIMIT by default. */
   signInLimit?: SignInLimitOptions;
+  /** A line shown over the queue and event pages (`demo`: the decisions are scripted). */
+  banner?: string;
 }
 
 export interface ConsoleHandler {
@@ -327,6 +329,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         page({
           title: query ? `Search: ${query}` : 'Queue',
           signedIn: token !== null,
+          banner: options.banner,
           // A search's answer is read once (it scans thousands of events): not re-run on every
           // change of the store, as the queue's page is.
           live: !query,
@@ -372,6 +375,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         page({
           title: id,
           signedIn: token !== null,
+          banner: options.banner,
           eventId: id,
           live: true,
           body: eventBody(view, Date.now()),
