@@ -282,19 +282,8 @@ export function buildProgram(): Command {
       '\nNeeds no key, and refuses to run with a live Stripe key (sk_live_…, rk_live_…) in STRIPE_SECRET_KEY or ANTHROPIC_API_KEY.',
     )
     .action(async (options: DemoOptions) => {
-      const { runDemo } = await import('./cli/demo.js');
-      const demo = await runDemo(options, process.env, selfCommand());
-      const stop = () => {
-        demo.stop().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            process.stderr.write(`stripe-events-mcp: demo shutdown failed: ${String(error)}\n`);
-            process.exit(1);
-          },
-        );
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      // Runs until Ctrl-C (SIGINT) or SIGTERM, which the demo handles: it stops and cleans up.
+      await (await import('./cli/demo.js')).runDemo(options, process.env, selfCommand());
     });
 
   program

@@ -173,7 +173,12 @@ export interface RunningDemo {
   stop(): Promise<void>;
 }
 
-/** Starts everything, sends the events, prints what happened and what to try. */
+/**
+ * Starts everything, sends the events, prints what happened and what to try. From its first step
+ * on, SIGINT and SIGTERM stop it (also while it starts) and exit: the temporary directory goes
+ * with it, a `--data-dir` the person named is kept. A failure to start removes the directory the
+ * demo made either way, so the same command can be run again.
+ */
 export async function runDemo(
   options: DemoOptions,
   env: NodeJS.ProcessEnv,
@@ -184,11 +189,25 @@ export async function runDemo(
   const { dir, temporary } = demoDataDir(options.dataDir);
   let scripted: ScriptedModel | null = null;
   let server: RunningServer | null = null;
-  const cleanUp = async () => {
-    await server?.close();
-    await scripted?.close();
-    if (temporary) fs.rmSync(dir, { recursive: true, force: true });
+  let stopping: Promise<void> | undefined;
+  const stop = (keep: boolean) =>
+    (stopping ??= (async () => {
+      await server?.close();
+      await scripted?.close();
+      if (!keep) fs.rmSync(dir, { recursive: true, force: true });
+      if (server) say(keep ? `Demo stopped; ${dir} kept.` : `Demo stopped; ${dir} removed.`);
+    })());
+  const onSignal = () => {
+    stop(!temporary).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        say(`stripe-events-mcp: demo shutdown failed: ${String(error)}`);
+        process.exit(1);
+      },
+    );
   };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const configFile = path.join(dir, DEMO_CONFIG_FILE);
     fs.writeFileSync(configFile, JSON.stringify(DEMO_CONFIG, null, 2) + '\n');
@@ -286,17 +305,10 @@ export async function runDemo(
       ].join('\n'),
     );
   } catch (error) {
-    await cleanUp().catch(() => undefined);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stop(false).catch(() => undefined);
     throw error;
   }
-  const running = server as RunningServer;
-  let stopping: Promise<void> | undefined;
-  return {
-    server: running,
-    stop: () =>
-      (stopping ??= (async () => {
-        await cleanUp();
-        say(temporary ? `Demo stopped; ${dir} removed.` : `Demo stopped; ${dir} kept.`);
-      })()),
-  };
+  return { server: server as RunningServer, stop: () => stop(!temporary) };
 }
