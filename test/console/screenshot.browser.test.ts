@@ -12,7 +12,7 @@ import { CLI, cliEnv, REPO_ROOT, killLeftovers, waitFor } from '../helpers/spawn
 
 const PICTURE = path.join(REPO_ROOT, 'docs', 'console.png');
 const WIDTH = 1200;
-const HEIGHT = 960;
+const HEIGHT = 1000;
 /** The README loads it on every visit: kept small. */
 const MAX_BYTES = 200 * 1024;
 
