@@ -57,6 +57,8 @@ export interface StartOptions {
   command?: string;
   /** Runs the autonomous Claude loop beside the server (`agent`, `serve --agent`). */
   agent?: AgentSettings;
+  /** A line the console shows over its pages (`demo`: its decisions are scripted). */
+  consoleBanner?: string;
 }
 
 /** The secrets to verify with: the configured ones, else the data dir's dev secret. */
@@ -138,6 +140,7 @@ export async function startServer(
     }),
     logger: logger.child({ component: 'console' }),
     actors,
+    banner: options.consoleBanner,
     host: config.host,
     authToken: config.mcpAuthToken,
     allowedHosts: config.mcpAllowedHosts,

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import type { DemoOptions } from './cli/demo.js';
 import type {
   DecideOptions,
   EventsOptions,
@@ -272,6 +273,28 @@ export function buildProgram(): Command {
         'MCP over stdin/stdout (Claude Desktop); also receives webhooks, or attaches to the store when the port is taken',
       ),
   ).action(stdio);
+
+  program
+    .command('demo')
+    .description(
+      'the whole loop offline: server and agent on a throwaway data dir, a scripted model (nothing sent to Anthropic), test events',
+    )
+    .addOption(
+      new Option('--port <port>', 'port to listen on, on 127.0.0.1 (default: a free one, printed)'),
+    )
+    .option(
+      '--data-dir <dir>',
+      'a new directory for the demo store, kept afterwards (default: a temporary one, removed at Ctrl-C); an existing one is refused',
+    )
+    .option('--log-level <level>', 'JSON logs: debug, info, warn, error or silent (default warn)')
+    .addHelpText(
+      'after',
+      '\nNeeds no key, and refuses to run with a live Stripe key (sk_live_…, rk_live_…) in STRIPE_SECRET_KEY or ANTHROPIC_API_KEY.',
+    )
+    .action(async (options: DemoOptions) => {
+      // Runs until Ctrl-C (SIGINT) or SIGTERM, which the demo handles: it stops and cleans up.
+      await (await import('./cli/demo.js')).runDemo(options, process.env, selfCommand());
+    });
 
   program
     .command('trigger <event-type>')

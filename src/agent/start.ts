@@ -28,7 +28,7 @@ export interface StartAgentOptions {
   onBreakerOpen?: AgentLoopOptions['onBreakerOpen'];
 }
 
-/** Builds and starts the loop; the SDK reads ANTHROPIC_BASE_URL itself. */
+/** Builds and starts the loop; without settings.baseURL the SDK reads ANTHROPIC_BASE_URL itself. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentLoop> {
   const g = options.guardrails ?? {};
   const guardrails = new Guardrails(options.buffer.ledger, {
@@ -51,7 +51,11 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     pausedGauge,
     buffer: options.buffer,
     catalog: options.catalog,
-    client: createModelClient({ apiKey: options.settings.apiKey, maxRetries: 4 }),
+    client: createModelClient({
+      apiKey: options.settings.apiKey,
+      maxRetries: 4,
+      baseURL: options.settings.baseURL,
+    }),
     sink: options.sink,
     logger: options.logger.child({ component: 'agent' }),
     metrics: createAgentMetrics(options.registry),

@@ -98,15 +98,15 @@ export function buildTriggerPayload(type: string, sets: readonly string[] = []):
   return JSON.stringify(event, null, 2);
 }
 
-/** Signs and POSTs a test event; resolves to the process exit code. */
-export async function runTrigger(
-  type: string,
-  options: TriggerOptions,
-  env = process.env,
-): Promise<number> {
-  const payload = buildTriggerPayload(type, options.set);
-  const secret = triggerSecret(options, env);
-  const url = options.url ?? DEFAULT_WEBHOOK_URL;
+/**
+ * Signs `payload` as Stripe does (stripe-node's test header: `t=…,v1=…`) and POSTs it to `url`.
+ * An unreachable server is an AppError naming the URL.
+ */
+export async function postSignedEvent(
+  url: string,
+  payload: string,
+  secret: string,
+): Promise<{ status: number; ok: boolean; text: string }> {
   const header = Stripe.webhooks.generateTestHeaderString({ payload, secret });
   let response: Response;
   try {
@@ -123,8 +123,20 @@ export async function runTrigger(
       `cannot reach ${url} (${cause}). Is \`stripe-events-mcp serve\` running there?`,
     );
   }
-  const text = await response.text();
+  return { status: response.status, ok: response.ok, text: await response.text() };
+}
+
+/** Signs and POSTs a test event; resolves to the process exit code. */
+export async function runTrigger(
+  type: string,
+  options: TriggerOptions,
+  env = process.env,
+): Promise<number> {
+  const payload = buildTriggerPayload(type, options.set);
+  const secret = triggerSecret(options, env);
+  const url = options.url ?? DEFAULT_WEBHOOK_URL;
+  const response = await postSignedEvent(url, payload, secret);
   out(`${type} → ${url}`);
-  out(`HTTP ${response.status} ${text}`);
+  out(`HTTP ${response.status} ${response.text}`);
   return response.ok ? 0 : 1;
 }

@@ -10,6 +10,8 @@ export interface AgentSettings {
   maxTokens: number;
   dryRun: boolean;
   leaseMs: number;
+  /** Another Messages API endpoint for this loop (the demo's scripted model); else the SDK's. */
+  baseURL?: string;
 }
 
 export interface AgentFlags {

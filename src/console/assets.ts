@@ -176,6 +176,7 @@ main { max-width: 1200px; margin: 0 auto; padding: 12px 20px 40px; }
 .signout { margin-left: auto; }
 .signout button { background: transparent; color: #fff; border-color: #ffffff66; }
 #flash:empty { display: none; }
+.banner { box-sizing: border-box; width: calc(100% - 40px); max-width: 1160px; margin: 12px auto 0; padding: 8px 14px; border-radius: 6px; background: #fff4e5; color: #7a4100; border: 1px solid #f5d3a3; }
 #flash { max-width: 1200px; margin: 10px auto 0; padding: 10px 14px; border-radius: 6px; }
 #flash.ok { background: #e6f4ea; color: var(--ok); }
 #flash.error { background: #fce8e6; color: var(--bad); }

@@ -94,6 +94,8 @@ export interface Layout {
   eventId?: string;
   /** Follow the store's changes (the overview and event pages). */
   live?: boolean;
+  /** A line over every page about how this server runs (the demo's scripted model). */
+  banner?: string;
 }
 
 export function page(layout: Layout): string {
@@ -117,6 +119,7 @@ ${
     : ''
 }
 </header>
+${layout.banner ? `<p class="banner" role="note">${escapeHtml(layout.banner)}</p>` : ''}
 <div id="flash" role="status" aria-live="polite"></div>
 <main>
 ${layout.body}

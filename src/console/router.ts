@@ -60,6 +60,8 @@ export interface ConsoleOptions {
    * the administrator's token only.
    */
   actors?: ActorResolver;
+  /** A line shown over the queue and event pages (`demo`: the decisions are scripted). */
+  banner?: string;
 }
 
 export interface ConsoleHandler {
@@ -410,6 +412,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
           page({
             title: query ? `Search: ${query}` : 'Queue',
             signedIn: signedIn(res),
+            banner: options.banner,
             // A search's answer is read once (it scans thousands of events): not re-run on every
             // change of the store, as the queue's page is.
             live: !query,
@@ -458,6 +461,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
           page({
             title: id,
             signedIn: signedIn(res),
+            banner: options.banner,
             eventId: id,
             live: true,
             body: eventBody(view, Date.now()),
@@ -545,7 +549,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       res
         .status(status)
         .type('html')
-        .send(messagePage('Refused', message, back, token !== null));
+        .send(messagePage('Refused', message, back, signedIn(res)));
       return;
     }
     res
@@ -554,7 +558,8 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       .send(
         page({
           title: id,
-          signedIn: token !== null,
+          signedIn: signedIn(res),
+          banner: options.banner,
           eventId: id,
           body: eventBody(view, Date.now(), state),
         }),
@@ -610,7 +615,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
           res
             .status(502)
             .type('html')
-            .send(messagePage('Not done', failed, back, token !== null));
+            .send(messagePage('Not done', failed, back, signedIn(res)));
       } else if (wantsJson(req)) {
         res.json({ ok: true, message: `Decided ${id}: ${action}, ${result.outcome}.` });
       } else res.redirect(303, back);

@@ -167,7 +167,7 @@ describe('the approval card (issue #20.2)', () => {
 
     await confirm.check();
     await page.getByRole('button', { name: 'Approve' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
     expect(sink.bodies.map((b) => b.event_id)).toEqual([usdId]);
 
     // A yen amount reads in yen in the confirmation.
@@ -176,7 +176,7 @@ describe('the approval card (issue #20.2)', () => {
     const yen = page.getByRole('checkbox', { name: 'I approve sending ¥50,000' });
     await yen.check();
     await page.getByRole('button', { name: 'Approve' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('approved');
     expect(sink.bodies.map((b) => b.event_id)).toEqual([usdId, jpyId]);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
@@ -214,7 +214,7 @@ describe('ask a person leads somewhere (issue #20.3)', () => {
 
     await page.getByLabel('rationale', { exact: true }).fill('Support confirmed the delivery.');
     await page.getByRole('button', { name: 'Dispatch this decision' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('decided by a person');
     expect(sink.bodies).toHaveLength(1);
     const call = sink.bodies[0]!.tool_call as { name: string; input: Record<string, unknown> };
     expect(sink.bodies[0]!.event_id).toBe(id);
@@ -240,7 +240,7 @@ describe('ask a person leads somewhere (issue #20.3)', () => {
     await page.goto(`${server.url}/console/event/${id}`);
     await page.getByLabel('Note').fill('refunded by phone');
     await page.getByRole('button', { name: 'Mark handled' }).click();
-    await poll(() => page.locator('#summary .chip').textContent()).toBe('acked');
+    await poll(() => page.locator('#summary .chip').textContent()).toBe('handled by hand');
     await poll(() => page.locator('.timeline').textContent()).toMatch(
       /handled by hand by console:\d+: refunded by phone/,
     );
