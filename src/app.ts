@@ -131,6 +131,7 @@ export async function startServer(
     idleTimeoutMs: config.mcpSessionIdleMs,
     maxSessions: config.mcpMaxSessions,
   });
+  const publicUrl = config.publicUrl ? new URL(config.publicUrl) : null;
   const consoleUi = createConsole({
     backend: createConsoleBackend({
       buffer,
@@ -143,8 +144,14 @@ export async function startServer(
     banner: options.consoleBanner,
     host: config.host,
     authToken: config.mcpAuthToken,
-    allowedHosts: config.mcpAllowedHosts,
-    allowedOrigins: config.mcpAllowedOrigins,
+    // Behind a proxy the console's pages come from --public-url: its origin posts the forms and
+    // its host name arrives in Host, so both count as the console's own.
+    allowedHosts: publicUrl
+      ? [...config.mcpAllowedHosts, publicUrl.hostname.toLowerCase()]
+      : config.mcpAllowedHosts,
+    allowedOrigins: publicUrl
+      ? [...config.mcpAllowedOrigins, publicUrl.origin]
+      : config.mcpAllowedOrigins,
   });
   const app = createHttpApp({
     stripe,

@@ -189,6 +189,21 @@ describe('console state changes come from its own origin only', () => {
     }
   });
 
+  it('accepts the origin and host of --public-url (PUBLIC_URL), and no other', async () => {
+    const s = await server({ PUBLIC_URL: 'https://events.example.com' });
+    const behindProxy = { host: 'events.example.com' };
+    const id = await s.pending();
+    expect((await s.ack(id, { ...behindProxy, origin: 'https://evil.example.com' })).status).toBe(
+      403,
+    );
+    expect((await s.ack(id, { origin: 'http://events.example.com' })).status).toBe(403);
+    expect(await s.status(id)).toBe('pending');
+    expect((await s.ack(id, { ...behindProxy, origin: 'https://events.example.com' })).status).toBe(
+      200,
+    );
+    expect(await s.status(id)).toBe('acked');
+  });
+
   it('accepts an origin listed in MCP_ALLOWED_ORIGINS (a proxy serving the console over https)', async () => {
     const s = await server({ MCP_ALLOWED_ORIGINS: 'https://console.example.com' });
     const id = await s.pending();
