@@ -71,7 +71,7 @@ export function approverOf(token: string | null): string | null {
 
 /** The note of the `decision` entry a person's ack of a held call records. */
 export function notCarriedOutNote(by: string | undefined): string {
-  return `acked by ${by ?? 'a person'} without approving: the decided call was not dispatched`;
+  return `acked by ${by ?? 'a person'} without approving: nothing was dispatched`;
 }
 
 export type Command =

@@ -465,12 +465,12 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
           kind: 'decision',
           outcome: 'not_carried_out',
           by: 'cli:bob',
-          note: 'acked by cli:bob without approving: the decided call was not dispatched',
+          note: 'acked by cli:bob without approving: nothing was dispatched',
         },
         { at, kind: 'acked', by: 'cli:bob', note: 'handled by phone' },
       ]);
       expect(notCarriedOutNote('cli:bob')).toBe(
-        'acked by cli:bob without approving: the decided call was not dispatched',
+        'acked by cli:bob without approving: nothing was dispatched',
       );
       // Acking it again changes nothing; acking a pending event records no decision.
       await buffer.ack(id, { by: 'cli:bob' });

@@ -128,7 +128,7 @@ describe('every door, the same rules and words', () => {
         kind: 'decision',
         outcome: 'not_carried_out',
         by: 'cli:alice',
-        note: 'acked by cli:alice without approving: the decided call was not dispatched',
+        note: 'acked by cli:alice without approving: nothing was dispatched',
       },
       { kind: 'acked', by: 'cli:alice', note: 'refunded by hand' },
     ]);
