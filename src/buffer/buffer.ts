@@ -1,4 +1,5 @@
 import type { AgentLedger } from './ledger.js';
+import type { SubscriptionStore } from './subscriptions.js';
 import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
 
 export type { Command, QueuePolicy };
@@ -83,6 +84,11 @@ export interface ListQuery {
 export interface ListPage {
   events: StoredEvent[];
   nextCursor: string | null;
+  /**
+   * The position after the page's last event, even on the last page (null when the page is
+   * empty): a reader that follows every arrival (MCP Events' cursors) resumes exactly after it.
+   */
+  lastCursor: string | null;
 }
 
 export type QueueCounts = Record<EventStatus, number>;
@@ -177,6 +183,8 @@ export interface EventBuffer {
    * dispatch slots, the loops running on it. Every process on the store shares it.
    */
   readonly ledger: AgentLedger;
+  /** MCP Events webhook subscriptions and their delivery leases (subscriptions.ts). */
+  readonly subscriptions: SubscriptionStore;
   /**
    * Stores the event unless its id is already known. Resolves only once the event is durable.
    * Rejects with BufferFullError at the pending limit and StoreUnavailableError when the store fails.
@@ -192,6 +200,11 @@ export interface EventBuffer {
    * an automatic backfill resumes from it.
    */
   newestCreated(): Promise<number | null>;
+  /**
+   * The position after the newest event ever queued (a list cursor): "from now on" for a reader
+   * that follows arrivals (MCP Events). Pruning does not lower it.
+   */
+  headCursor(): Promise<string>;
   /**
    * Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. Each returned
    * event's `leaseOwner` is its claim token (`<owner>~<nonce>`, new for every claim): every later

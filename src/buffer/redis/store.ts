@@ -51,6 +51,8 @@ import {
   type RedisConnectionOptions,
 } from './connection.js';
 import { LEDGER_SCRIPTS, RedisLedger, type LedgerScriptName } from './ledger.js';
+import { RedisSubscriptions } from './subscriptions.js';
+import type { SubscriptionStore } from '../subscriptions.js';
 import { iso, nullableNumber, pairs, parseHistory, toEvent } from './rows.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './scripts.js';
 import { redactRedisUrl } from './url.js';
@@ -93,6 +95,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   readonly instanceId = crypto.randomUUID();
   /** The guardrails' counts (redis/ledger.ts), each check-and-count one script. */
   readonly ledger: AgentLedger;
+  /** MCP Events webhook subscriptions (redis/subscriptions.ts). */
+  readonly subscriptions: SubscriptionStore;
   /** The connection every command goes through (call(), redis/connection.ts). */
   private readonly conn: RedisConnection;
   private readonly client: Redis;
@@ -124,6 +128,11 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       zcount: (key, min) => this.call(() => this.client.zcount(key, `(${min}`, '+inf')),
       key: (name) => this.key(name),
       now: () => this.now(),
+    });
+    this.subscriptions = new RedisSubscriptions({
+      client: this.client,
+      call: (fn) => this.call(fn),
+      key: (name) => this.key(name),
     });
   }
 
@@ -202,6 +211,13 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     };
   }
 
+  /** `seq` is the counter every append INCRs: the newest seq ever used. */
+  async headCursor(): Promise<string> {
+    const key = this.key('seq');
+    const value = await this.call(() => this.client.get(key));
+    return encodeCursor(value === null ? 0 : Number(value));
+  }
+
   async newestCreated(): Promise<number | null> {
     const key = this.key('newest_created');
     const value = await this.call(() => this.client.get(key));
@@ -276,6 +292,7 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     return {
       events: flats.map((flat) => toEvent(pairs(flat))),
       nextCursor: more === 1 && lastSeq !== '' ? encodeCursor(Number(lastSeq)) : null,
+      lastCursor: lastSeq !== '' && flats.length > 0 ? encodeCursor(Number(lastSeq)) : null,
     };
   }
 
