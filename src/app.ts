@@ -19,6 +19,9 @@ import type { AgentSettings } from './config/agent.js';
 import { startPeriodicBackfill, type PeriodicBackfill } from './ingress/backfill.js';
 import type { BackfillRunner } from './operations/backfill.js';
 import { composeServices, type Services } from './compose/services.js';
+import { NO_ALLOWANCE } from './mcp/events/address.js';
+import { DEFAULT_EVENTS_OPTIONS } from './mcp/events/handlers.js';
+import { WebhookDeliverer } from './mcp/events/webhook.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -108,6 +111,15 @@ export async function startServer(
   const services = await composeServices({ ...config, ifMissing: 'create' }, logger);
   const { store: buffer, catalog, sink, stripe, parked, runBackfill, enrich } = services;
   const metrics = createMetrics(buffer);
+  // MCP Events webhooks: every serve process delivers, sharing the store's subscriptions.
+  const eventsAllow = { ...NO_ALLOWANCE, loopback: config.eventsAllowLoopback === true };
+  const deliverer = new WebhookDeliverer({
+    buffer,
+    catalog,
+    redact: config.redact,
+    logger: logger.child({ component: 'mcp-events' }),
+    allow: eventsAllow,
+  });
   const mcp = createMcpHttpHandler({
     buffer,
     operations: services.operations,
@@ -121,6 +133,7 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
     maxSessions: config.mcpMaxSessions,
+    events: { ...DEFAULT_EVENTS_OPTIONS, allow: eventsAllow, deliverer },
   });
   const consoleUi = createConsole({
     backend: createConsoleBackend({
@@ -210,6 +223,7 @@ export async function startServer(
       ),
     );
   }
+  deliverer.start();
   logger.info('listening', {
     url,
     webhook: `${url}/stripe/webhook`,
@@ -262,6 +276,7 @@ export async function startServer(
       clearInterval(sweep);
       clearInterval(pruneTimer);
       await periodic?.stop();
+      await deliverer.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);

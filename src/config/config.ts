@@ -78,6 +78,8 @@ export interface ServeConfig {
   backfillIntervalMs?: number | null;
   /** Look up facts events lack in the Stripe API before the agent decides (needs the key). */
   enrich?: boolean;
+  /** `--events-allow-loopback`: MCP Events webhooks may call back to loopback (development). */
+  eventsAllowLoopback?: boolean;
   /**
    * `serve`/`agent --max-attempts`: stored as the queue's policy at start (every process on the
    * store follows it); undefined keeps the stored policy.
@@ -109,6 +111,7 @@ export interface ServeFlags {
   backfillOnStart?: boolean;
   backfillInterval?: string;
   enrich?: boolean;
+  eventsAllowLoopback?: boolean;
   /** `serve` and `agent` only: the queue's attempt limit, stored with the queue. */
   maxAttempts?: string;
   /** `serve --agent` / `agent`: the loop runs, with this --model (if given). */
@@ -357,6 +360,7 @@ export function loadServeConfig(
     stripeApiBase: stripeApi.apiBase,
     backfillOnStart,
     enrich: flags.enrich === true,
+    eventsAllowLoopback: flags.eventsAllowLoopback === true,
     backfillIntervalMs,
     maxAttempts,
   });

@@ -1,4 +1,5 @@
 import type { AgentInstance } from '../buffer/ledger.js';
+import type { EventsOptions } from './events/handlers.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type {
   CallToolResult,
@@ -46,6 +47,8 @@ export interface McpContext {
   logger: Logger;
   /** --enrich: adds facts the event lacks to the tool call get_event and the event resource show. */
   enrich?: Enrich;
+  /** MCP Events (events/handlers.ts): callback address allowances, caps, the deliverer. */
+  events?: EventsOptions;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;

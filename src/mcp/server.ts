@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { backfillEventsHandler, createToolHandlers, type McpContext } from './handlers.js';
 import { CHANNEL_CAPABILITY, ChannelSession } from './channel.js';
+import { EVENTS_EXTENSION, registerEvents } from './events/handlers.js';
 import { ChangeHub } from './notifications.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources, registerSubscriptions } from './resources.js';
@@ -50,6 +52,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     redact: options.redact,
     logger: options.logger,
     enrich: options.enrich,
+    events: options.events,
   };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'Stripe events', version: packageVersion() },
@@ -61,7 +64,11 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
         logging: {},
         // Claude Code channels: events are pushed into the session (channel.ts).
         experimental: { [CHANNEL_CAPABILITY]: {} },
-      },
+        // MCP Events (events/handlers.ts), offered on the revision the SDK speaks: `events` is
+        // where clients (the AI SDK's) look for it; `extensions` names the extension itself.
+        events: { listChanged: false },
+        extensions: { [EVENTS_EXTENSION]: {} },
+      } as ServerCapabilities,
       instructions: INSTRUCTIONS,
     },
   );
@@ -82,6 +89,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.registerTool('resume_agent', t.resume_agent, handlers.resume_agent);
   registerResources(server, ctx);
   registerPrompts(server, ctx);
+  const closeStreams = registerEvents(server, ctx);
 
   // Each session keeps its own, bounded set of subscribed URIs.
   const subscriptions = registerSubscriptions(server);
@@ -94,6 +102,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     leave ??= hub.join({ server, subscriptions, channel });
   };
   server.server.onclose = () => {
+    closeStreams();
     channel?.close();
     channel = undefined;
     leave?.();
