@@ -18,6 +18,7 @@ import { newSecret } from '../helpers/sign.js';
 import { startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
 import { execFileSync } from 'node:child_process';
 import { REPO_ROOT } from '../helpers/spawn.js';
+import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
 
 /**
  * MCP Events end to end with a client nobody here wrote: the AI SDK's MCP client subscribes, and
@@ -26,6 +27,7 @@ import { REPO_ROOT } from '../helpers/spawn.js';
  */
 
 const { cleanups, tmp } = e2eScope();
+const redis = await redisGate();
 const DISPUTE = 'charge.dispute.created';
 
 beforeAll(() => {
@@ -307,4 +309,32 @@ describe('MCP Events with the AI SDK client', () => {
     }
     expect(hook.requests).toBe(0);
   }, 60_000);
+});
+
+describe.runIf(redis.run)('MCP Events on Redis with two instances', () => {
+  it('delivers each occurrence once per subscription, in order, whichever instance queued it', async () => {
+    const prefix = uniquePrefix('events');
+    cleanups.push(() => deleteKeys(prefix).then(() => undefined));
+    const secret = newSecret();
+    const start = () =>
+      startServe({
+        dataDir: tmp(),
+        env: { STRIPE_WEBHOOK_SECRET: secret, REDIS_URL },
+        args: ['--store', 'redis', '--redis-prefix', prefix, '--events-allow-loopback'],
+      });
+    const [a, b] = await Promise.all([start(), start()]);
+    const hook = await receiver(cleanups);
+    const client = await aiClient(a, hook.store);
+    await client.experimental_events.subscribe({
+      name: 'stripe.event',
+      delivery: { mode: 'webhook', url: hook.url, allowInsecureLocalhost: true },
+    });
+    const sent: string[] = [];
+    for (let i = 0; i < 12; i++) sent.push(await sendStripeEvent(i % 2 ? b : a, secret));
+    // A last one: deliveries to one subscription go in order, so once it is in, any second
+    // delivery of an earlier one would be in too.
+    sent.push(await sendStripeEvent(b, secret));
+    await waitFor(() => hook.events.some((e) => e.eventId === sent.at(-1)), 'the last occurrence');
+    expect(hook.events.map((e) => e.eventId)).toEqual(sent);
+  }, 90_000);
 });
