@@ -253,6 +253,44 @@ describe('MCP Events with the AI SDK client', () => {
     expect(hook.events.map((e) => e.eventId)).toEqual([first, second]);
   }, 90_000);
 
+  it('pushes occurrences on an events/stream request from its cursor', async () => {
+    const secret = newSecret();
+    const server = await startServe({ dataDir: tmp(), env: { STRIPE_WEBHOOK_SECRET: secret } });
+    const sdk = await sdkClient(server);
+    const polled = await sdk.request(
+      { method: 'events/poll', params: { name: DISPUTE, arguments: {}, cursor: null } },
+      PollResult,
+    );
+    const before = await sendStripeEvent(server, secret);
+    const frames: { method: string; params: Record<string, unknown> }[] = [];
+    sdk.fallbackNotificationHandler = async (n) => {
+      if (n.method.startsWith('notifications/events/')) {
+        frames.push(n as { method: string; params: Record<string, unknown> });
+      }
+    };
+    const abort = new AbortController();
+    const stream = sdk
+      .request(
+        {
+          method: 'events/stream',
+          params: { name: DISPUTE, arguments: {}, cursor: polled.cursor },
+        },
+        z.object({}).passthrough(),
+        { signal: abort.signal, timeout: 60_000 },
+      )
+      .catch(() => undefined);
+    const after = await sendStripeEvent(server, secret);
+    const events = () => frames.filter((f) => f.method === 'notifications/events/event');
+    await waitFor(() => events().length === 2, 'two pushed occurrences');
+    expect(frames[0]!.method).toBe('notifications/events/active');
+    expect(events().map((f) => f.params.eventId)).toEqual([before, after]);
+    expect(events()[1]!.params._meta).toMatchObject({
+      'io.modelcontextprotocol/subscriptionId': expect.anything(),
+    });
+    abort.abort();
+    await stream;
+  }, 60_000);
+
   it('ends a subscription that is not refreshed, with a terminated message', async () => {
     const server = await startServe({
       dataDir: tmp(),

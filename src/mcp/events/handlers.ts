@@ -205,7 +205,9 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
   const streams = new Set<AbortController>();
   const s = server.server;
 
-  s.setRequestHandler(ListRequest, async () => ({ events: eventTypes(ctx.catalog) }));
+  // Webhook delivery is offered only where a deliverer runs (serve); stdio offers poll and push.
+  const webhook = options.deliverer !== undefined;
+  s.setRequestHandler(ListRequest, async () => ({ events: eventTypes(ctx.catalog, webhook) }));
 
   s.setRequestHandler(PollRequest, async (request) => {
     const p = request.params;
@@ -313,11 +315,14 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
     const p = request.params;
     const principal = principalOf(extra);
     const filters = resolve(ctx, p.name, p.arguments);
-    if (p.delivery.mode !== 'webhook') {
-      throw new McpError(EVENTS_ERRORS.unsupported, 'events/subscribe is for webhook delivery', {
-        feature: 'deliveryMode',
-        value: p.delivery.mode,
-      });
+    if (p.delivery.mode !== 'webhook' || !webhook) {
+      throw new McpError(
+        EVENTS_ERRORS.unsupported,
+        webhook
+          ? 'events/subscribe is for webhook delivery (mode "webhook")'
+          : 'webhook delivery runs in `serve`; this process offers poll and push',
+        { feature: 'deliveryMode', value: p.delivery.mode },
+      );
     }
     if (!secretKey(p.delivery.secret)) {
       throw invalid('delivery.secret must be whsec_ followed by base64 of 24–64 random bytes');

@@ -92,13 +92,14 @@ const PAYLOAD_SCHEMA: Record<string, unknown> = {
 };
 
 /** The definitions, from the catalog (one per mapped type, then `stripe.event`). */
-export function eventTypes(catalog: Catalog): EventTypeDefinition[] {
+export function eventTypes(catalog: Catalog, webhook = true): EventTypeDefinition[] {
+  const delivery = DELIVERY_MODES.filter((mode) => webhook || mode !== 'webhook');
   const tools = [...new Set(catalog.entries().map((d) => d.tool))].sort();
   const schema = inputSchema(tools);
   const perType = catalog.entries().map((def) => ({
     name: def.type,
     description: `Stripe sent ${def.type} (maps to ${def.tool}): ${def.description}`,
-    delivery: [...DELIVERY_MODES],
+    delivery: [...delivery],
     inputSchema: schema,
     payloadSchema: PAYLOAD_SCHEMA,
   }));
@@ -108,7 +109,7 @@ export function eventTypes(catalog: Catalog): EventTypeDefinition[] {
       name: ANY_EVENT,
       description:
         'Any mapped Stripe event arrived in the queue; narrow it with the tools filter (and livemode, min_amount)',
-      delivery: [...DELIVERY_MODES],
+      delivery: [...delivery],
       inputSchema: schema,
       payloadSchema: PAYLOAD_SCHEMA,
     },
