@@ -112,7 +112,11 @@ export async function startServer(
   const { store: buffer, catalog, sink, stripe, parked, runBackfill, enrich } = services;
   const metrics = createMetrics(buffer);
   // MCP Events webhooks: every serve process delivers, sharing the store's subscriptions.
-  const eventsAllow = { ...NO_ALLOWANCE, loopback: config.eventsAllowLoopback === true };
+  const eventsAllow = {
+    ...NO_ALLOWANCE,
+    loopback: config.eventsAllowLoopback === true,
+    privateRanges: config.eventsAllowPrivate === true,
+  };
   const deliverer = new WebhookDeliverer({
     buffer,
     catalog,
@@ -133,7 +137,13 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
     maxSessions: config.mcpMaxSessions,
-    events: { ...DEFAULT_EVENTS_OPTIONS, allow: eventsAllow, deliverer },
+    events: {
+      ...DEFAULT_EVENTS_OPTIONS,
+      allow: eventsAllow,
+      deliverer,
+      maxSubscriptionsPerPrincipal:
+        config.eventsMaxSubscriptions ?? DEFAULT_EVENTS_OPTIONS.maxSubscriptionsPerPrincipal,
+    },
   });
   const consoleUi = createConsole({
     backend: createConsoleBackend({

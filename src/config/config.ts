@@ -80,6 +80,10 @@ export interface ServeConfig {
   enrich?: boolean;
   /** `--events-allow-loopback`: MCP Events webhooks may call back to loopback (development). */
   eventsAllowLoopback?: boolean;
+  /** Config file `mcp_events.allow_private_callbacks`: callbacks to private ranges allowed. */
+  eventsAllowPrivate?: boolean;
+  /** Config file `mcp_events.max_subscriptions`: webhook subscriptions per principal. */
+  eventsMaxSubscriptions?: number;
   /**
    * `serve`/`agent --max-attempts`: stored as the queue's policy at start (every process on the
    * store follows it); undefined keeps the stored policy.
@@ -361,6 +365,8 @@ export function loadServeConfig(
     backfillOnStart,
     enrich: flags.enrich === true,
     eventsAllowLoopback: flags.eventsAllowLoopback === true,
+    eventsAllowPrivate: file.mcp_events?.allow_private_callbacks === true,
+    eventsMaxSubscriptions: file.mcp_events?.max_subscriptions,
     backfillIntervalMs,
     maxAttempts,
   });
