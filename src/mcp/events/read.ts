@@ -139,7 +139,7 @@ export async function readAfter(
       } else if (events.length >= request.maxEvents) {
         // Stopped mid-page: the page's end would skip unread events, so read the rest again
         // one by one next time (rare: only when a page holds more matches than asked for).
-        return finishMidPage(reader, request, start, events, truncated);
+        return readAfter(reader, request, start, true);
       }
     }
     if (!page.nextCursor) {
@@ -149,15 +149,4 @@ export async function readAfter(
     }
   }
   return { events, cursor: encodeEventsCursor(position), truncated, hasMore: !reachedEnd };
-}
-
-/** A paged read that filled up mid-page: redo it one by one for exact positions. */
-async function finishMidPage(
-  reader: Reader,
-  request: Omit<ReadRequest, 'cursor'>,
-  start: EventsCursor,
-  _events: Occurrence[],
-  _truncated: boolean,
-): Promise<ReadResult> {
-  return readAfter(reader, request, start, true);
 }
