@@ -85,10 +85,11 @@ export interface ListPage {
   events: StoredEvent[];
   nextCursor: string | null;
   /**
-   * The position after the page's last event, even on the last page (null when the page is
-   * empty): a reader that follows every arrival (MCP Events' cursors) resumes exactly after it.
+   * The position after the page's last event, even on the last page (null or absent when the page
+   * is empty): a reader that follows every arrival (MCP Events' cursors) resumes exactly after it.
+   * Every store sets it on a page with events.
    */
-  lastCursor: string | null;
+  lastCursor?: string | null;
 }
 
 export type QueueCounts = Record<EventStatus, number>;

@@ -106,12 +106,15 @@ export async function readAfter(
     const readAt = reader.now();
     const limit = oneByOne ? 1 : Math.min(SCAN_LIMIT - scanned, 100);
     const page = await reader.buffer.list({ types, limit, cursor: storeCursor(position) });
-    if (page.events.length === 0 || page.lastCursor === null) {
+    if (page.events.length === 0) {
       reachedEnd = true;
       // Nothing after `position` at readAt: whatever comes later arrives after readAt.
       position = { seq: position.seq, at: Math.max(position.at, readAt) };
       break;
     }
+    const lastCursor = page.lastCursor;
+    // A store that did not say where its page ends would make every position a guess.
+    if (!lastCursor) throw new Error(`the ${reader.buffer.kind} store's page has no lastCursor`);
     for (const [i, event] of page.events.entries()) {
       if (events.length >= request.maxEvents) break;
       scanned += 1;
@@ -128,14 +131,14 @@ export async function readAfter(
             data,
             // Exact only for the page's last event; a paged read (poll) uses the page's end.
             cursor: last
-              ? encodeEventsCursor({ seq: seqOf(page.lastCursor), at: event.receivedAt })
+              ? encodeEventsCursor({ seq: seqOf(lastCursor), at: event.receivedAt })
               : '',
           });
         }
       }
       if (last) {
         // Events after this one arrived after it: its receivedAt bounds their prune time.
-        position = { seq: seqOf(page.lastCursor), at: event.receivedAt };
+        position = { seq: seqOf(lastCursor), at: event.receivedAt };
       } else if (events.length >= request.maxEvents) {
         // Stopped mid-page: the page's end would skip unread events, so read the rest again
         // one by one next time (rare: only when a page holds more matches than asked for).
