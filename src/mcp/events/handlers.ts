@@ -75,6 +75,11 @@ export interface EventsContext {
   redact: readonly RedactKind[];
   logger: Logger;
   events?: EventsOptions;
+  /**
+   * The session's named principal (e.g. `person:<name>` once tokens name people, issue #20):
+   * when set it owns the session's subscriptions instead of the token digest.
+   */
+  principal?: string;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -85,7 +90,8 @@ type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
  * stdio. The one place the principal is named: when tokens name people (issue #20), this returns
  * the person instead.
  */
-export function principalOf(extra: Extra): string {
+export function principalOf(extra: Extra, named?: string): string {
+  if (named) return named;
   const header = extra.requestInfo?.headers?.authorization;
   const value = Array.isArray(header) ? header[0] : header;
   const token = typeof value === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1] : undefined;
@@ -313,7 +319,7 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
 
   s.setRequestHandler(SubscribeRequest, async (request, extra) => {
     const p = request.params;
-    const principal = principalOf(extra);
+    const principal = principalOf(extra, ctx.principal);
     const filters = resolve(ctx, p.name, p.arguments);
     if (p.delivery.mode !== 'webhook' || !webhook) {
       throw new McpError(
@@ -412,7 +418,7 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
 
   s.setRequestHandler(UnsubscribeRequest, async (request, extra) => {
     const p = request.params;
-    const principal = principalOf(extra);
+    const principal = principalOf(extra, ctx.principal);
     const filters = resolve(ctx, p.name, p.arguments);
     const id = subscriptionId(principal, p.delivery.url, p.name, JSON.stringify(filters));
     const sub = await ctx.buffer.subscriptions.get(id);
