@@ -102,6 +102,11 @@ export class WebhookDeliverer {
     await this.sweeping;
   }
 
+  /** Resolves once no sweep is under way (tests; a kick made before waits for its sweep). */
+  async idle(): Promise<void> {
+    while (this.sweeping) await this.sweeping;
+  }
+
   /** Runs a sweep now (or right after the one under way). */
   kick(): void {
     if (this.stopped) return;
