@@ -6,6 +6,8 @@ import { DispatchError, dispatchAndAck } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { approvedCall, dispatchApproved, redispatchNote } from '../operations/approvals.js';
+import { recordSuperseded, type FreshCheck, type SupersededAt } from '../operations/fresh.js';
+import { StripeReadError } from '../stripe/objects.js';
 import { approvalReason } from './approval-rule.js';
 import { decide, type Decision } from './decide.js';
 import type { Guardrails } from './guardrails.js';
@@ -125,6 +127,13 @@ export class EventWork {
     log: Logger,
   ): Promise<void> {
     await this.o.buffer.assertHeld(event.id, claim.token);
+    const def = this.o.catalog.lookup(event.type);
+    if (
+      def &&
+      (await this.superseded(event, def, claim, 'before carrying out the approval', log))
+    ) {
+      return;
+    }
     const result = await dispatchApproved(
       this.o.buffer,
       this.o.sink,
@@ -158,10 +167,23 @@ export class EventWork {
     used: { slot: boolean },
   ): Promise<void> {
     const { catalog, metrics } = this.o;
-    const factsInput = this.o.enrich ? await this.o.enrich(event.type, facts) : facts;
+    // What is true now, before the model spends a token on it: a precondition that no longer
+    // holds ends the event here (superseded); one that holds gives the facts as they are now.
+    const fresh = await this.freshCheck(event, def);
+    if (fresh.kind === 'superseded') {
+      await this.recordSuperseded(event, claim, fresh.reason, 'before deciding', [], log);
+      return;
+    }
+    const current = fresh.kind === 'current' ? fresh.facts : facts;
+    const factsInput = this.o.enrich ? await this.o.enrich(event.type, current) : current;
     const started = Date.now();
     const shown = { name: def.tool, input: factsInput };
-    const result = await decide(def, userMessage(catalog, event, this.o.redact ?? [], shown), {
+    const freshness =
+      fresh.kind === 'current'
+        ? { checkedAt: fresh.fetchedAt, changed: fresh.changed }
+        : { checkedAt: null, changed: [] };
+    const prompt = userMessage(catalog, event, this.o.redact ?? [], shown, freshness);
+    const result = await decide(def, prompt, {
       client: this.o.client,
       model: this.o.model,
       maxTokens: this.o.maxTokens,
@@ -274,6 +296,9 @@ export class EventWork {
       this.guard.recordSuccess();
       return;
     }
+    // Right before the handler is called, what is true now again: the object may have changed
+    // while the model decided (a dispute closed, an invoice paid). One API read per dispatch.
+    if (await this.superseded(event, def, claim, 'before dispatching', log, [decided])) return;
     // Right before the handler is called: the claim must still hold (a claim lost while the model
     // decided — a person acked, or this process stalled past its lease and another worker took
     // over — throws LeaseLostError here and nothing is dispatched), and the tool's slot is marked
@@ -374,6 +399,45 @@ export class EventWork {
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
   }
 
+  /** The re-check (fresh.ts); without one configured, nothing is re-checked. */
+  private freshCheck(event: StoredEvent, def: ToolDefinition): Promise<FreshCheck> {
+    if (!this.o.recheck) return Promise.resolve({ kind: 'unchecked', why: 'no re-check' });
+    return this.o.recheck.check(event, def);
+  }
+
+  /**
+   * Checks the object again; when the precondition no longer holds, records the event superseded
+   * (with `record`, e.g. the decision it overrules) and returns true: nothing is dispatched.
+   */
+  private async superseded(
+    event: StoredEvent,
+    def: ToolDefinition,
+    claim: Claim,
+    at: SupersededAt,
+    log: Logger,
+    record: readonly HistoryInput[] = [],
+  ): Promise<boolean> {
+    const fresh = await this.freshCheck(event, def);
+    if (fresh.kind !== 'superseded') return false;
+    await this.recordSuperseded(event, claim, fresh.reason, at, record, log);
+    return true;
+  }
+
+  private async recordSuperseded(
+    event: StoredEvent,
+    claim: Claim,
+    reason: string,
+    at: SupersededAt,
+    record: readonly HistoryInput[],
+    log: Logger,
+  ): Promise<void> {
+    claim.free();
+    await recordSuperseded(this.o.buffer, event.id, { token: claim.token, reason, at, record });
+    this.o.metrics?.dispatches.inc({ outcome: 'superseded' });
+    this.guard.recordSuccess();
+    log.info('superseded: nothing done', { reason, at });
+  }
+
   /** Logs a breaker that just tripped; the loop waits from its next gate. */
   private tripped(now: boolean, log: Logger): void {
     if (now) this.pauses.tripped(log);
@@ -407,6 +471,20 @@ export class EventWork {
       if (signal.aborted) {
         // Shutting down: the event goes back to pending for the next worker.
         await buffer.release(event.id, token);
+        return;
+      }
+      if (error instanceof StripeReadError) {
+        // Stripe could not say what is true now (unreachable, rate-limited past the retries, or
+        // the key may not read the object): not the event's fault, and not a guess to act on.
+        // Back to the queue for later, no attempt counted; the breaker counts it.
+        metrics?.failures.inc({ reason: 'stripe_api' });
+        this.tripped(this.guard.recordFailure(), log);
+        const retryInMs = this.backoff(event);
+        await buffer.release(event.id, token, { retryInMs, note: error.message });
+        log.warn('could not re-check the facts with Stripe: released for later', {
+          reason: error.message,
+          retryInMs,
+        });
         return;
       }
       if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {

@@ -3,6 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
+import type { Recheck } from '../operations/fresh.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import type { ApprovalSettings } from './approval-rule.js';
 import type { Logger } from '../logger.js';
@@ -31,6 +32,12 @@ export interface AgentLoopOptions {
   redact?: readonly RedactKind[];
   /** Adds facts the event lacks (Stripe API lookups, `--enrich`); its result is what is dispatched. */
   enrich?: Enrich;
+  /**
+   * Re-reads the event's object from Stripe before deciding and before dispatching
+   * (operations/fresh.ts); absent or disabled without STRIPE_SECRET_KEY: decisions use the
+   * event's snapshot alone.
+   */
+  recheck?: Recheck;
   /** How long a claim lasts; renewed every third of it while the event is worked on. */
   leaseMs?: number;
   /**
@@ -51,12 +58,19 @@ export interface AgentLoopOptions {
 export type AgentLoopSettings = Required<
   Omit<
     AgentLoopOptions,
-    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'guardrails' | 'pausedGauge'
+    | 'metrics'
+    | 'approval'
+    | 'redact'
+    | 'enrich'
+    | 'recheck'
+    | 'retryBaseMs'
+    | 'guardrails'
+    | 'pausedGauge'
   >
 > &
   Pick<
     AgentLoopOptions,
-    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'pausedGauge'
+    'metrics' | 'approval' | 'redact' | 'enrich' | 'recheck' | 'retryBaseMs' | 'pausedGauge'
   >;
 
 /**

@@ -22,6 +22,7 @@ export interface StartAgentOptions {
   logger: Logger;
   registry: client.Registry;
   enrich?: AgentLoopOptions['enrich'];
+  recheck?: AgentLoopOptions['recheck'];
   /** --config `budget`, `limits`, `breaker`, `pricing`. */
   guardrails?: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
 }
@@ -62,6 +63,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     redact: options.redact,
     leaseMs: options.settings.leaseMs,
     enrich: options.enrich,
+    recheck: options.recheck,
   });
   loop.start();
   return loop;

@@ -10,7 +10,9 @@ import {
 } from '../buffer/buffer.js';
 import { INSTANCE_FRESH_MS, type AgentInstance } from '../buffer/ledger.js';
 import { EventNotFoundError } from '../errors.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { recordSink, type Sink } from '../dispatch/dispatch.js';
+import type { Recheck } from './fresh.js';
 import {
   approveAction,
   listApprovals,
@@ -95,6 +97,9 @@ export interface QueueOperationsOptions {
   sink?: Sink;
   /** Absent without STRIPE_SECRET_KEY. */
   backfill?: BackfillRunner;
+  /** Re-reads an approved call's object before it is carried out (with `catalog`). */
+  recheck?: Recheck;
+  catalog?: Catalog;
 }
 
 /** The most events one list call returns; larger asks page on. */
@@ -145,7 +150,11 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     approve(id, { by }) {
-      return approveAction(store, sink, id, by);
+      const fresh =
+        options.recheck && options.catalog
+          ? { recheck: options.recheck, catalog: options.catalog }
+          : undefined;
+      return approveAction(store, sink, id, by, { fresh });
     },
 
     reject(id, { by, reason }) {
