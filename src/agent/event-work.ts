@@ -6,7 +6,12 @@ import { DispatchError, dispatchAndAck } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { approvedCall, dispatchApproved, redispatchNote } from '../operations/approvals.js';
-import { recordSuperseded, type FreshCheck, type SupersededAt } from '../operations/fresh.js';
+import {
+  NOT_RECHECKED,
+  recordSuperseded,
+  type FreshCheck,
+  type SupersededAt,
+} from '../operations/fresh.js';
 import { StripeReadError } from '../stripe/objects.js';
 import { approvalReason } from './approval-rule.js';
 import { decide, type Decision } from './decide.js';
@@ -204,7 +209,14 @@ export class EventWork {
     const decision = result.decision && cleanDecision(result.decision);
     await this.act(
       { event, def, claim, signal, log, used },
-      { decision, failure: result.failure, detail: result.detail, base, facts: factsInput },
+      {
+        decision,
+        failure: result.failure,
+        detail: result.detail,
+        base,
+        facts: factsInput,
+        seen: [factsEntry(fresh)],
+      },
     );
   }
 
@@ -217,10 +229,12 @@ export class EventWork {
       detail?: string;
       base: DecisionBase;
       facts: Record<string, unknown>;
+      /** What the decision was made on (fresh facts or the snapshot), recorded beside it. */
+      seen: readonly HistoryInput[];
     },
   ): Promise<void> {
     const { event, def, claim, signal, log, used } = a;
-    const { decision, base, facts: factsInput } = d;
+    const { decision, base, facts: factsInput, seen } = d;
     const { buffer, metrics } = this.o;
     const token = claim.token;
     // Each outcome is one commit: the decision, what became of it, and the new state together.
@@ -237,7 +251,7 @@ export class EventWork {
         token,
         reason,
         retryInMs: this.backoff(event),
-        record: [{ kind: 'decision', ...base, outcome: 'invalid', note: detail }],
+        record: [...seen, { kind: 'decision', ...base, outcome: 'invalid', note: detail }],
       });
       log.warn('no valid decision', { reason, detail, status: after.status });
       return;
@@ -248,7 +262,10 @@ export class EventWork {
       await buffer.ack(event.id, {
         token,
         note: 'no action needed',
-        record: [{ kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale }],
+        record: [
+          ...seen,
+          { kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale },
+        ],
       });
       this.guard.recordSuccess();
       log.info('decided: no action');
@@ -258,6 +275,7 @@ export class EventWork {
       metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
       claim.free();
       await buffer.hold(event.id, token, `a person must look: ${decision.reason}`, [
+        ...seen,
         { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
       ]);
       this.guard.recordSuccess();
@@ -279,7 +297,7 @@ export class EventWork {
     const gate = approvalReason(call, this.o.approval ?? {});
     if (gate) {
       claim.free();
-      await buffer.hold(event.id, token, gate, [decided]);
+      await buffer.hold(event.id, token, gate, [...seen, decided]);
       this.guard.recordSuccess();
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
       log.info('waiting for approval', { tool: call.name, reason: gate });
@@ -290,7 +308,7 @@ export class EventWork {
       await buffer.ack(event.id, {
         token,
         note: 'dry run: decided, not dispatched',
-        record: [decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
+        record: [...seen, decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
       });
       metrics?.dispatches.inc({ outcome: 'dry_run' });
       this.guard.recordSuccess();
@@ -298,7 +316,8 @@ export class EventWork {
     }
     // Right before the handler is called, what is true now again: the object may have changed
     // while the model decided (a dispute closed, an invoice paid). One API read per dispatch.
-    if (await this.superseded(event, def, claim, 'before dispatching', log, [decided])) return;
+    const record = [...seen, decided];
+    if (await this.superseded(event, def, claim, 'before dispatching', log, record)) return;
     // Right before the handler is called: the claim must still hold (a claim lost while the model
     // decided — a person acked, or this process stalled past its lease and another worker took
     // over — throws LeaseLostError here and nothing is dispatched), and the tool's slot is marked
@@ -307,7 +326,7 @@ export class EventWork {
       buffer.assertHeld(event.id, token),
       this.guard.confirmTool(call.name, event.id).then(() => (used.slot = true)),
     ]);
-    await this.dispatch(event, call, decided, claim, signal, log);
+    await this.dispatch(event, call, record, claim, signal, log);
   }
 
   /**
@@ -343,7 +362,7 @@ export class EventWork {
   private async dispatch(
     event: StoredEvent,
     call: ToolCall,
-    decided: HistoryInput,
+    decided: readonly HistoryInput[],
     claim: Claim,
     signal: AbortSignal,
     log: Logger,
@@ -357,7 +376,7 @@ export class EventWork {
         // ack is written.
         dispatched: () => claim.free(),
         note: 'dispatched',
-        record: [decided],
+        record: decided,
       });
     } catch (error) {
       if (!(error instanceof DispatchError) || signal.aborted) throw error;
@@ -373,8 +392,7 @@ export class EventWork {
       this.tripped(this.guard.recordFailure(), log);
       if (this.guard.failuresAreOutage()) {
         // The breaker is open: the handler is down, not this event. No attempt is counted.
-        await buffer.addHistory(event.id, decided);
-        await buffer.addHistory(event.id, failed);
+        for (const entry of [...decided, failed]) await buffer.addHistory(event.id, entry);
         await buffer.release(event.id, token, {
           note: 'dispatch failed while the breaker is open',
         });
@@ -385,7 +403,7 @@ export class EventWork {
         token,
         reason: message,
         retryInMs: this.backoff(event),
-        record: [decided, failed],
+        record: [...decided, failed],
       });
       log.warn('dispatch failed', {
         error: message,
@@ -401,7 +419,7 @@ export class EventWork {
 
   /** The re-check (fresh.ts); without one configured, nothing is re-checked. */
   private freshCheck(event: StoredEvent, def: ToolDefinition): Promise<FreshCheck> {
-    if (!this.o.recheck) return Promise.resolve({ kind: 'unchecked', why: 'no re-check' });
+    if (!this.o.recheck) return Promise.resolve({ kind: 'unchecked', why: NOT_RECHECKED });
     return this.o.recheck.check(event, def);
   }
 
@@ -517,6 +535,29 @@ export class EventWork {
       log.error('could not record the failure; the lease will expire', { error: inner });
     }
   }
+}
+
+/**
+ * The history entry recorded beside a decision: what it was made on. `fresh` — the facts read
+ * from Stripe just before (and which had changed since the event); `snapshot` — the event's own
+ * facts, not re-checked (no STRIPE_SECRET_KEY, or a tool with no precondition). The console shows it.
+ */
+function factsEntry(fresh: FreshCheck): HistoryInput {
+  if (fresh.kind === 'current') {
+    const changed = fresh.changed.length
+      ? `changed since the event: ${fresh.changed.join(', ')}`
+      : 'unchanged since the event';
+    return {
+      kind: 'note',
+      outcome: 'fresh',
+      note: `decided on facts read from Stripe at ${new Date(fresh.fetchedAt).toISOString()} (${changed})`,
+    };
+  }
+  return {
+    kind: 'note',
+    outcome: 'snapshot',
+    note: `decided on the event's snapshot alone: ${fresh.kind === 'unchecked' ? fresh.why : 'not re-checked'}`,
+  };
 }
 
 /** A decision with every string the model wrote cleaned and bounded (catalog/model-text.ts). */

@@ -3,7 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
-import type { Recheck } from '../operations/fresh.js';
+import { NOT_RECHECKED, type Recheck } from '../operations/fresh.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import type { ApprovalSettings } from './approval-rule.js';
 import type { Logger } from '../logger.js';
@@ -159,7 +159,11 @@ export class AgentLoop {
       concurrency: this.o.concurrency,
       dispatch: this.o.sink.kind,
       dryRun: this.o.dryRun,
+      factsRechecked: this.o.recheck?.enabled ?? false,
     });
+    // Said once at start-up, where an operator looks: without a key, every decision and approval
+    // acts on the event's snapshot, however old.
+    if (!this.o.recheck?.enabled) this.o.logger.warn(NOT_RECHECKED);
   }
 
   /** Stops claiming, cancels in-flight decisions and gives their events back. */

@@ -89,6 +89,11 @@ export interface QueueStatus extends QueueStats {
   agent: AgentPause;
   /** The agent loops on the store heard from lately, each with its own state (the breaker). */
   agents: AgentInstance[];
+  /**
+   * Whether this process re-reads an event's object from Stripe before acting on it (it has
+   * STRIPE_SECRET_KEY); false: decisions and approvals use the event's snapshot alone.
+   */
+  factsRechecked: boolean;
 }
 
 export interface QueueOperationsOptions {
@@ -174,7 +179,7 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
         store.ledger.instances(INSTANCE_FRESH_MS).catch(() => []),
       ]);
       agents.sort((a, b) => a.started - b.started);
-      return { ...stats, policy, agent, agents };
+      return { ...stats, policy, agent, agents, factsRechecked: options.recheck?.enabled ?? false };
     },
 
     async pauseAgent({ by, reason }) {

@@ -127,3 +127,22 @@ export function createObjectReader(stripe: Stripe, options: ReaderOptions = {}):
     }
   };
 }
+
+/**
+ * The connected account an event came from (`event.account`, Connect), or null. Most events carry
+ * none: the payload is parsed only when it mentions the key at all.
+ */
+export function accountOf(payload: string | unknown): string | null {
+  if (typeof payload === 'string' && !payload.includes('"account"')) return null;
+  let parsed: unknown = payload;
+  if (typeof payload === 'string') {
+    try {
+      parsed = JSON.parse(payload);
+    } catch {
+      return null;
+    }
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
+  const account = (parsed as Record<string, unknown>).account;
+  return typeof account === 'string' && account !== '' ? account : null;
+}

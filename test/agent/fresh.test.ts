@@ -5,10 +5,13 @@ import { AgentLoop, type AgentLoopOptions } from '../../src/agent/loop.js';
 import type { EventBuffer, StoredEvent } from '../../src/buffer/buffer.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { createCatalog } from '../../src/catalog/catalog.js';
-import type { Sink } from '../../src/dispatch/dispatch.js';
+import { summarize } from '../../src/buffer/summary.js';
+import { eventBody } from '../../src/console/render.js';
+import { idempotencyKey, type Sink } from '../../src/dispatch/dispatch.js';
 import { createLogger } from '../../src/logger.js';
 import { approveAction } from '../../src/operations/approvals.js';
-import { createRecheck, type Recheck } from '../../src/operations/fresh.js';
+import { createRecheck, NOT_RECHECKED, type Recheck } from '../../src/operations/fresh.js';
+import { createQueueOperations } from '../../src/operations/queue.js';
 import { createStripeClient } from '../../src/stripe/client.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { createObjectReader } from '../../src/stripe/objects.js';
@@ -265,10 +268,73 @@ describe('Connect', () => {
     const { id, object } = await queue(buffer, fake, 'charge.dispute.created', {
       account: 'acct_1Connected0001',
     });
-    loop(buffer, api, { recheck });
+    const { sink, received } = capturingSink();
+    loop(buffer, api, { recheck, sink });
     await settled(buffer, id, 'acked');
     const reads = fake.requests.filter((r) => r.path === `/v1/disputes/${object.id}`);
     expect(reads.length).toBeGreaterThanOrEqual(2);
     expect(reads.every((r) => r.stripeAccount === 'acct_1Connected0001')).toBe(true);
+    // The account is part of the idempotency key, and shown with the event.
+    expect(received[0]!.key).toBe(idempotencyKey(id, 'handle_dispute', 'acct_1Connected0001'));
+    expect(received[0]!.key).not.toBe(idempotencyKey(id, 'handle_dispute'));
+    const event = (await buffer.get(id))!;
+    expect(summarize(event, catalog).account).toBe('acct_1Connected0001');
+    const page = eventBody(
+      { event, toolCall: null, history: await buffer.history(id) },
+      Date.now(),
+    );
+    expect(page).toContain('acct_1Connected0001 (connected account)');
+  });
+});
+
+describe('without a key', () => {
+  it('works as before, says so at start-up and in the queue status, and marks the decision', async () => {
+    const buffer = store();
+    const api = await anthropic();
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', write: (line) => lines.push(line) });
+    const event = buildTestEvent('charge.dispute.created') as Record<string, any>;
+    await buffer.append({
+      id: event.id,
+      type: event.type,
+      created: event.created,
+      livemode: false,
+      objectId: event.data.object.id,
+      payload: JSON.stringify(event),
+    });
+    const { sink, received } = capturingSink();
+    loop(buffer, api, { sink, logger, recheck: createRecheck(null) });
+    await settled(buffer, event.id, 'acked');
+    expect(received).toHaveLength(1);
+    expect(lines.some((l) => JSON.parse(l).msg === NOT_RECHECKED)).toBe(true);
+    expect(userText(api.requests[0]!)).toContain("Facts (the event's snapshot: not re-checked");
+    const history = await buffer.history(event.id);
+    expect(history.find((h) => h.outcome === 'snapshot')?.note).toBe(
+      `decided on the event's snapshot alone: ${NOT_RECHECKED}`,
+    );
+    const page = eventBody(
+      { event: (await buffer.get(event.id))!, toolCall: null, history },
+      Date.now(),
+    );
+    expect(page).toContain('⚠ snapshot only');
+    const without = createQueueOperations({ store: buffer, recheck: createRecheck(null) });
+    expect((await without.status()).factsRechecked).toBe(false);
+    const { recheck } = await stripeApi();
+    const withKey = createQueueOperations({ store: buffer, recheck });
+    expect((await withKey.status()).factsRechecked).toBe(true);
+  });
+
+  it('with a key, the decision is marked as made on fresh facts', async () => {
+    const buffer = store();
+    const api = await anthropic();
+    const { fake, recheck } = await stripeApi();
+    const { id } = await queue(buffer, fake, 'invoice.payment_failed');
+    loop(buffer, api, { recheck });
+    await settled(buffer, id, 'acked');
+    const history = await buffer.history(id);
+    expect(history.find((h) => h.outcome === 'fresh')?.note).toMatch(
+      /^decided on facts read from Stripe at \S+ \(unchanged since the event\)$/,
+    );
+    expect(history.some((h) => h.outcome === 'snapshot')).toBe(false);
   });
 });
