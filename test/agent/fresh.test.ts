@@ -1,6 +1,7 @@
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Guardrails } from '../../src/agent/guardrails.js';
 import { AgentLoop, type AgentLoopOptions } from '../../src/agent/loop.js';
 import type { EventBuffer, StoredEvent } from '../../src/buffer/buffer.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite/store.js';
@@ -257,6 +258,51 @@ describe('when Stripe cannot say', () => {
     await settled(buffer, id, 'acked');
     expect(received).toHaveLength(1);
     expect((await buffer.get(id))!.attempts).toBe(0);
+  });
+});
+
+describe('rate limits and outages', () => {
+  it("a 429 is retried with backoff on the shared client's reads, no attempt spent", async () => {
+    const buffer = store();
+    const api = await anthropic();
+    const { fake, recheck } = await stripeApi();
+    const { id, object } = await queue(buffer, fake, 'charge.dispute.created');
+    // stripe-node retries a 429 only when Stripe-Should-Retry says so (RequestSender._shouldRetry):
+    // the reader retries it itself.
+    fake.rateLimitNext(2);
+    const { sink, received } = capturingSink();
+    loop(buffer, api, { recheck, sink });
+    await settled(buffer, id, 'acked');
+    expect(received).toHaveLength(1);
+    expect((await buffer.get(id))!.attempts).toBe(0);
+    const reads = fake.requests.filter((r) => r.path === `/v1/disputes/${object.id}`);
+    expect(reads.length).toBe(4); // two 429s, then the read before deciding and before dispatching
+  });
+
+  it('an unreachable API feeds the circuit breaker', async () => {
+    const buffer = store();
+    const api = await anthropic();
+    const { fake, recheck } = await stripeApi();
+    fake.down = true;
+    const guardrails = new Guardrails(buffer.ledger, { breaker: { threshold: 2 } });
+    for (let i = 0; i < 3; i++) {
+      const event = buildTestEvent('invoice.payment_failed') as Record<string, any>;
+      event.data.object.id = `in_outage_${i}`;
+      fake.objects[event.data.object.id] = event.data.object;
+      await buffer.append({
+        id: event.id,
+        type: event.type,
+        created: event.created,
+        livemode: false,
+        objectId: event.data.object.id,
+        payload: JSON.stringify(event),
+      });
+    }
+    loop(buffer, api, { recheck, guardrails });
+    await waitFor(() => guardrails.breakerStop() !== null, 'the breaker to open');
+    const { events } = await buffer.list({ limit: 10 });
+    expect(events.every((e) => e.attempts === 0 && e.status !== 'dead')).toBe(true);
+    expect(api.requests).toHaveLength(0);
   });
 });
 
