@@ -317,7 +317,16 @@ export class EventWork {
     // Right before the handler is called, what is true now again: the object may have changed
     // while the model decided (a dispute closed, an invoice paid). One API read per dispatch.
     const record = [...seen, decided];
-    if (await this.superseded(event, def, claim, 'before dispatching', log, record)) return;
+    try {
+      if (await this.superseded(event, def, claim, 'before dispatching', log, record)) return;
+    } catch (error) {
+      // Stripe could not say (fail() releases the event without an attempt): the decision the
+      // tokens bought stays in the history, though the next claim decides again on fresh facts.
+      if (error instanceof StripeReadError) {
+        for (const entry of record) await buffer.addHistory(event.id, entry);
+      }
+      throw error;
+    }
     // Right before the handler is called: the claim must still hold (a claim lost while the model
     // decided — a person acked, or this process stalled past its lease and another worker took
     // over — throws LeaseLostError here and nothing is dispatched), and the tool's slot is marked

@@ -279,6 +279,28 @@ describe('rate limits and outages', () => {
     expect(reads.length).toBe(4); // two 429s, then the read before deciding and before dispatching
   });
 
+  it('the API down between decision and dispatch: nothing dispatched, no attempt, the decision kept', async () => {
+    const buffer = store();
+    const { fake, recheck } = await stripeApi();
+    const api = await anthropic((req) => {
+      fake.down = true;
+      return decideFirstAction(req);
+    });
+    const { id } = await queue(buffer, fake, 'charge.dispute.created');
+    const { sink, received } = capturingSink();
+    loop(buffer, api, { recheck, sink });
+    await waitFor(async () => {
+      const history = await buffer.history(id);
+      return history.some((h) => h.kind === 'released');
+    }, 'the event to be released');
+    expect(received).toHaveLength(0);
+    const event = (await buffer.get(id))!;
+    expect(event.attempts).toBe(0);
+    const history = await buffer.history(id);
+    expect(history.find((h) => h.kind === 'decision')?.outcome).toBe('decided');
+    expect(history.find((h) => h.kind === 'released')?.note).toMatch(/could not read dispute/);
+  });
+
   it('an unreachable API feeds the circuit breaker', async () => {
     const buffer = store();
     const api = await anthropic();
