@@ -238,6 +238,27 @@ for (const c of CONCURRENCIES) {
 }
 const ourPerEvent = loopChars / loopRequests;
 
+// One re-check on its own: a read through stripe-node and the precondition, back to back.
+if (stripeBase) {
+  const recheck = createRecheck(
+    createObjectReader(createStripeClient({ secretKey: 'sk_test_bench', apiBase: stripeBase })),
+  );
+  const stored = storedEvent(0);
+  await fetch(`${stripeBase}/_objects`, {
+    method: 'POST',
+    body: JSON.stringify({ [stored.objectId]: JSON.parse(stored.payload).data.object }),
+  });
+  const def = catalog.lookup(stored.type);
+  for (let i = 0; i < 20; i++) await recheck.check(stored, def);
+  const n = 500;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await recheck.check(stored, def);
+  const each = (performance.now() - t0) / n;
+  console.log(
+    `\none re-check (read + precondition), sequential, fake Stripe delay ${STRIPE_DELAY_MS} ms: ${each.toFixed(2)} ms`,
+  );
+}
+
 // The hand-written baseline request for the same events: whole object dumped, full tool schema.
 let naiveChars = 0;
 let naiveTokens = 0;
