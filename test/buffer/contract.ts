@@ -111,7 +111,9 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
         objectId: obj,
       });
       const claimIds = async (limit = 10, types?: string[]) =>
-        (await buffer.claim({ owner: 'w', leaseMs: 600_000, limit, types })).map((e) => e.id).sort();
+        (await buffer.claim({ owner: 'w', leaseMs: 600_000, limit, types }))
+          .map((e) => e.id)
+          .sort();
 
       it('holds a newer event back while an older one about its object is active', async () => {
         // Delivered in reverse: the deletion first, then the update created before it.
