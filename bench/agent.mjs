@@ -7,12 +7,18 @@
 // dumped into the prompt, the full tool schema), on the same events.
 //
 //   npm run build && node bench/agent.mjs [--per-worker 100] [--delay 200] [--concurrency 16,64]
-//                                         [--rounds 1] [--modes plain,guarded]
+//                                         [--rounds 1] [--modes plain,guarded,fresh]
+//                                         [--stripe-delay 0]
 //
 // `guarded` runs the loop with every guardrail enforced and nothing tripping it: a daily budget in
 // tokens and dollars (each Messages API request reserves its bound in the store and settles it)
 // and a per-hour limit on every tool (each event reserves a slot in the store before it is
 // decided, and confirms it before dispatch) — the store round trips every decision pays for them.
+//
+// `fresh` runs the loop as `plain` does, with the facts re-checked against a fake Stripe API
+// (bench/fake-stripe-api.mjs, its own process, answering after --stripe-delay ms): every event's
+// object is read before the model decides and again right before the dispatch — two reads per
+// dispatched event through stripe-node, and the precondition checked each time.
 //
 // The fake runs in its own process (bench/fake-messages-api.mjs), as the real API does: its work
 // is not on the event loop being measured. Every claim, renewal and outcome is a compare-and-set on
@@ -34,6 +40,9 @@ import { toAnthropicTool } from '../dist/catalog/formats.js';
 import { naivePrompt } from '../dist/catalog/prompt.js';
 import { createLogger } from '../dist/logger.js';
 import { buildTestEvent } from '../dist/stripe/fixtures.js';
+import { createStripeClient } from '../dist/stripe/client.js';
+import { createObjectReader } from '../dist/stripe/objects.js';
+import { createRecheck } from '../dist/operations/fresh.js';
 import { userMessage, SYSTEM_PROMPT } from '../dist/agent/prompt.js';
 
 const arg = (name, fallback) => {
@@ -52,6 +61,7 @@ const CONCURRENCIES = (() => {
   return i >= 0 ? process.argv[i + 1].split(',').map(Number) : [1, 4, 16, 64];
 })();
 
+const STRIPE_DELAY_MS = arg('--stripe-delay', 0);
 const catalog = createCatalog();
 const types = catalog.entries().map((d) => d.type);
 
@@ -65,10 +75,28 @@ const { port } = await new Promise((resolve, reject) => {
   fake.once('exit', (code) => reject(new Error(`the fake API exited (${code})`)));
 });
 const baseURL = `http://127.0.0.1:${port}`;
+
+const fakeStripe = MODES.includes('fresh')
+  ? fork(
+      fileURLToPath(new URL('./fake-stripe-api.mjs', import.meta.url)),
+      [String(STRIPE_DELAY_MS)],
+      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+    )
+  : null;
+const stripeBase = fakeStripe
+  ? await new Promise((resolve, reject) => {
+      fakeStripe.once('message', ({ port: p }) => resolve(`http://127.0.0.1:${p}`));
+      fakeStripe.once('exit', (code) => reject(new Error(`the fake Stripe API exited (${code})`)));
+    })
+  : null;
+const stripeReads = async () =>
+  stripeBase ? (await (await fetch(`${stripeBase}/_stats`)).json()).reads : 0;
 const fakeStats = () => fetch(`${baseURL}/_stats`).then((r) => r.json());
 
+/** Each event's object gets its own id, so the fake Stripe API serves each its own state. */
 function storedEvent(i) {
   const e = buildTestEvent(types[i % types.length]);
+  e.data.object.id = `${e.data.object.id}_${i}`;
   return {
     id: e.id,
     type: e.type,
@@ -86,9 +114,25 @@ async function runLoop(concurrency, mode) {
   const total = concurrency * PER_WORKER;
   for (let i = 0; i < total; i += 256) {
     const chunk = [];
-    for (let j = i; j < Math.min(total, i + 256); j++) chunk.push(buffer.append(storedEvent(j)));
+    const objects = {};
+    for (let j = i; j < Math.min(total, i + 256); j++) {
+      const stored = storedEvent(j);
+      objects[stored.objectId] = JSON.parse(stored.payload).data.object;
+      chunk.push(buffer.append(stored));
+    }
+    if (mode === 'fresh') {
+      await fetch(`${stripeBase}/_objects`, { method: 'POST', body: JSON.stringify(objects) });
+    }
     await Promise.all(chunk);
   }
+  const recheck =
+    mode === 'fresh'
+      ? createRecheck(
+          createObjectReader(
+            createStripeClient({ secretKey: 'sk_test_bench', apiBase: stripeBase }),
+          ),
+        )
+      : undefined;
   const guardrails =
     mode === 'guarded'
       ? new Guardrails(buffer.ledger, {
@@ -109,6 +153,7 @@ async function runLoop(concurrency, mode) {
     maxTurns: 2,
     maxTokens: 512,
     pollMs: 5,
+    recheck,
   });
   const started = performance.now();
   loop.start();
@@ -173,8 +218,13 @@ for (const c of CONCURRENCIES) {
     bare.push(await runBare(c));
     for (const mode of MODES) {
       const s0 = await fakeStats();
+      const r0 = await stripeReads();
       ours[mode].push(await runLoop(c, mode));
       const s1 = await fakeStats();
+      if (mode === 'fresh') {
+        const reads = (await stripeReads()) - r0;
+        console.log(`  fresh at ${c}: ${reads} Stripe reads for ${c * PER_WORKER} events`);
+      }
       loopRequests += s1.requests - s0.requests;
       loopChars += s1.inputChars - s0.inputChars;
     }
@@ -187,6 +237,27 @@ for (const c of CONCURRENCIES) {
   console.log(row(`${c}${ROUNDS > 1 ? ' (median)' : ''}`, median(bare), medians));
 }
 const ourPerEvent = loopChars / loopRequests;
+
+// One re-check on its own: a read through stripe-node and the precondition, back to back.
+if (stripeBase) {
+  const recheck = createRecheck(
+    createObjectReader(createStripeClient({ secretKey: 'sk_test_bench', apiBase: stripeBase })),
+  );
+  const stored = storedEvent(0);
+  await fetch(`${stripeBase}/_objects`, {
+    method: 'POST',
+    body: JSON.stringify({ [stored.objectId]: JSON.parse(stored.payload).data.object }),
+  });
+  const def = catalog.lookup(stored.type);
+  for (let i = 0; i < 20; i++) await recheck.check(stored, def);
+  const n = 500;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await recheck.check(stored, def);
+  const each = (performance.now() - t0) / n;
+  console.log(
+    `\none re-check (read + precondition), sequential, fake Stripe delay ${STRIPE_DELAY_MS} ms: ${each.toFixed(2)} ms`,
+  );
+}
 
 // The hand-written baseline request for the same events: whole object dumped, full tool schema.
 let naiveChars = 0;
@@ -220,3 +291,4 @@ console.log(
   `tokenizer (prompt text only, no tool schemas): ours ${Math.round(ourTokens / types.length)} vs dump ${Math.round(naiveTokens / types.length)} tokens per event`,
 );
 fake.kill();
+fakeStripe?.kill();

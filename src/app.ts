@@ -300,6 +300,7 @@ export async function startServer(
     const { startAgent } = await import('./agent/start.js');
     agent = await startAgent({
       enrich,
+      recheck: services.recheck,
       buffer,
       catalog,
       settings: options.agent,

@@ -287,6 +287,7 @@ describe('trigger and the events commands beside a running server', () => {
     expect(all).toHaveLength(1);
     const [summary] = all;
     expect(Object.keys(summary ?? {}).sort()).toEqual([
+      'account',
       'attempts',
       'created',
       'id',
@@ -1060,6 +1061,9 @@ async function seed(dataDir: string, events: readonly Seed[]): Promise<string[]>
   for (const e of ordered) {
     const event = buildTestEvent(e.type);
     const object = (event.data as { object: Record<string, unknown> }).object;
+    // Each seeded event is about an object of its own: events about one object are claimed one
+    // at a time, oldest first, and the fixtures share one object per type.
+    object.id = `${String(object.id)}_${ids.size}`;
     Object.assign(object, e.object);
     await store.append({
       id: String(event.id),

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBuffer } from '../src/buffer/buffer.js';
 import { openRedisBuffer } from '../src/buffer/redis/store.js';
 import { buildTestEvent } from '../src/stripe/fixtures.js';
+import { ownObject } from './helpers/own-object.js';
 import { deleteKeys, privateRedis, REDIS_URL, redisGate, uniquePrefix } from './helpers/redis.js';
 import { newSecret, signatureHeader } from './helpers/sign.js';
 import { killLeftovers, runCli, startServe, waitFor, type ServeHandle } from './helpers/spawn.js';
@@ -64,7 +65,7 @@ function events(d: Deployment, args: string[]) {
 }
 
 function signed(secret: string, type = 'charge.dispute.created') {
-  const event = buildTestEvent(type);
+  const event = ownObject(buildTestEvent(type));
   const payload = JSON.stringify(event, null, 2);
   return { id: String(event.id), payload, header: signatureHeader(payload, secret) };
 }

@@ -6,6 +6,13 @@ import { DispatchError, dispatchAndAck } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { approvedCall, dispatchApproved, redispatchNote } from '../operations/approvals.js';
+import {
+  NOT_RECHECKED,
+  recordSuperseded,
+  type FreshCheck,
+  type SupersededAt,
+} from '../operations/fresh.js';
+import { StripeReadError } from '../stripe/objects.js';
 import { approvalReason } from './approval-rule.js';
 import { decide, type Decision } from './decide.js';
 import type { Guardrails } from './guardrails.js';
@@ -126,6 +133,13 @@ export class EventWork {
     log: Logger,
   ): Promise<void> {
     await this.o.buffer.assertHeld(event.id, claim.token);
+    const def = this.o.catalog.lookup(event.type);
+    if (
+      def &&
+      (await this.superseded(event, def, claim, 'before carrying out the approval', log))
+    ) {
+      return;
+    }
     const result = await dispatchApproved(
       this.o.buffer,
       this.o.sink,
@@ -159,10 +173,23 @@ export class EventWork {
     used: { slot: boolean },
   ): Promise<void> {
     const { catalog, metrics } = this.o;
-    const factsInput = this.o.enrich ? await this.o.enrich(event.type, facts) : facts;
+    // What is true now, before the model spends a token on it: a precondition that no longer
+    // holds ends the event here (superseded); one that holds gives the facts as they are now.
+    const fresh = await this.freshCheck(event, def);
+    if (fresh.kind === 'superseded') {
+      await this.recordSuperseded(event, claim, fresh.reason, 'before deciding', [], log);
+      return;
+    }
+    const current = fresh.kind === 'current' ? fresh.facts : facts;
+    const factsInput = this.o.enrich ? await this.o.enrich(event.type, current) : current;
     const started = Date.now();
     const shown = { name: def.tool, input: factsInput };
-    const result = await decide(def, userMessage(catalog, event, this.o.redact ?? [], shown), {
+    const freshness =
+      fresh.kind === 'current'
+        ? { checkedAt: fresh.fetchedAt, changed: fresh.changed }
+        : { checkedAt: null, changed: [] };
+    const prompt = userMessage(catalog, event, this.o.redact ?? [], shown, freshness);
+    const result = await decide(def, prompt, {
       client: this.o.client,
       model: this.o.model,
       maxTokens: this.o.maxTokens,
@@ -183,7 +210,14 @@ export class EventWork {
     const decision = result.decision && cleanDecision(result.decision);
     await this.act(
       { event, def, claim, signal, log, used },
-      { decision, failure: result.failure, detail: result.detail, base, facts: factsInput },
+      {
+        decision,
+        failure: result.failure,
+        detail: result.detail,
+        base,
+        facts: factsInput,
+        seen: [factsEntry(fresh)],
+      },
     );
   }
 
@@ -196,10 +230,12 @@ export class EventWork {
       detail?: string;
       base: DecisionBase;
       facts: Record<string, unknown>;
+      /** What the decision was made on (fresh facts or the snapshot), recorded beside it. */
+      seen: readonly HistoryInput[];
     },
   ): Promise<void> {
     const { event, def, claim, signal, log, used } = a;
-    const { decision, base, facts: factsInput } = d;
+    const { decision, base, facts: factsInput, seen } = d;
     const { buffer, metrics } = this.o;
     const token = claim.token;
     // Each outcome is one commit: the decision, what became of it, and the new state together.
@@ -216,7 +252,7 @@ export class EventWork {
         token,
         reason,
         retryInMs: this.backoff(event),
-        record: [{ kind: 'decision', ...base, outcome: 'invalid', note: detail }],
+        record: [...seen, { kind: 'decision', ...base, outcome: 'invalid', note: detail }],
       });
       log.warn('no valid decision', { reason, detail, status: after.status });
       return;
@@ -228,7 +264,10 @@ export class EventWork {
         token,
         note: 'no action needed',
         outcome: 'no_action',
-        record: [{ kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale }],
+        record: [
+          ...seen,
+          { kind: 'decision', ...base, outcome: 'no_action', note: decision.rationale },
+        ],
       });
       this.guard.recordSuccess();
       log.info('decided: no action');
@@ -238,6 +277,7 @@ export class EventWork {
       metrics?.decisions.inc({ tool: def.tool, action: 'ask_a_person' });
       claim.free();
       await buffer.hold(event.id, token, `a person must look: ${decision.reason}`, [
+        ...seen,
         { kind: 'decision', ...base, outcome: 'ask_a_person', note: decision.reason },
       ]);
       this.guard.recordSuccess();
@@ -259,7 +299,7 @@ export class EventWork {
     const gate = approvalReason(call, this.o.approval ?? {});
     if (gate) {
       claim.free();
-      await buffer.hold(event.id, token, gate, [decided]);
+      await buffer.hold(event.id, token, gate, [...seen, decided]);
       this.guard.recordSuccess();
       metrics?.dispatches.inc({ outcome: 'awaiting_approval' });
       log.info('waiting for approval', { tool: call.name, reason: gate });
@@ -271,11 +311,24 @@ export class EventWork {
         token,
         note: 'dry run: decided, not dispatched',
         outcome: 'dry_run',
-        record: [decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
+        record: [...seen, decided, { kind: 'dispatch', tool_call: call, outcome: 'dry_run' }],
       });
       metrics?.dispatches.inc({ outcome: 'dry_run' });
       this.guard.recordSuccess();
       return;
+    }
+    // Right before the handler is called, what is true now again: the object may have changed
+    // while the model decided (a dispute closed, an invoice paid). One API read per dispatch.
+    const record = [...seen, decided];
+    try {
+      if (await this.superseded(event, def, claim, 'before dispatching', log, record)) return;
+    } catch (error) {
+      // Stripe could not say (fail() releases the event without an attempt): the decision the
+      // tokens bought stays in the history, though the next claim decides again on fresh facts.
+      if (error instanceof StripeReadError) {
+        for (const entry of record) await buffer.addHistory(event.id, entry);
+      }
+      throw error;
     }
     // Right before the handler is called: the claim must still hold (a claim lost while the model
     // decided — a person acked, or this process stalled past its lease and another worker took
@@ -285,7 +338,7 @@ export class EventWork {
       buffer.assertHeld(event.id, token),
       this.guard.confirmTool(call.name, event.id).then(() => (used.slot = true)),
     ]);
-    await this.dispatch(event, call, decided, claim, signal, log);
+    await this.dispatch(event, call, record, claim, signal, log);
   }
 
   /**
@@ -321,7 +374,7 @@ export class EventWork {
   private async dispatch(
     event: StoredEvent,
     call: ToolCall,
-    decided: HistoryInput,
+    decided: readonly HistoryInput[],
     claim: Claim,
     signal: AbortSignal,
     log: Logger,
@@ -336,7 +389,7 @@ export class EventWork {
         dispatched: () => claim.free(),
         note: 'dispatched',
         outcome: 'dispatched',
-        record: [decided],
+        record: decided,
       });
     } catch (error) {
       if (!(error instanceof DispatchError) || signal.aborted) throw error;
@@ -352,8 +405,7 @@ export class EventWork {
       this.tripped(this.guard.recordFailure(), log);
       if (this.guard.failuresAreOutage()) {
         // The breaker is open: the handler is down, not this event. No attempt is counted.
-        await buffer.addHistory(event.id, decided);
-        await buffer.addHistory(event.id, failed);
+        for (const entry of [...decided, failed]) await buffer.addHistory(event.id, entry);
         await buffer.release(event.id, token, {
           note: 'dispatch failed while the breaker is open',
         });
@@ -364,7 +416,7 @@ export class EventWork {
         token,
         reason: message,
         retryInMs: this.backoff(event),
-        record: [decided, failed],
+        record: [...decided, failed],
       });
       log.warn('dispatch failed', {
         error: message,
@@ -376,6 +428,45 @@ export class EventWork {
     metrics?.dispatches.inc({ outcome: 'dispatched' });
     this.guard.recordSuccess();
     log.info('dispatched', { tool: call.name, sink: this.o.sink.kind });
+  }
+
+  /** The re-check (fresh.ts); without one configured, nothing is re-checked. */
+  private freshCheck(event: StoredEvent, def: ToolDefinition): Promise<FreshCheck> {
+    if (!this.o.recheck) return Promise.resolve({ kind: 'unchecked', why: NOT_RECHECKED });
+    return this.o.recheck.check(event, def);
+  }
+
+  /**
+   * Checks the object again; when the precondition no longer holds, records the event superseded
+   * (with `record`, e.g. the decision it overrules) and returns true: nothing is dispatched.
+   */
+  private async superseded(
+    event: StoredEvent,
+    def: ToolDefinition,
+    claim: Claim,
+    at: SupersededAt,
+    log: Logger,
+    record: readonly HistoryInput[] = [],
+  ): Promise<boolean> {
+    const fresh = await this.freshCheck(event, def);
+    if (fresh.kind !== 'superseded') return false;
+    await this.recordSuperseded(event, claim, fresh.reason, at, record, log);
+    return true;
+  }
+
+  private async recordSuperseded(
+    event: StoredEvent,
+    claim: Claim,
+    reason: string,
+    at: SupersededAt,
+    record: readonly HistoryInput[],
+    log: Logger,
+  ): Promise<void> {
+    claim.free();
+    await recordSuperseded(this.o.buffer, event.id, { token: claim.token, reason, at, record });
+    this.o.metrics?.dispatches.inc({ outcome: 'superseded' });
+    this.guard.recordSuccess();
+    log.info('superseded: nothing done', { reason, at });
   }
 
   /** Logs a breaker that just tripped; the loop waits from its next gate. */
@@ -413,6 +504,20 @@ export class EventWork {
         await buffer.release(event.id, token);
         return;
       }
+      if (error instanceof StripeReadError) {
+        // Stripe could not say what is true now (unreachable, rate-limited past the retries, or
+        // the key may not read the object): not the event's fault, and not a guess to act on.
+        // Back to the queue for later, no attempt counted; the breaker counts it.
+        metrics?.failures.inc({ reason: 'stripe_api' });
+        this.tripped(this.guard.recordFailure(), log);
+        const retryInMs = this.backoff(event);
+        await buffer.release(event.id, token, { retryInMs, note: error.message });
+        log.warn('could not re-check the facts with Stripe: released for later', {
+          reason: error.message,
+          retryInMs,
+        });
+        return;
+      }
       if (error instanceof Anthropic.APIError && notTheEventsFault(error)) {
         // Not the event's fault: give it back without counting an attempt, and let the API recover.
         metrics?.failures.inc({ reason: 'model_api' });
@@ -443,6 +548,29 @@ export class EventWork {
       log.error('could not record the failure; the lease will expire', { error: inner });
     }
   }
+}
+
+/**
+ * The history entry recorded beside a decision: what it was made on. `fresh` — the facts read
+ * from Stripe just before (and which had changed since the event); `snapshot` — the event's own
+ * facts, not re-checked (no STRIPE_SECRET_KEY, or a tool with no precondition). The console shows it.
+ */
+function factsEntry(fresh: FreshCheck): HistoryInput {
+  if (fresh.kind === 'current') {
+    const changed = fresh.changed.length
+      ? `changed since the event: ${fresh.changed.join(', ')}`
+      : 'unchanged since the event';
+    return {
+      kind: 'note',
+      outcome: 'fresh',
+      note: `decided on facts read from Stripe at ${new Date(fresh.fetchedAt).toISOString()} (${changed})`,
+    };
+  }
+  return {
+    kind: 'note',
+    outcome: 'snapshot',
+    note: `decided on the event's snapshot alone: ${fresh.kind === 'unchecked' ? fresh.why : 'not re-checked'}`,
+  };
 }
 
 /** A decision with every string the model wrote cleaned and bounded (catalog/model-text.ts). */

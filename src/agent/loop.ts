@@ -3,6 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { EventBuffer, StoredEvent } from '../buffer/buffer.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Enrich } from '../catalog/enrich.js';
+import { NOT_RECHECKED, type Recheck } from '../operations/fresh.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 import type { ApprovalSettings } from './approval-rule.js';
 import type { Logger } from '../logger.js';
@@ -31,6 +32,12 @@ export interface AgentLoopOptions {
   redact?: readonly RedactKind[];
   /** Adds facts the event lacks (Stripe API lookups, `--enrich`); its result is what is dispatched. */
   enrich?: Enrich;
+  /**
+   * Re-reads the event's object from Stripe before deciding and before dispatching
+   * (operations/fresh.ts); absent or disabled without STRIPE_SECRET_KEY: decisions use the
+   * event's snapshot alone.
+   */
+  recheck?: Recheck;
   /** How long a claim lasts; renewed every third of it while the event is worked on. */
   leaseMs?: number;
   /**
@@ -57,6 +64,7 @@ export type AgentLoopSettings = Required<
     | 'approval'
     | 'redact'
     | 'enrich'
+    | 'recheck'
     | 'retryBaseMs'
     | 'guardrails'
     | 'pausedGauge'
@@ -65,7 +73,14 @@ export type AgentLoopSettings = Required<
 > &
   Pick<
     AgentLoopOptions,
-    'metrics' | 'approval' | 'redact' | 'enrich' | 'retryBaseMs' | 'pausedGauge' | 'onBreakerOpen'
+    | 'metrics'
+    | 'approval'
+    | 'redact'
+    | 'enrich'
+    | 'recheck'
+    | 'retryBaseMs'
+    | 'pausedGauge'
+    | 'onBreakerOpen'
   >;
 
 /**
@@ -155,7 +170,11 @@ export class AgentLoop {
       concurrency: this.o.concurrency,
       dispatch: this.o.sink.kind,
       dryRun: this.o.dryRun,
+      factsRechecked: this.o.recheck?.enabled ?? false,
     });
+    // Said once at start-up, where an operator looks: without a key, every decision and approval
+    // acts on the event's snapshot, however old.
+    if (!this.o.recheck?.enabled) this.o.logger.warn(NOT_RECHECKED);
   }
 
   /** Stops claiming, cancels in-flight decisions and gives their events back. */

@@ -1,5 +1,5 @@
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
-import { renderEventForPrompt, type PromptEvent } from '../catalog/prompt.js';
+import { renderEventForPrompt, type Freshness, type PromptEvent } from '../catalog/prompt.js';
 import type { RedactKind } from '../catalog/untrusted.js';
 
 /**
@@ -25,7 +25,8 @@ export function userMessage(
   event: PromptEvent,
   redact: readonly RedactKind[],
   call?: ToolCall,
+  fresh?: Freshness,
 ): string {
-  const { text } = renderEventForPrompt(catalog, event, { redact, call });
+  const { text } = renderEventForPrompt(catalog, event, { redact, call, fresh });
   return `${text}\n\nDecide now: call exactly one tool.`;
 }

@@ -22,6 +22,7 @@ export interface StartAgentOptions {
   logger: Logger;
   registry: client.Registry;
   enrich?: AgentLoopOptions['enrich'];
+  recheck?: AgentLoopOptions['recheck'];
   /** --config `budget`, `limits`, `breaker`, `pricing`. */
   guardrails?: Pick<ConfigFile, 'budget' | 'limits' | 'breaker' | 'pricing'>;
   /** Called when the loop's circuit breaker opens (the notifier). */
@@ -69,6 +70,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentLoop>
     leaseMs: options.settings.leaseMs,
     enrich: options.enrich,
     onBreakerOpen: options.onBreakerOpen,
+    recheck: options.recheck,
   });
   loop.start();
   return loop;

@@ -22,6 +22,7 @@ import { MemoryPeople, type PeopleStore } from './people.js';
 import { MemorySubscriptions, type SubscriptionStore } from './subscriptions.js';
 import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { createdBefore, isActive } from './object-order.js';
 import {
   claimed,
   expired,
@@ -163,6 +164,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
       const e = row.event;
       if (e.status !== 'pending' || (e.retryAt !== null && e.retryAt > now)) continue;
       if (options.types && !options.types.includes(e.type)) continue;
+      if (this.olderActive(e)) continue;
       this.commit(row, claimed(e, token, options.leaseMs, now), now);
       out.push({ ...e });
     }
@@ -247,6 +249,18 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     const touched = touches(row.event, t.state);
     Object.assign(row.event, t.state, touched ? { updatedAt: now } : {});
     if (t.change) this.feed.emit({ kind: t.change, id: row.event.id, type: row.event.type });
+  }
+
+  /** Whether an older event about the same object is still active (object-order.ts). */
+  private olderActive(e: StoredEvent): boolean {
+    if (e.objectId === null) return false;
+    for (const row of this.rows.values()) {
+      const o = row.event;
+      if (o.objectId === e.objectId && o.id !== e.id && isActive(o.status) && createdBefore(o, e)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private countStatus(status: StoredEvent['status']): number {

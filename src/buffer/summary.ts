@@ -1,6 +1,7 @@
 import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import { boundDepth } from '../catalog/depth.js';
 import { isoDate } from '../catalog/extract.js';
+import { accountOf } from '../stripe/objects.js';
 import type { HistoryEntry, StoredEvent } from './buffer.js';
 
 /** The public shape of one event in a list (docs/MCP.md, `list_pending_events`), shared by MCP and the CLI. */
@@ -11,6 +12,8 @@ export interface EventSummary {
   created: number | null;
   livemode: boolean;
   object_id: string | null;
+  /** The connected account (acct_…) for a Connect event; null for the platform's own. */
+  account: string | null;
   status: StoredEvent['status'];
   /** How it ended (buffer.ts EVENT_OUTCOMES); null unless acked. */
   outcome: StoredEvent['outcome'];
@@ -25,6 +28,7 @@ export function summarize(event: StoredEvent, catalog: Catalog): EventSummary {
     created: createdOrNull(event.created),
     livemode: event.livemode,
     object_id: event.objectId,
+    account: accountOf(event.payload),
     status: event.status,
     outcome: event.outcome,
     attempts: event.attempts,

@@ -1,5 +1,6 @@
 import { DEFAULT_DEFINITIONS, genericDefinition } from './definitions.js';
 import { obj } from './extract.js';
+import type { Precondition } from './precondition.js';
 import { renameTool, type EventInput, type ToolDefinition } from './tool.js';
 
 export type { ToolDefinition } from './tool.js';
@@ -10,7 +11,10 @@ export interface ToolCall {
 }
 
 /** `--config` `events`: add a type, rename or re-describe its tool, or remove it with `false`. */
-export type EventOverrides = Record<string, false | { tool?: string; description?: string }>;
+export type EventOverrides = Record<
+  string,
+  false | { tool?: string; description?: string; precondition?: Precondition }
+>;
 
 export interface Catalog {
   lookup(type: string): ToolDefinition | undefined;
@@ -37,10 +41,11 @@ export function createCatalog(overrides: EventOverrides = {}): Catalog {
     const base = byType.get(type);
     const tool = change.tool ?? base?.tool ?? type.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
     const description = change.description ?? base?.description ?? GENERIC_DESCRIPTION(type);
-    byType.set(
-      type,
-      base ? renameTool(base, tool, description) : genericDefinition(type, tool, description),
-    );
+    const def = base
+      ? renameTool(base, tool, description)
+      : genericDefinition(type, tool, description);
+    // A user's precondition replaces the built-in one: they know their own handler's needs.
+    byType.set(type, change.precondition ? { ...def, precondition: change.precondition } : def);
   }
   const entries = [...byType.values()];
   return {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { arr, at, bool, isoDate, num, obj, refId, str, stringMap, type Obj } from './extract.js';
+import type { Precondition } from './precondition.js';
 import { defineTool, type EventInput, type ToolDefinition } from './tool.js';
 
 /** The default catalog: the twelve event types of docs/ARCHITECTURE.md ("Public names"), as data. */
@@ -117,6 +118,12 @@ function invoiceExtract(event: EventInput): Record<string, unknown> {
     lines_summary: lines || null,
   };
 }
+
+/** An invoice still waiting for money: not paid (or voided) since the event. */
+const INVOICE_STILL_DUE: Precondition = [
+  { field: 'status', in: ['open'] },
+  { field: 'amount_remaining', gt: 0 },
+];
 
 const INVOICE_UNTRUSTED = {
   customer_email: 'email',
@@ -245,6 +252,10 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
         .optional()
         .describe('With submit_evidence: the evidence to gather and the argument to make'),
     },
+    precondition: [
+      { field: 'status', in: ['needs_response', 'warning_needs_response'] },
+      { field: 'evidence_details.due_by', after_now: true },
+    ],
     extract: disputeExtract,
   }),
   defineTool({
@@ -256,6 +267,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: INVOICE_UNTRUSTED,
     actions: ['wait_for_automatic_retry', 'retry_now', 'contact_customer', ESCALATE],
     messagesCustomer: true,
+    precondition: INVOICE_STILL_DUE,
     extract: invoiceExtract,
   }),
   defineTool({
@@ -268,6 +280,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     actions: ['send_winback_offer', 'request_feedback', 'no_action', ESCALATE],
     messagesCustomer: true,
     extraDecision: { offer: z.string().optional().describe('With send_winback_offer: the offer') },
+    precondition: [{ field: 'status', in: ['canceled'] }],
     extract: subscriptionExtract,
   }),
   defineTool({
@@ -293,6 +306,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
       metadata: 'text',
     },
     actions: ['record_only', 'revoke_access', 'update_fulfilment', ESCALATE],
+    precondition: [{ field: 'amount_refunded', gt: 0 }],
     extract(event) {
       const o = object(event);
       const refund = obj(at(o, 'refunds', 'data', 0)) ?? {};
@@ -319,6 +333,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: PAYMENT_INTENT_UNTRUSTED,
     actions: ['send_confirmation', 'no_action', ESCALATE],
     messagesCustomer: true,
+    precondition: [{ field: 'status', in: ['succeeded'] }],
     extract: (event) => paymentIntentBase(object(event), null),
   }),
   defineTool({
@@ -360,6 +375,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
       metadata: 'text',
     },
     actions: ['fulfil_now', 'hold_until_paid', 'flag_for_review'],
+    precondition: [{ field: 'status', in: ['complete'] }],
     extract(event) {
       const o = object(event);
       const details = obj(o.customer_details) ?? {};
@@ -415,6 +431,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: SUBSCRIPTION_UNTRUSTED,
     actions: ['send_reminder', 'offer_extension', 'no_action'],
     messagesCustomer: true,
+    precondition: [{ field: 'status', in: ['trialing'] }],
     extract(event) {
       const o = object(event);
       return {
@@ -439,6 +456,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: SUBSCRIPTION_UNTRUSTED,
     actions: ['no_action', 'send_retention_offer', 'notify_team'],
     messagesCustomer: true,
+    precondition: [{ field: 'status', not_in: ['canceled', 'incomplete_expired'] }],
     extract(event) {
       const previous = obj(event.data.previous_attributes) ?? {};
       return {
@@ -457,6 +475,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     facts: disputeFacts,
     untrusted: DISPUTE_UNTRUSTED,
     actions: ['record_only', 'follow_up_with_customer', ESCALATE],
+    precondition: [{ field: 'status', in: ['won', 'lost', 'warning_closed'] }],
     extract: disputeExtract,
   }),
   defineTool({
@@ -468,6 +487,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: INVOICE_UNTRUSTED,
     actions: ['send_payment_link', 'wait', ESCALATE],
     messagesCustomer: true,
+    precondition: INVOICE_STILL_DUE,
     extract: invoiceExtract,
   }),
   defineTool({
@@ -485,6 +505,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
     untrusted: PAYMENT_INTENT_UNTRUSTED,
     actions: ['request_new_payment_method', 'retry', 'no_action', ESCALATE],
     messagesCustomer: true,
+    precondition: [{ field: 'status', in: ['requires_payment_method', 'requires_action'] }],
     extract(event) {
       const o = object(event);
       const error = obj(o.last_payment_error) ?? {};
@@ -509,6 +530,7 @@ export const DEFAULT_DEFINITIONS: readonly ToolDefinition[] = [
       actionable: z.boolean().nullable(),
     },
     actions: ['refund_proactively', 'keep_and_monitor', ESCALATE],
+    precondition: [{ field: 'actionable', in: [true] }],
     extract(event) {
       const o = object(event);
       return {

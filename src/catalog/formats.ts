@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Catalog, ToolCall } from './catalog.js';
 import type { ToolDefinition } from './tool.js';
+import type { Precondition } from './precondition.js';
 
 /**
  * The catalog's definitions in the shapes agents consume: Anthropic tool use, OpenAI function
@@ -43,6 +44,8 @@ export interface CatalogJsonEntry {
   actions: readonly string[];
   input_schema: JsonSchema;
   untrusted_fields: Readonly<Record<string, string>>;
+  /** The object state under which the action still makes sense; null when none is stated. */
+  precondition: Precondition | null;
 }
 
 export function toAnthropicTool(def: ToolDefinition): AnthropicToolDefinition {
@@ -72,6 +75,7 @@ export function toJsonEntry(def: ToolDefinition): CatalogJsonEntry {
     actions: def.actions,
     input_schema: jsonSchemaOf(def.inputSchema),
     untrusted_fields: def.untrusted,
+    precondition: def.precondition ?? null,
   };
 }
 

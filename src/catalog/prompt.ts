@@ -26,11 +26,22 @@ export interface PromptEvent {
   payload: string | unknown;
 }
 
+/**
+ * Whether the facts shown were read from Stripe just now (`checkedAt`, and which differ from the
+ * event's own), or are the event's snapshot alone (`checkedAt` null: nothing re-checked).
+ */
+export interface Freshness {
+  checkedAt: number | null;
+  changed: readonly string[];
+}
+
 export interface RenderOptions {
   nonce?: string;
   redact?: readonly RedactKind[];
   /** The tool call to show, when the caller has it already (e.g. enriched); else extracted. */
   call?: ToolCall;
+  /** Say where the facts come from: read now from Stripe, or the event's snapshot. */
+  fresh?: Freshness;
 }
 
 export interface RenderedEvent {
@@ -83,7 +94,11 @@ export function renderEventForPrompt(
     lines.push('This event type is not in the catalog.');
     return { text: lines.join('\n'), nonce };
   }
-  lines.push(`Tool: ${def.tool}. Actions: ${def.actions.join(', ')}.`, '', 'Facts:');
+  lines.push(
+    `Tool: ${def.tool}. Actions: ${def.actions.join(', ')}.`,
+    '',
+    factsHeading(options.fresh),
+  );
   const currency = typeof call.input.currency === 'string' ? call.input.currency : null;
   const isAmount = (key: string, value: unknown): value is number =>
     typeof value === 'number' && key.startsWith('amount');
@@ -128,6 +143,17 @@ export function renderEventForPrompt(
     );
   }
   return { text: lines.join('\n'), nonce };
+}
+
+function factsHeading(fresh: Freshness | undefined): string {
+  if (!fresh) return 'Facts:';
+  if (fresh.checkedAt === null) {
+    return "Facts (the event's snapshot: not re-checked against Stripe, they may have changed since):";
+  }
+  const changed = fresh.changed.length
+    ? `changed since the event: ${fresh.changed.join(', ')}`
+    : 'unchanged since the event';
+  return `Facts (as they are now, read from Stripe at ${isoDate(fresh.checkedAt / 1000)}; ${changed}):`;
 }
 
 /** The common hand-written prompt this rendering replaces; kept to measure against. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Precondition } from './precondition.js';
 import type { UntrustedKind } from './untrusted.js';
 
 /** The event as an extractor sees it: parsed JSON, nothing trusted about its shape. */
@@ -22,6 +23,11 @@ export interface ToolDefinition {
   inputSchema: z.ZodObject;
   untrusted: Readonly<Record<string, UntrustedKind>>;
   actions: readonly string[];
+  /**
+   * The state of the event's Stripe object under which the action still makes sense
+   * (src/catalog/precondition.ts); undefined: none stated, nothing to re-check.
+   */
+  precondition?: Precondition;
   extract(event: EventInput): Record<string, unknown>;
 }
 
@@ -74,6 +80,7 @@ export interface ToolSpec {
   /** Adds `customer_message` to the decision. */
   messagesCustomer?: boolean;
   extraDecision?: z.ZodRawShape;
+  precondition?: Precondition;
   extract(event: EventInput): Record<string, unknown>;
 }
 
@@ -94,6 +101,7 @@ export function defineTool(spec: ToolSpec): ToolDefinition {
     inputSchema: facts.extend(decision.shape),
     untrusted: Object.freeze({ ...spec.untrusted }),
     actions: spec.actions,
+    ...(spec.precondition ? { precondition: spec.precondition } : {}),
     extract: spec.extract,
   };
 }
@@ -116,6 +124,11 @@ export function withoutNullOptionals(schema: z.ZodObject, input: unknown): unkno
 }
 
 /** A copy of a definition under another name or description (user config). */
-export function renameTool(def: ToolDefinition, tool: string, description: string): ToolDefinition {
-  return { ...def, tool, description };
+export function renameTool(
+  def: ToolDefinition,
+  tool: string,
+  description: string,
+  precondition?: Precondition,
+): ToolDefinition {
+  return { ...def, tool, description, ...(precondition ? { precondition } : {}) };
 }

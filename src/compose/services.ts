@@ -9,7 +9,9 @@ import { checkModuleHandlers, checkPricing } from '../config/names.js';
 import { createSink, moduleHandlerNames, type Sink } from '../dispatch/dispatch.js';
 import type { Logger } from '../logger.js';
 import type { BackfillRunner } from '../operations/backfill.js';
+import { createRecheck, type Recheck } from '../operations/fresh.js';
 import { createQueueOperations, type QueueOperations } from '../operations/queue.js';
+import { createObjectReader } from '../stripe/objects.js';
 import { openStore, type OpenStoreSettings } from './store.js';
 
 /** What a process needs to build its services; ServeConfig is one (plus `ifMissing`). */
@@ -47,6 +49,8 @@ export interface Services {
   runBackfill?: BackfillRunner;
   /** --enrich lookups; undefined when off. */
   enrich?: Enrich;
+  /** Re-reads an event's object before acting (disabled without STRIPE_SECRET_KEY). */
+  recheck: Recheck;
   /** The queue operations every door calls. */
   operations: QueueOperations;
   /** Closes the store (last: callers stop their users of it first). */
@@ -115,7 +119,17 @@ export async function composeServices(
       settings.enrich && stripe && stripeApi
         ? enricher(stripe, settings, stripeApi.stripeErrorMessage, logger)
         : undefined;
-    const operations = createQueueOperations({ store, sink, backfill: runBackfill, catalog });
+    // The same client as backfill and --enrich: one connection pool, one retry policy.
+    const recheck = createRecheck(
+      stripe ? createObjectReader(stripe, { secretKey: settings.stripeSecretKey }) : null,
+    );
+    const operations = createQueueOperations({
+      store,
+      sink,
+      backfill: runBackfill,
+      recheck,
+      catalog,
+    });
     return {
       store,
       catalog,
@@ -124,6 +138,7 @@ export async function composeServices(
       parked,
       runBackfill,
       enrich,
+      recheck,
       operations,
       close: () => store.close(),
     };

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { createCatalog, type Catalog } from '../catalog/catalog.js';
+import { preconditionSchema } from '../catalog/precondition.js';
 import { LOOP_TOOL_NAMES, TOOL_NAME } from '../catalog/tool.js';
 import { ConfigError } from '../errors.js';
 import { checkToolReferences, jsonPath, refusePrototypeKeys, unknownKeysNote } from './names.js';
@@ -18,6 +19,8 @@ const eventOverride = z.union([
     .object({
       tool: z.string().regex(TOOL_NAME, 'a tool name is 1–64 letters, digits, _ or -').optional(),
       description: z.string().min(1).max(1024).optional(),
+      /** The object state under which the tool's action still makes sense (re-checked fresh). */
+      precondition: preconditionSchema.optional(),
     })
     .strict(),
 ]);
@@ -286,10 +289,17 @@ function reportedIssue(
     return { path, message: issue.message, unknownKeys: issue.keys };
   }
   if (issue.code === 'invalid_union') {
+    // A branch refused at its root for its type (or, for `false`, its value) is not the one meant.
     const branch = issue.errors.find(
-      (issues) => !(issues[0]?.code === 'invalid_type' && issues[0].path.length === 0),
+      (issues) =>
+        !(
+          (issues[0]?.code === 'invalid_type' || issues[0]?.code === 'invalid_value') &&
+          issues[0].path.length === 0
+        ),
     );
-    if (branch?.[0]) return reportedIssue(branch[0], path);
+    // A misspelt key explains the rest (the field it meant is then "missing"): report it first.
+    const first = branch?.find((i) => i.code === 'unrecognized_keys') ?? branch?.[0];
+    if (first) return reportedIssue(first, path);
   }
   if (issue.code === 'invalid_key' && issue.issues[0]) {
     return { path, message: issue.issues[0].message };

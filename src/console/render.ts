@@ -12,6 +12,7 @@ import type { AgentState, EventView, Insights } from './backend.js';
 import { MAX_QUERY, SEARCH_SCAN, type SearchResult } from './search.js';
 import { escapeHtml } from '../html.js';
 import { callAmount, formatAmount } from '../money.js';
+import { accountOf } from '../stripe/objects.js';
 
 /**
  * The console's HTML, rendered on the server. Every value that came from outside (an event's
@@ -499,6 +500,21 @@ function lastOf(history: readonly HistoryEntry[], kind: HistoryEntry['kind']) {
   return [...history].reverse().find((h) => h.kind === kind);
 }
 
+/** The facts line recorded with decision `d`: read fresh from Stripe, or the snapshot alone. */
+function factsSeen(history: readonly HistoryEntry[], d: HistoryEntry): string | undefined {
+  const i = history.lastIndexOf(d);
+  const seen = history
+    .slice(0, i)
+    .reverse()
+    .find(
+      (h) =>
+        h.kind === 'decision' ||
+        (h.kind === 'note' && (h.outcome === 'fresh' || h.outcome === 'snapshot')),
+    );
+  if (!seen || seen.kind !== 'note') return undefined;
+  return seen.outcome === 'snapshot' ? `⚠ snapshot only — ${seen.note ?? ''}` : seen.note;
+}
+
 function decisionSection(history: readonly HistoryEntry[]): string {
   // The model's decision, and a person's verdict on it when one came after (a rejection).
   const d = [...history].reverse().find((h) => h.kind === 'decision' && h.by === undefined);
@@ -526,6 +542,9 @@ function decisionSection(history: readonly HistoryEntry[]): string {
       ['Tokens', d.usage ? `${d.usage.input_tokens} in, ${d.usage.output_tokens} out` : undefined],
       ['Latency', d.latency_ms !== undefined ? duration(d.latency_ms) : undefined],
       ['At', time(d.at)],
+      // What the decision was made on (agent/event-work.ts records it beside the decision):
+      // a person approving a call made on the snapshot alone should know it.
+      ['Facts', factsSeen(history, d)],
     );
   }
   if (verdict) {
@@ -793,6 +812,7 @@ export function eventBody(view: EventView, now: number, decide?: DecideFormState
   }
   const lease = leaseText(event, now);
   const amount = callAmount(toolCall?.input);
+  const account = accountOf(event.payload);
   const rows: [string, string][] = [
     ['Type', event.type],
     ...(amount === null ? [] : ([['Amount', amount]] as [string, string][])),
@@ -801,6 +821,7 @@ export function eventBody(view: EventView, now: number, decide?: DecideFormState
     ['Created', time(event.created * 1000)],
     ['Object', event.objectId ?? '—'],
     ['Mode', event.livemode ? 'live' : 'test'],
+    ...(account ? ([['Account', `${account} (connected account)`]] as [string, string][]) : []),
   ];
   if (lease) rows.push(['Claimed by', lease]);
   if (event.retryAt) rows.push(['Retry from', time(event.retryAt)]);

@@ -5,14 +5,20 @@ import type { EventBuffer, EventOutcome, HistoryInput, StoredEvent } from '../bu
 import type { ToolCall } from '../catalog/catalog.js';
 import type { ConfigFile } from '../config/file.js';
 import { AppError, LeaseLostError } from '../errors.js';
+import { accountOf } from '../stripe/objects.js';
 
 /** What the user's handlers receive for each decided tool call. */
 export interface DispatchRequest {
   event_id: string;
   event_type: string;
   tool_call: ToolCall;
-  /** Stable across retries of the same event and tool: handlers use it to make a retry harmless. */
+  /**
+   * Stable across retries of the same event and tool (and connected account): handlers use it to
+   * make a retry harmless.
+   */
   idempotency_key: string;
+  /** The connected account (acct_…) the event came from (Connect); null for your own account. */
+  account?: string | null;
   /** The event as received (for the module sink's context). */
   event: unknown;
 }
@@ -33,10 +39,15 @@ export class DispatchError extends AppError {
   }
 }
 
-export function idempotencyKey(eventId: string, tool: string): string {
-  return (
-    'sem_' + crypto.createHash('sha256').update(`${eventId}\n${tool}`).digest('hex').slice(0, 40)
-  );
+export function idempotencyKey(
+  eventId: string,
+  tool: string,
+  account: string | null = null,
+): string {
+  // A connected account's event names its account too (Connect): a handler keying its own
+  // effects by this key never mixes two accounts. Without one the key is what it always was.
+  const material = account ? `${account}\n${eventId}\n${tool}` : `${eventId}\n${tool}`;
+  return 'sem_' + crypto.createHash('sha256').update(material).digest('hex').slice(0, 40);
 }
 
 export const SIGNATURE_HEADER = 'Stripe-Events-Signature';
@@ -84,6 +95,7 @@ export function httpSink(options: HttpSinkOptions): Sink {
         event_type: request.event_type,
         tool_call: request.tool_call,
         idempotency_key: request.idempotency_key,
+        ...(request.account ? { account: request.account } : {}),
       });
       let last = '';
       for (let n = 1; n <= attempts; n++) {
@@ -263,12 +275,14 @@ export async function dispatchAndAck(
   token: string,
   options: DispatchAckOptions = {},
 ): Promise<void> {
+  const account = accountOf(event.payload);
   const result = await sink.dispatch(
     {
       event_id: event.id,
       event_type: event.type,
       tool_call: call,
-      idempotency_key: idempotencyKey(event.id, call.name),
+      idempotency_key: idempotencyKey(event.id, call.name, account),
+      account,
       // Parsed only for a sink that reads it (the module sink does; record and http do not).
       get event(): unknown {
         return JSON.parse(event.payload) as unknown;

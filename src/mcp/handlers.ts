@@ -23,6 +23,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { ApprovalResult } from '../operations/approvals.js';
 import type { BackfillProgress } from '../operations/backfill.js';
+import { NOT_RECHECKED } from '../operations/fresh.js';
 import type { QueueOperations } from '../operations/queue.js';
 import { ADMIN, historyName, type Actor } from '../operations/people.js';
 import type { ToolInput, ToolName, ToolOutput } from './tools.js';
@@ -278,9 +279,13 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
             retry_base_seconds: stats.policy.retryBaseMs / 1000,
           },
           agent: { ...agentView(stats.agent), instances: stats.agents.map(instanceView) },
+          facts_rechecked: stats.factsRechecked,
         },
         [
           text,
+          stats.factsRechecked
+            ? "Facts are re-checked: each event's Stripe object is read again before deciding and before dispatching."
+            : `Note: ${NOT_RECHECKED}.`,
           stats.agent.paused
             ? `The agent loops are paused (${stats.agent.reason ?? 'manual'}${stats.agent.note ? `: ${stats.agent.note}` : ''}).`
             : '',

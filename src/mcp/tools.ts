@@ -71,6 +71,10 @@ export const summarySchema = z.object({
     ),
   livemode: z.boolean(),
   object_id: z.string().nullable().describe('The id of the event object (dp_…, in_…, sub_…)'),
+  account: z
+    .string()
+    .nullable()
+    .describe('The connected account (acct_…) of a Connect event; null for your own account'),
   status,
   outcome,
   attempts: z.number().int(),
@@ -397,6 +401,11 @@ const getQueueStatus = {
           'The agent loops on this store heard from in the last 15 s, each with its own state: a circuit breaker pauses only its own process',
         ),
     }),
+    facts_rechecked: z
+      .boolean()
+      .describe(
+        "Whether this server re-reads each event's Stripe object before acting (it has STRIPE_SECRET_KEY); false: decisions use the event's snapshot alone",
+      ),
   },
   annotations: { readOnlyHint: true, openWorldHint: false },
 } as const;

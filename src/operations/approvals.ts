@@ -7,7 +7,7 @@ import type {
   StoredEvent,
 } from '../buffer/buffer.js';
 import { APPROVED_CALL_INTERRUPTED } from '../buffer/transitions.js';
-import type { ToolCall } from '../catalog/catalog.js';
+import type { Catalog, ToolCall } from '../catalog/catalog.js';
 import {
   DispatchError,
   dispatchAndAck,
@@ -15,6 +15,8 @@ import {
   type Sink,
 } from '../dispatch/dispatch.js';
 import { LeaseLostError } from '../errors.js';
+import { StripeReadError } from '../stripe/objects.js';
+import { recordSuperseded, type Recheck } from './fresh.js';
 
 /**
  * Decided calls that wait for a person (`approval` in the config, or the model asked for one).
@@ -70,7 +72,13 @@ export async function approveAction(
   sink: Sink,
   id: string,
   approver = `approver:${process.pid}`,
-  options: { leaseMs?: number; outcome?: EventOutcome } = {},
+  options: {
+    leaseMs?: number;
+    /** How the event ends when the call is dispatched (default `approved`; expiry: `expired`). */
+    outcome?: EventOutcome;
+    /** Re-read the call's object first (fresh.ts): an approval of a moot call is refused. */
+    fresh?: { recheck: Recheck; catalog: Catalog };
+  } = {},
 ): Promise<ApprovalResult> {
   const leaseMs = options.leaseMs ?? APPROVAL_LEASE_MS;
   // One guarded transition: of two people approving (or one approving, one rejecting) at once,
@@ -103,6 +111,8 @@ export async function approveAction(
       });
       return { id, type: event.type, status: 'acked', outcome: 'acknowledged', tool_call: null };
     }
+    const refused = await approvalSuperseded(buffer, event, token, approver, options.fresh);
+    if (refused) return { id, type: event.type, ...refused, tool_call: call };
     const result = await dispatchApproved(buffer, sink, event, call, token, {
       signal: controller.signal,
       note: 'approved and dispatched',
@@ -112,6 +122,39 @@ export async function approveAction(
   } finally {
     clearInterval(renew);
   }
+}
+
+/**
+ * The object re-read right before an approved call is carried out (it may have waited hours):
+ * when its tool's precondition no longer holds, the approval is refused — the event is recorded
+ * superseded, nothing dispatched — and the outcome says what changed. When Stripe cannot tell
+ * (unreachable, a key without the permission), the call waits for approval again, nothing lost.
+ * Null: go ahead.
+ */
+async function approvalSuperseded(
+  buffer: EventBuffer,
+  event: StoredEvent,
+  token: string,
+  approver: string,
+  fresh: { recheck: Recheck; catalog: Catalog } | undefined,
+): Promise<ApprovedDispatch | null> {
+  const def = fresh?.catalog.lookup(event.type);
+  if (!fresh || !def) return null;
+  let check;
+  try {
+    check = await fresh.recheck.check(event, def);
+  } catch (error) {
+    if (!(error instanceof StripeReadError)) throw error;
+    await buffer.hold(event.id, token, `approved, but not carried out: ${error.message}`);
+    return { status: 'awaiting_approval', outcome: `not carried out: ${error.message}` };
+  }
+  if (check.kind !== 'superseded') return null;
+  const at = 'before carrying out the approval';
+  await recordSuperseded(buffer, event.id, { token, by: approver, reason: check.reason, at });
+  return {
+    status: 'acked',
+    outcome: `approval refused, nothing dispatched: ${check.reason}`,
+  };
 }
 
 /** What became of an approved call: dispatched and acked, or waiting again (the handler failed). */

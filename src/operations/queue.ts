@@ -13,6 +13,7 @@ import { INSTANCE_FRESH_MS, type AgentInstance } from '../buffer/ledger.js';
 import { createCatalog, type Catalog } from '../catalog/catalog.js';
 import { EventNotFoundError } from '../errors.js';
 import { recordSink, type Sink } from '../dispatch/dispatch.js';
+import type { Recheck } from './fresh.js';
 import {
   approveAction,
   listApprovals,
@@ -100,6 +101,11 @@ export interface QueueStatus extends QueueStats {
   agent: AgentPause;
   /** The agent loops on the store heard from lately, each with its own state (the breaker). */
   agents: AgentInstance[];
+  /**
+   * Whether this process re-reads an event's object from Stripe before acting on it (it has
+   * STRIPE_SECRET_KEY); false: decisions and approvals use the event's snapshot alone.
+   */
+  factsRechecked: boolean;
 }
 
 export interface QueueOperationsOptions {
@@ -108,6 +114,8 @@ export interface QueueOperationsOptions {
   sink?: Sink;
   /** Absent without STRIPE_SECRET_KEY. */
   backfill?: BackfillRunner;
+  /** Re-reads an approved call's object before it is carried out (with `catalog`). */
+  recheck?: Recheck;
   /** The catalog a person's decision is checked by (the server's); default: the built-in one. */
   catalog?: Catalog;
 }
@@ -163,7 +171,11 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     approve(id, { by }) {
-      return approveAction(store, sink, id, by);
+      const fresh =
+        options.recheck && options.catalog
+          ? { recheck: options.recheck, catalog: options.catalog }
+          : undefined;
+      return approveAction(store, sink, id, by, { fresh });
     },
 
     reject(id, { by, reason }) {
@@ -191,7 +203,7 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
         store.ledger.instances(INSTANCE_FRESH_MS).catch(() => []),
       ]);
       agents.sort((a, b) => a.started - b.started);
-      return { ...stats, policy, agent, agents };
+      return { ...stats, policy, agent, agents, factsRechecked: options.recheck?.enabled ?? false };
     },
 
     async pauseAgent({ by, reason }) {

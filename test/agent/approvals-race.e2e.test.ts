@@ -66,7 +66,12 @@ async function race(store: 'sqlite' | 'redis'): Promise<void> {
   });
   const ids: string[] = [];
   for (let i = 0; i < HELD; i++) {
-    const event = buildTestEvent('charge.dispute.created');
+    const event = buildTestEvent('charge.dispute.created') as {
+      id: string;
+      data: { object: { id: string } };
+    };
+    // Forty disputes, not one: events about one object are claimed one at a time.
+    event.data.object.id = `${event.data.object.id}_${i}`;
     const payload = JSON.stringify(event);
     await postWebhook(server.url, payload, {
       'stripe-signature': signatureHeader(payload, secret),

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { ownObject } from '../helpers/own-object.js';
 import {
   decideFirstAction,
   startFakeAnthropic,
@@ -66,7 +67,7 @@ function agent(s: Setup, extra: string[] = []): Promise<ServeHandle> {
 
 async function send(s: Setup, server: ServeHandle, n: number, type = 'charge.dispute.created') {
   for (let i = 0; i < n; i++) {
-    const payload = JSON.stringify(buildTestEvent(type));
+    const payload = JSON.stringify(ownObject(buildTestEvent(type)));
     const answer = await postWebhook(server.url, payload, {
       'stripe-signature': signatureHeader(payload, s.secret),
     });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { ownObject } from '../helpers/own-object.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { runCli, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
@@ -33,7 +34,7 @@ async function start(config: unknown, apiUrl: string, extra: string[] = []) {
   });
   const send = async (n: number) => {
     for (let i = 0; i < n; i++) {
-      const event = buildTestEvent('charge.dispute.created');
+      const event = ownObject(buildTestEvent('charge.dispute.created'));
       const payload = JSON.stringify(event);
       const answer = await postWebhook(server.url, payload, {
         'stripe-signature': signatureHeader(payload, secret),

@@ -100,6 +100,77 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect((await buffer.stats()).counts.pending).toBe(1);
     });
 
+    describe('one object, one order', () => {
+      /** An event about object `obj`, created at `created` (Unix seconds). */
+      const about = (
+        id: string,
+        obj: string,
+        created: number,
+        type = 'customer.subscription.updated',
+      ) => ({
+        ...incoming(id, type),
+        created,
+        objectId: obj,
+      });
+      const claimIds = async (limit = 10, types?: string[]) =>
+        (await buffer.claim({ owner: 'w', leaseMs: 600_000, limit, types }))
+          .map((e) => e.id)
+          .sort();
+
+      it('holds a newer event back while an older one about its object is active', async () => {
+        // Delivered in reverse: the deletion first, then the update created before it.
+        await buffer.append(about('evt_b_deleted', 'sub_1', 200, 'customer.subscription.deleted'));
+        await buffer.append(about('evt_a_updated', 'sub_1', 100));
+        await buffer.append(about('evt_other', 'sub_2', 300));
+        expect(await claimIds()).toEqual(['evt_a_updated', 'evt_other']);
+        // Claimed: still held back.
+        expect(await claimIds()).toEqual([]);
+        const [a] = await buffer
+          .list({ statuses: ['claimed'], limit: 10 })
+          .then((p) => p.events.filter((e) => e.id === 'evt_a_updated'));
+        await buffer.ack('evt_a_updated', { token: a!.leaseOwner! });
+        expect(await claimIds()).toEqual(['evt_b_deleted']);
+      });
+
+      it('holds back behind an event awaiting approval and a pending one not yet due, not a dead one', async () => {
+        await buffer.append(about('evt_old', 'sub_1', 100));
+        await buffer.append(about('evt_new', 'sub_1', 200));
+        const [old] = await buffer.claim({ owner: 'w', leaseMs: 60_000, limit: 1 });
+        expect(old!.id).toBe('evt_old');
+        await buffer.hold('evt_old', old!.leaseOwner!, 'needs a person');
+        expect(await claimIds()).toEqual([]);
+        await buffer.ack('evt_old', { by: 'person' });
+        expect(await claimIds()).toEqual(['evt_new']);
+
+        await buffer.append(about('evt_x1', 'sub_9', 100));
+        await buffer.append(about('evt_x2', 'sub_9', 200));
+        const [x1] = await buffer.claim({ owner: 'w', leaseMs: 60_000, limit: 1 });
+        // Nacked for later: pending, not due, still first in the object's order.
+        await buffer.nack('evt_x1', { token: x1!.leaseOwner!, reason: 'later', retryInMs: 60_000 });
+        expect(await claimIds()).toEqual([]);
+        clock += 61_000;
+        const [again] = await buffer.claim({ owner: 'w', leaseMs: 60_000, limit: 1 });
+        expect(again!.id).toBe('evt_x1');
+        // Dead: no longer holds anything back.
+        await buffer.nack('evt_x1', { token: again!.leaseOwner!, reason: 'no' });
+        const [third] = await buffer.claim({ owner: 'w', leaseMs: 60_000, limit: 1 });
+        await buffer.nack('evt_x1', { token: third!.leaseOwner!, reason: 'no' });
+        expect((await buffer.get('evt_x1'))!.status).toBe('dead');
+        expect(await claimIds()).toEqual(['evt_x2']);
+      });
+
+      it('breaks a tie of created by the event id, and looks past held-back events', async () => {
+        await buffer.append(about('evt_2', 'sub_1', 100));
+        await buffer.append(about('evt_1', 'sub_1', 100));
+        for (let i = 0; i < 40; i++) await buffer.append(about(`evt_held_${i}`, 'sub_1', 200 + i));
+        await buffer.append(about('evt_free', 'sub_3', 500, 'invoice.payment_failed'));
+        expect(await claimIds(1)).toEqual(['evt_1']);
+        // Everything else about sub_1 waits; the free event further on is found.
+        expect(await claimIds(5)).toEqual(['evt_free']);
+        expect(await claimIds(5, ['customer.subscription.updated'])).toEqual([]);
+      });
+    });
+
     it('lists in arrival order with a type filter and cursor paging', async () => {
       for (let i = 1; i <= 25; i++) {
         await buffer.append(

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { ownObject } from '../helpers/own-object.js';
 import {
   firstDecision,
   startFakeAnthropic,
@@ -93,7 +94,7 @@ async function agentServer(): Promise<{
 }
 
 function dispute(amount: number, currency: string, metadata: Record<string, string> = {}) {
-  const event = buildTestEvent('charge.dispute.created');
+  const event = ownObject(buildTestEvent('charge.dispute.created'));
   const object = (event.data as { object: Record<string, unknown> }).object;
   object.amount = amount;
   object.currency = currency;

@@ -12,6 +12,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { ownObject } from '../helpers/own-object.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { newSecret, postWebhook, signatureHeader } from '../helpers/sign.js';
 import { killLeftovers, startServe, waitFor, type ServeHandle } from '../helpers/spawn.js';
@@ -295,7 +296,8 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
     });
     const ids: string[] = [];
     for (let i = 0; i < held; i++) {
-      ids.push(await send(server, secret, buildTestEvent('charge.dispute.created')));
+      // Disputes about objects of their own: events about one object wait in order.
+      ids.push(await send(server, secret, ownObject(buildTestEvent('charge.dispute.created'))));
     }
     await waitFor(
       async () => (await counts(server, TOKEN)).awaiting_approval === held,
@@ -489,7 +491,7 @@ describe('the console with the agent, approvals and MCP_AUTH_TOKEN', () => {
       args: ['--agent', '--config', config],
     });
     const dispute = (amount: number, currency: string) => {
-      const event = buildTestEvent('charge.dispute.created');
+      const event = ownObject(buildTestEvent('charge.dispute.created'));
       const object = (event.data as { object: Record<string, unknown> }).object;
       object.amount = amount;
       object.currency = currency;

@@ -12,6 +12,8 @@ export interface FakeStripeRequest {
   path: string;
   query: URLSearchParams;
   authorization: string | undefined;
+  /** The Stripe-Account header (Connect), when sent. */
+  stripeAccount: string | undefined;
 }
 
 export interface FakeStripe {
@@ -20,10 +22,18 @@ export interface FakeStripe {
   requests: FakeStripeRequest[];
   /** Newest first, as the API lists them. */
   events: Record<string, unknown>[];
-  /** Objects served at GET /v1/charges/:id and /v1/customers/:id, by id. */
+  /**
+   * Objects served at GET /v1/<resource>/:id (charges, customers, disputes, invoices,
+   * subscriptions, payment_intents, refunds, checkout/sessions, radar/early_fraud_warnings), by
+   * id: a test changes an object's current state by replacing or editing its entry.
+   */
   objects: Record<string, Record<string, unknown>>;
   /** Answer the next n requests with 429 (rate limited). */
   rateLimitNext(n: number): void;
+  /** Object reads of these resources (e.g. "disputes") answer 403, as for a restricted key. */
+  forbidden: Set<string>;
+  /** While true, every request's connection is cut (the API unreachable). */
+  down: boolean;
   close(): Promise<void>;
 }
 
@@ -58,6 +68,8 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     rateLimitNext(n: number) {
       limited = n;
     },
+    forbidden: new Set<string>(),
+    down: false,
   };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -65,7 +77,12 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       path: url.pathname,
       query: url.searchParams,
       authorization: req.headers.authorization,
+      stripeAccount: req.headers['stripe-account'] as string | undefined,
     });
+    if (fake.down) {
+      req.socket.destroy();
+      return;
+    }
     if (req.headers.authorization !== `Bearer ${key}`) {
       stripeError(res, 401, 'invalid_request_error', 'Invalid API Key provided: sk_test_****0000');
       return;
@@ -75,7 +92,20 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       stripeError(res, 429, 'rate_limit_error', 'Too many requests hit the API too quickly.');
       return;
     }
-    const object = /^\/v1\/(charges|customers)\/([^/]+)$/.exec(url.pathname);
+    const object =
+      /^\/v1\/(charges|customers|disputes|invoices|subscriptions|payment_intents|refunds|checkout\/sessions|radar\/early_fraud_warnings)\/([^/]+)$/.exec(
+        url.pathname,
+      );
+    if (req.method === 'GET' && object && fake.forbidden.has(object[1]!)) {
+      const permission = `rak_${object[1]!.replace(/s$/, '').replace(/\//g, '_')}_read`;
+      stripeError(
+        res,
+        403,
+        'invalid_request_error',
+        `The provided key 'rk_test_****' does not have the required permissions for this endpoint on account 'acct_fake'. Having the '${permission}' permission would allow this request to continue.`,
+      );
+      return;
+    }
     if (req.method === 'GET' && object) {
       const found = fake.objects[decodeURIComponent(object[2]!)];
       if (!found) {

@@ -45,8 +45,16 @@ export function openStore(cleanups: Cleanups, options: { maxAttempts?: number } 
 }
 
 /** A realistic event of `type` as the ingress hands it to the buffer; `set` overrides fields. */
+let objects = 0;
+
+/**
+ * A fixture event about an object of its own (the fixtures share one object per type: events
+ * about one object are claimed one at a time, oldest first), with `set` applied.
+ */
 export function incoming(type: string, set: Record<string, unknown> = {}): IncomingEvent {
   const event = buildTestEvent(type);
+  const data = event.data as { object: { id?: unknown } };
+  if (typeof data.object.id === 'string') data.object.id = `${data.object.id}_${++objects}`;
   for (const [path, value] of Object.entries(set)) setPath(event, path, value);
   const object = (event.data as { object: { id?: unknown } }).object;
   return {

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
+import { ownObject } from '../helpers/own-object.js';
 import { SIGNATURE_HEADER } from '../../src/dispatch/dispatch.js';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.js';
 import { deleteKeys, REDIS_URL, redisGate, uniquePrefix } from '../helpers/redis.js';
@@ -73,7 +74,7 @@ function configFile(
 }
 
 async function postDispute(server: ServeHandle, secret: string, text?: string): Promise<string> {
-  const event = buildTestEvent('charge.dispute.created');
+  const event = ownObject(buildTestEvent('charge.dispute.created'));
   const object = (event.data as { object: Record<string, unknown> }).object;
   if (text !== undefined) {
     object.evidence = { ...(object.evidence as object), product_description: text };

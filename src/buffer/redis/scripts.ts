@@ -25,6 +25,7 @@ import {
   interruptedApprovalError,
   interruptedApprovalNote,
 } from '../transitions.js';
+import { ORDER_SCAN } from '../object-order.js';
 
 /** Bumped when the key layout changes incompatibly; kept at `<prefix>schema`. */
 export const REDIS_SCHEMA_VERSION = 1;
@@ -44,6 +45,7 @@ function luaText(text: (by: string) => string, byVar: string): string {
 }
 
 const PRELUDE = `
+local ORDER_SCAN = ${ORDER_SCAN}
 local P = ARGV[1]
 local NOW = ARGV[2]
 local FROM = ARGV[3]
@@ -119,6 +121,9 @@ local function unindex(e)
     redis.call('ZREM', P .. 'fin', e.id)
   end
   if e.outcome then redis.call('ZREM', P .. 'o:' .. e.outcome, e.id) end
+  -- One object, one order (object-order.ts): the object's active events (<prefix>obj:<object id>),
+  -- scored by created. Not o:, which holds the per-outcome indexes.
+  if e.object_id then redis.call('ZREM', P .. 'obj:' .. e.object_id, e.id) end
 end
 
 local function index(e)
@@ -140,6 +145,20 @@ local function index(e)
   -- Per-outcome index (<prefix>o:<outcome>, by seq): a list filtered by outcome reads only the
   -- events that ended so.
   if e.outcome then redis.call('ZADD', P .. 'o:' .. e.outcome, e.seq, e.id) end
+  if e.object_id and (s == 'pending' or s == 'claimed' or s == 'awaiting_approval') then
+    redis.call('ZADD', P .. 'obj:' .. e.object_id, e.created, e.id)
+  end
+end
+
+-- Whether an older event (created, then id in byte order) about the event's object is still
+-- active. Members of one score sort by id, so the set's first member is the oldest.
+local function held_back(id)
+  local k = redis.call('HMGET', ekey(id), 'object_id', 'created')
+  if not k[1] then return false end
+  local first = redis.call('ZRANGE', P .. 'obj:' .. k[1], 0, 0, 'WITHSCORES')
+  if not first[1] or first[1] == id then return false end
+  local c, mine = tonumber(first[2]), tonumber(k[2])
+  return c < mine or (c == mine and first[1] < id)
 end
 
 -- Applies \`patch\` (false = null) to the event and moves it between the indexes. Every write
@@ -263,14 +282,12 @@ local e = {
   id = id, seq = int(seq), type = ARGV[7], created = ARGV[8], livemode = ARGV[9],
   payload = ARGV[12], status = 'pending', attempts = '0', received_at = NOW, updated_at = NOW
 }
+-- In the table too: index() files an active event under its object (one object, one order).
+if ARGV[11] == '1' then e.object_id = ARGV[10] end
 local fields = {}
 for k, v in pairs(e) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v
-end
-if ARGV[11] == '1' then
-  fields[#fields + 1] = 'object_id'
-  fields[#fields + 1] = ARGV[10]
 end
 redis.call('HSET', ekey(id), unpack(fields))
 redis.call('ZADD', P .. 't:' .. e.type, seq, id)
@@ -301,18 +318,32 @@ for _, id in ipairs(due) do
     redis.call('ZADD', P .. 'rt:' .. e.type, e.seq, id)
   end
 end
-local picked = {}
-if ntypes == 0 then
-  picked = redis.call('ZRANGE', P .. 'ready', 0, limit - 1)
-else
-  local candidates = {}
-  for i = 1, ntypes do
-    local r = redis.call('ZRANGE', P .. 'rt:' .. ARGV[9 + i], 0, limit - 1, 'WITHSCORES')
-    for j = 1, #r, 2 do candidates[#candidates + 1] = { r[j], tonumber(r[j + 1]) } end
+-- The oldest due events, skipping those held back by an older active event about the same
+-- object: a first look just past \`limit\`, then one further look, bounded by ORDER_SCAN.
+local function pick(window)
+  local ids, cut = {}, false
+  if ntypes == 0 then
+    ids = redis.call('ZRANGE', P .. 'ready', 0, window - 1)
+    cut = #ids == window
+  else
+    local candidates = {}
+    for i = 1, ntypes do
+      local r = redis.call('ZRANGE', P .. 'rt:' .. ARGV[9 + i], 0, window - 1, 'WITHSCORES')
+      if #r == window * 2 then cut = true end
+      for j = 1, #r, 2 do candidates[#candidates + 1] = { r[j], tonumber(r[j + 1]) } end
+    end
+    table.sort(candidates, function(a, b) return a[2] < b[2] end)
+    for i = 1, math.min(window, #candidates) do ids[i] = candidates[i][1] end
   end
-  table.sort(candidates, function(a, b) return a[2] < b[2] end)
-  for i = 1, math.min(limit, #candidates) do picked[i] = candidates[i][1] end
+  local out = {}
+  for _, id in ipairs(ids) do
+    if #out >= limit then break end
+    if not held_back(id) then out[#out + 1] = id end
+  end
+  return out, cut
 end
+local picked, cut = pick(limit + 16)
+if #picked < limit and cut and limit + 16 < ORDER_SCAN then picked = pick(ORDER_SCAN) end
 local out = { '' }
 for _, id in ipairs(picked) do
   local e = load(id)

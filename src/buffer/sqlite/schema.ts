@@ -107,6 +107,10 @@ export function migrate(db: Database.Database, file: string): void {
     // Schema 3 keeps the newest `created` as events are appended; a store written before starts
     // from its events (one scan, once). Schema 4 adds the (status, type, seq) index (SCHEMA):
     // lists and claims filtered by type read only events of those types.
+    // Schema 7: one object, one order (object-order.ts): the active events of each object by
+    // (created, id), so a claim finds an older one about the same object in one index probe.
+    db.exec(`CREATE INDEX IF NOT EXISTS events_object_order ON events(object_id, created, id)
+      WHERE status IN ('pending', 'claimed', 'awaiting_approval')`);
     db.exec(`INSERT OR IGNORE INTO meta (key, value)
       SELECT 'newest_created', max(created) FROM events HAVING max(created) IS NOT NULL`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { EVENT_STATUSES } from '../buffer.js';
+import { ORDER_SCAN } from '../object-order.js';
 import type { EventRow } from './rows.js';
 
 /**
@@ -29,6 +30,7 @@ export class SeqReads {
   /** Seqs in arrival order for one status and one type, from the (status, type, seq) index. */
   private readonly typedSeqs;
   private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly order;
   private pickDueTx:
     ((types: readonly string[] | null, now: number, want: number) => EventRow[]) | undefined;
 
@@ -48,6 +50,19 @@ export class SeqReads {
         .prepare(
           `SELECT seq FROM events WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?)
            ORDER BY seq LIMIT ?`,
+        )
+        .pluck(),
+    };
+    // One object, one order (object-order.ts): an older active event about the same object holds
+    // a candidate back. Read through the partial index of active events by (object_id, created, id).
+    this.order = {
+      key: db.prepare<[number], { object_id: string | null; created: number; id: string }>(
+        'SELECT object_id, created, id FROM events WHERE seq = ?',
+      ),
+      older: db
+        .prepare<[string, number, number, string], number>(
+          `SELECT 1 FROM events WHERE object_id = ? AND status IN ('pending', 'claimed', 'awaiting_approval')
+           AND (created < ? OR (created = ? AND id < ?)) LIMIT 1`,
         )
         .pluck(),
     };
@@ -155,13 +170,29 @@ export class SeqReads {
   pickDue(types: readonly string[] | null, now: number, want: number): EventRow[] {
     this.pickDueTx ??= this.db.transaction(
       (asked: readonly string[] | null, at: number, n: number): EventRow[] => {
-        const seqs = this.dueSeqs(asked, at, n + this.claiming.size)
-          .filter((seq) => !this.claiming.has(seq))
-          .slice(0, n);
-        return this.rowsBySeq(seqs);
+        // A first look just past what this process is claiming; when candidates are held back
+        // by older events about their objects, one look further, bounded (ORDER_SCAN).
+        const first = n + this.claiming.size + 16;
+        for (const window of [first, Math.max(first, ORDER_SCAN)]) {
+          const due = this.dueSeqs(asked, at, window);
+          const seqs = due
+            .filter((seq) => !this.claiming.has(seq) && !this.heldBack(seq))
+            .slice(0, n);
+          if (seqs.length === n || due.length < window || window >= ORDER_SCAN) {
+            return this.rowsBySeq(seqs);
+          }
+        }
+        return [];
       },
     );
     return this.pickDueTx(types, now, want);
+  }
+
+  /** Whether an older event about the same object is still active (object-order.ts). */
+  private heldBack(seq: number): boolean {
+    const key = this.order.key.get(seq);
+    if (!key || key.object_id === null) return false;
+    return this.order.older.get(key.object_id, key.created, key.created, key.id) !== undefined;
   }
 
   /**
