@@ -263,6 +263,7 @@ export async function startServer(
     buffer,
     sink,
     settings,
+    fresh: { recheck: services.recheck, catalog },
     logger: logger.child({ component: 'expiry' }),
     onExpired: notifier ? (applied) => notifier.expired(applied) : undefined,
     onExpiringSoon: notifier ? (soon) => notifier.expiringSoon(soon) : undefined,

@@ -131,7 +131,7 @@ export async function approveAction(
  * (unreachable, a key without the permission), the call waits for approval again, nothing lost.
  * Null: go ahead.
  */
-async function approvalSuperseded(
+export async function approvalSuperseded(
   buffer: EventBuffer,
   event: StoredEvent,
   token: string,

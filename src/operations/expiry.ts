@@ -1,3 +1,5 @@
+import type { Catalog } from '../catalog/catalog.js';
+import type { Recheck } from './fresh.js';
 import type { EventBuffer, HistoryEntry, StoredEvent } from '../buffer/buffer.js';
 import { at, num, obj } from '../catalog/extract.js';
 import type { ToolCall } from '../catalog/catalog.js';
@@ -132,6 +134,7 @@ export async function applyExpiry(
   event: StoredEvent,
   deadline: ApprovalDeadline,
   settings: ExpirySettings,
+  fresh?: { recheck: Recheck; catalog: Catalog },
 ): Promise<AppliedExpiry> {
   const reason = expiryReason(deadline, settings);
   const call = lastDecisionCall(await buffer.history(event.id));
@@ -139,6 +142,8 @@ export async function applyExpiry(
     // Recorded as `expired` (the note says the default approved it), not as a person's approval.
     const result = await approveAction(buffer, sink, event.id, EXPIRY_ACTOR, {
       outcome: 'expired',
+      // Approved by default is still carried out only if the object still calls for it.
+      fresh,
     });
     const note = `${reason}; approved by default (approval.on_expiry: approve)`;
     // Recorded after the guarded approve, by its winner only: a loser was refused above.
@@ -180,6 +185,8 @@ export interface ExpirySweepOptions {
   settings: ExpirySettings;
   logger: Logger;
   now?: () => number;
+  /** Re-reads the object before a default approval is carried out (fresh.ts), when set. */
+  fresh?: { recheck: Recheck; catalog: Catalog };
   /** Called by the one process that applied a default. */
   onExpired?: (applied: AppliedExpiry, event: StoredEvent) => void;
   /** Called by the one process whose `ledger.once` took the warning of this hold. */
@@ -214,7 +221,7 @@ export async function sweepExpired(options: ExpirySweepOptions): Promise<number>
       const t = now();
       if (t >= deadline.at) {
         try {
-          const applied = await applyExpiry(buffer, sink, event, deadline, settings);
+          const applied = await applyExpiry(buffer, sink, event, deadline, settings, options.fresh);
           expired++;
           logger.info('approval expired; default applied', {
             id: event.id,

@@ -9,7 +9,8 @@ import {
   LeaseLostError,
   NotAwaitingApprovalError,
 } from '../errors.js';
-import { APPROVAL_LEASE_MS, type ApprovalResult } from './approvals.js';
+import { APPROVAL_LEASE_MS, approvalSuperseded, type ApprovalResult } from './approvals.js';
+import type { Recheck } from './fresh.js';
 
 /**
  * "Ask a person" leads somewhere (issue #20.3): when the model handed an event to a person (held,
@@ -83,7 +84,11 @@ export async function decideByPerson(
   catalog: Catalog,
   id: string,
   request: PersonDecisionRequest,
-  options: { leaseMs?: number } = {},
+  options: {
+    leaseMs?: number;
+    /** Re-read the object before the person's call is dispatched (fresh.ts), as for an approval. */
+    fresh?: { recheck: Recheck; catalog: Catalog };
+  } = {},
 ): Promise<ApprovalResult> {
   const leaseMs = options.leaseMs ?? APPROVAL_LEASE_MS;
   const { by } = request;
@@ -143,6 +148,9 @@ export async function decideByPerson(
     Math.max(10, Math.floor(leaseMs / 3)),
   );
   try {
+    // The object may have moved on while the event waited for a person (a dispute closed).
+    const refused = await approvalSuperseded(buffer, event, token, by, options.fresh);
+    if (refused) return { id, type: event.type, ...refused, tool_call: call };
     return await dispatchPersonCall(buffer, sink, event, call, token, by, controller.signal);
   } finally {
     clearInterval(renew);

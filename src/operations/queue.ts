@@ -127,6 +127,9 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
   const { store } = options;
   const sink = options.sink ?? recordSink;
   const catalog = options.catalog ?? createCatalog();
+  // A call a person carries out (approved, or their own decision) is checked against the object
+  // as it is now, when this process can read Stripe (fresh.ts).
+  const fresh = options.recheck ? { recheck: options.recheck, catalog } : undefined;
 
   return {
     canBackfill: options.backfill !== undefined,
@@ -171,10 +174,6 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     approve(id, { by }) {
-      const fresh =
-        options.recheck && options.catalog
-          ? { recheck: options.recheck, catalog: options.catalog }
-          : undefined;
       return approveAction(store, sink, id, by, { fresh });
     },
 
@@ -183,7 +182,7 @@ export function createQueueOperations(options: QueueOperationsOptions): QueueOpe
     },
 
     decide(id, request) {
-      return decideByPerson(store, sink, catalog, id, request);
+      return decideByPerson(store, sink, catalog, id, request, { fresh });
     },
 
     markHandled(id, request) {

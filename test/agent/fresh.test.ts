@@ -1,3 +1,4 @@
+import { decideByPerson } from '../../src/operations/person-decision.js';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -215,6 +216,31 @@ describe('fresh facts before dispatching and before an approval', () => {
     expect(history.find((h) => h.outcome === 'superseded')?.note).toContain(
       'checked against Stripe before carrying out the approval',
     );
+  });
+});
+
+describe("a person's own call is checked too", () => {
+  it('a dispute closed while a person was asked: their decision is refused, nothing dispatched', async () => {
+    const buffer = store();
+    const { fake, recheck } = await stripeApi();
+    const { id, object } = await queue(buffer, fake, 'charge.dispute.created');
+    // The model asked a person (no decided call): held with nothing to dispatch.
+    const [claimed] = await buffer.claim({ owner: 'worker', leaseMs: 60_000 });
+    await buffer.hold(id, claimed!.leaseOwner!, 'the model asked a person');
+    object.status = 'won';
+    const { sink, received } = capturingSink();
+    const result = await decideByPerson(
+      buffer,
+      sink,
+      catalog,
+      id,
+      { by: 'ana', action: 'accept', fields: { rationale: 'Not worth contesting.' } },
+      { fresh: { recheck, catalog } },
+    );
+    expect(result.status).toBe('acked');
+    expect(result.outcome).toMatch(/^approval refused, nothing dispatched: the dispute is now won/);
+    expect(received).toHaveLength(0);
+    expect((await buffer.get(id))?.outcome).toBe('superseded');
   });
 });
 
