@@ -23,6 +23,9 @@ import { composeServices, type Services } from './compose/services.js';
 import { expirySettings, startExpirySweep } from './operations/expiry.js';
 import { startNotifier } from './operations/notify/notifier.js';
 import { isLoopbackHost } from './http-guard.js';
+import { NO_ALLOWANCE } from './mcp/events/address.js';
+import { DEFAULT_EVENTS_OPTIONS } from './mcp/events/handlers.js';
+import { WebhookDeliverer } from './mcp/events/webhook.js';
 
 const LEASE_SWEEP_MS = 5_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -116,6 +119,19 @@ export async function startServer(
   const metrics = createMetrics(buffer);
   // One resolver for both doors: MCP_AUTH_TOKEN and the store's people, one cache.
   const actors = createActorResolver({ adminToken: config.mcpAuthToken, people: buffer.people });
+  // MCP Events webhooks: every serve process delivers, sharing the store's subscriptions.
+  const eventsAllow = {
+    ...NO_ALLOWANCE,
+    loopback: config.eventsAllowLoopback === true,
+    privateRanges: config.eventsAllowPrivate === true,
+  };
+  const deliverer = new WebhookDeliverer({
+    buffer,
+    catalog,
+    redact: config.redact,
+    logger: logger.child({ component: 'mcp-events' }),
+    allow: eventsAllow,
+  });
   const mcp = createMcpHttpHandler({
     actors,
     buffer,
@@ -130,6 +146,13 @@ export async function startServer(
     allowedOrigins: config.mcpAllowedOrigins,
     idleTimeoutMs: config.mcpSessionIdleMs,
     maxSessions: config.mcpMaxSessions,
+    events: {
+      ...DEFAULT_EVENTS_OPTIONS,
+      allow: eventsAllow,
+      deliverer,
+      maxSubscriptionsPerPrincipal:
+        config.eventsMaxSubscriptions ?? DEFAULT_EVENTS_OPTIONS.maxSubscriptionsPerPrincipal,
+    },
   });
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : null;
   const consoleUi = createConsole({
@@ -257,6 +280,7 @@ export async function startServer(
       ),
     );
   }
+  deliverer.start();
   logger.info('listening', {
     url,
     webhook: `${url}/stripe/webhook`,
@@ -312,6 +336,7 @@ export async function startServer(
       await expiry.stop();
       notifier?.close();
       await periodic?.stop();
+      await deliverer.stop();
       // The loop first: its in-flight events go back to pending while the store is still open.
       await agent?.stop();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);

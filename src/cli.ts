@@ -204,6 +204,10 @@ function serveOptions(command: Command): Command {
       'MCP HTTP sessions open at once; at the cap the least recently used idle one is closed (default 1000)',
     )
     .option(
+      '--events-allow-loopback',
+      'let MCP Events webhook subscriptions call back to loopback (http allowed there): for development and tests',
+    )
+    .option(
       '--backfill-on-start',
       'pull events missed while down from the Events API on start (default when STRIPE_SECRET_KEY is set)',
     )

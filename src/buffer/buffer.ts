@@ -1,5 +1,6 @@
 import type { AgentLedger } from './ledger.js';
 import type { PeopleStore } from './people.js';
+import type { SubscriptionStore } from './subscriptions.js';
 import { DEFAULT_POLICY, type Command, type QueuePolicy } from './transitions.js';
 
 export type { Command, QueuePolicy };
@@ -120,6 +121,12 @@ export interface ListQuery {
 export interface ListPage {
   events: StoredEvent[];
   nextCursor: string | null;
+  /**
+   * The position after the page's last event, even on the last page (null or absent when the page
+   * is empty): a reader that follows every arrival (MCP Events' cursors) resumes exactly after it.
+   * Every store sets it on a page with events.
+   */
+  lastCursor?: string | null;
 }
 
 export type QueueCounts = Record<EventStatus, number>;
@@ -229,6 +236,8 @@ export interface EventBuffer {
    * dispatch slots, the loops running on it. Every process on the store shares it.
    */
   readonly ledger: AgentLedger;
+  /** MCP Events webhook subscriptions and their delivery leases (subscriptions.ts). */
+  readonly subscriptions: SubscriptionStore;
   /**
    * The people who sign in under their own name and role (people.ts): shared by every process on
    * the store, so a person added anywhere is known everywhere. Token hashes only.
@@ -249,6 +258,11 @@ export interface EventBuffer {
    * an automatic backfill resumes from it.
    */
   newestCreated(): Promise<number | null>;
+  /**
+   * The position after the newest event ever queued (a list cursor): "from now on" for a reader
+   * that follows arrivals (MCP Events). Pruning does not lower it.
+   */
+  headCursor(): Promise<string>;
   /**
    * Leases up to `limit` (default 1) due pending events, oldest first, to `owner`. Each returned
    * event's `leaseOwner` is its claim token (`<owner>~<nonce>`, new for every claim): every later

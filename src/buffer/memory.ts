@@ -19,6 +19,7 @@ import {
 import { ChangeFeed } from './changes.js';
 import { MemoryLedger, type AgentLedger } from './ledger.js';
 import { MemoryPeople, type PeopleStore } from './people.js';
+import { MemorySubscriptions, type SubscriptionStore } from './subscriptions.js';
 import { claimToken, CommandMethods, policyFrom } from './commands.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import {
@@ -42,6 +43,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
   readonly kind = 'memory';
   readonly ledger: AgentLedger;
   readonly people: PeopleStore = new MemoryPeople();
+  readonly subscriptions: SubscriptionStore;
   private readonly rows = new Map<string, Row>();
   private seq = 0;
   private newest: number | null = null;
@@ -56,6 +58,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     super();
     this.now = options.now ?? Date.now;
     this.ledger = new MemoryLedger(() => this.now());
+    this.subscriptions = new MemorySubscriptions(() => this.now());
     this.maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
     this.currentPolicy = policyFrom({
       maxAttempts: options.maxAttempts,
@@ -95,6 +98,11 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     return this.newest;
   }
 
+  async headCursor(): Promise<string> {
+    this.assertOpen();
+    return encodeCursor(this.seq);
+  }
+
   async get(id: string): Promise<StoredEvent | null> {
     this.assertOpen();
     const row = this.rows.get(id);
@@ -125,6 +133,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     return {
       events: page.map((r) => ({ ...r.event })),
       nextCursor: more && last ? encodeCursor(last.seq) : null,
+      lastCursor: last ? encodeCursor(last.seq) : null,
     };
   }
 

@@ -80,6 +80,12 @@ export interface ServeConfig {
   backfillIntervalMs?: number | null;
   /** Look up facts events lack in the Stripe API before the agent decides (needs the key). */
   enrich?: boolean;
+  /** `--events-allow-loopback`: MCP Events webhooks may call back to loopback (development). */
+  eventsAllowLoopback?: boolean;
+  /** Config file `mcp_events.allow_private_callbacks`: callbacks to private ranges allowed. */
+  eventsAllowPrivate?: boolean;
+  /** Config file `mcp_events.max_subscriptions`: webhook subscriptions per principal. */
+  eventsMaxSubscriptions?: number;
   /**
    * `serve`/`agent --max-attempts`: stored as the queue's policy at start (every process on the
    * store follows it); undefined keeps the stored policy.
@@ -116,6 +122,7 @@ export interface ServeFlags {
   backfillOnStart?: boolean;
   backfillInterval?: string;
   enrich?: boolean;
+  eventsAllowLoopback?: boolean;
   /** `serve` and `agent` only: the queue's attempt limit, stored with the queue. */
   maxAttempts?: string;
   /** `serve --agent` / `agent`: the loop runs, with this --model (if given). */
@@ -366,6 +373,9 @@ export function loadServeConfig(
     stripeApiBase: stripeApi.apiBase,
     backfillOnStart,
     enrich: flags.enrich === true,
+    eventsAllowLoopback: flags.eventsAllowLoopback === true,
+    eventsAllowPrivate: file.mcp_events?.allow_private_callbacks === true,
+    eventsMaxSubscriptions: file.mcp_events?.max_subscriptions,
     backfillIntervalMs,
     maxAttempts,
     publicUrl: parsePublicUrl(pick(flags.publicUrl, env.PUBLIC_URL)),

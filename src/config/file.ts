@@ -215,6 +215,17 @@ export const configFileSchema = z
       .optional(),
     /** Where people are told what waits for them (src/operations/notify). */
     notify: notify.optional(),
+    /**
+     * MCP Events webhooks (docs/MCP.md "Events"): callbacks to private ranges (10/8, 172.16/12,
+     * 192.168/16, 100.64/10, fc00::/7), refused by default; webhook subscriptions per principal.
+     */
+    mcp_events: z
+      .object({
+        allow_private_callbacks: z.boolean().optional(),
+        max_subscriptions: z.number().int('a whole number').min(1).max(10_000).optional(),
+      })
+      .strict()
+      .optional(),
     /** Token prices per model, over the built-in list (src/agent/pricing.ts). */
     pricing: z
       .record(

@@ -1,4 +1,5 @@
 import type { AgentInstance } from '../buffer/ledger.js';
+import type { EventsOptions } from './events/handlers.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type {
   CallToolResult,
@@ -53,6 +54,8 @@ export interface McpContext {
    * administrator (MCP_AUTH_TOKEN, stdio, a loopback server nobody signs in to).
    */
   actor?: Actor;
+  /** MCP Events (events/handlers.ts): callback address allowances, caps, the deliverer. */
+  events?: EventsOptions;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;

@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { backfillEventsHandler, createToolHandlers, type McpContext } from './handlers.js';
 import { CHANNEL_CAPABILITY, ChannelSession } from './channel.js';
+import { EVENTS_EXTENSION, registerEvents } from './events/handlers.js';
 import { ChangeHub } from './notifications.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources, registerSubscriptions } from './resources.js';
@@ -52,6 +54,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     logger: options.logger,
     enrich: options.enrich,
     actor: options.actor,
+    events: options.events,
   };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'Stripe events', version: packageVersion() },
@@ -63,7 +66,11 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
         logging: {},
         // Claude Code channels: events are pushed into the session (channel.ts).
         experimental: { [CHANNEL_CAPABILITY]: {} },
-      },
+        // MCP Events (events/handlers.ts), offered on the revision the SDK speaks: `events` is
+        // where clients (the AI SDK's) look for it; `extensions` names the extension itself.
+        events: { listChanged: false },
+        extensions: { [EVENTS_EXTENSION]: {} },
+      } as ServerCapabilities,
       instructions: INSTRUCTIONS,
     },
   );
@@ -88,6 +95,10 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   server.registerTool('resume_agent', t.resume_agent, handlers.resume_agent);
   registerResources(server, ctx);
   registerPrompts(server, ctx);
+  // A person's subscriptions are theirs by name (any of their sessions may refresh or remove
+  // them); the administrator's stay keyed on the token's digest, or loopback.
+  const person = ctx.actor && ctx.actor.role !== 'admin' ? `person:${ctx.actor.name}` : undefined;
+  const closeStreams = registerEvents(server, { ...ctx, principal: person });
 
   // Each session keeps its own, bounded set of subscribed URIs.
   const subscriptions = registerSubscriptions(server);
@@ -100,6 +111,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     leave ??= hub.join({ server, subscriptions, channel });
   };
   server.server.onclose = () => {
+    closeStreams();
     channel?.close();
     channel = undefined;
     leave?.();

@@ -53,6 +53,8 @@ import {
 } from './connection.js';
 import { LEDGER_SCRIPTS, RedisLedger, type LedgerScriptName } from './ledger.js';
 import { PEOPLE_SCRIPTS, RedisPeople, type PeopleScriptName } from './people.js';
+import { RedisSubscriptions } from './subscriptions.js';
+import type { SubscriptionStore } from '../subscriptions.js';
 import { iso, nullableNumber, pairs, parseHistory, toEvent } from './rows.js';
 import { REDIS_SCHEMA_VERSION, SCRIPTS, type ScriptName } from './scripts.js';
 import { redactRedisUrl } from './url.js';
@@ -97,6 +99,8 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   readonly ledger: AgentLedger;
   /** The people who sign in under their own name (redis/people.ts). */
   readonly people: PeopleStore;
+  /** MCP Events webhook subscriptions (redis/subscriptions.ts). */
+  readonly subscriptions: SubscriptionStore;
   /** The connection every command goes through (call(), redis/connection.ts). */
   private readonly conn: RedisConnection;
   private readonly client: Redis;
@@ -138,6 +142,11 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
       hget: (key, field) => this.call(() => this.client.hget(key, field)),
       hgetall: (key) => this.call(() => this.client.hgetall(key)),
       hlen: (key) => this.call(() => this.client.hlen(key)),
+      key: (name) => this.key(name),
+    });
+    this.subscriptions = new RedisSubscriptions({
+      client: this.client,
+      call: (fn) => this.call(fn),
       key: (name) => this.key(name),
     });
   }
@@ -215,6 +224,13 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
         await this.call(() => this.client.hdel(key, ...snapshotEvents));
       },
     };
+  }
+
+  /** `seq` is the counter every append INCRs: the newest seq ever used. */
+  async headCursor(): Promise<string> {
+    const key = this.key('seq');
+    const value = await this.call(() => this.client.get(key));
+    return encodeCursor(value === null ? 0 : Number(value));
   }
 
   async newestCreated(): Promise<number | null> {
@@ -295,6 +311,7 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
     return {
       events: flats.map((flat) => toEvent(pairs(flat))),
       nextCursor: more === 1 && lastSeq !== '' ? encodeCursor(Number(lastSeq)) : null,
+      lastCursor: lastSeq !== '' && flats.length > 0 ? encodeCursor(Number(lastSeq)) : null,
     };
   }
 

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../errors.js';
 import { LEDGER_SCHEMA, ONCE_SCHEMA } from './ledger.js';
 import { PEOPLE_SCHEMA } from './people.js';
+import { SUBSCRIPTIONS_SCHEMA } from './subscriptions.js';
 
 const SCHEMA_VERSION = 7;
 
@@ -86,6 +87,8 @@ export function migrate(db: Database.Database, file: string): void {
     // Schema 7: the people who sign in under their own name (sqlite/people.ts), their tokens'
     // hashes only. Idempotent (IF NOT EXISTS), like every step here.
     db.exec(PEOPLE_SCHEMA);
+    // Schema 7: MCP Events webhook subscriptions (sqlite/subscriptions.ts), idempotent.
+    db.exec(SUBSCRIPTIONS_SCHEMA);
     // Schema 5: every state change bumps `rev`, and is written only if the row is still at the
     // revision its rules were applied to (compare-and-set on the writer thread).
     const columns = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events');

@@ -43,6 +43,8 @@ import {
 import { ExternalCommits } from './feed.js';
 import { SqliteLedger } from './ledger.js';
 import { SqlitePeople } from './people.js';
+import { SqliteSubscriptions } from './subscriptions.js';
+import type { SubscriptionStore } from '../subscriptions.js';
 import {
   toEvent,
   toHistory,
@@ -85,6 +87,8 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   readonly ledger: AgentLedger;
   /** The people who sign in under their own name (sqlite/people.ts), on the main connection. */
   readonly people: PeopleStore;
+  /** MCP Events webhook subscriptions (sqlite/subscriptions.ts). */
+  readonly subscriptions: SubscriptionStore;
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
@@ -139,6 +143,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     const db = this.db;
     this.ledger = new SqliteLedger(db, () => this.writer(), this.now, oldestDayKept);
     this.people = new SqlitePeople(db, (fn) => this.run(fn));
+    this.subscriptions = new SqliteSubscriptions(db, this.now);
     this.stmt = {
       get: db.prepare('SELECT * FROM events WHERE id = ?'),
       lease: db.prepare('SELECT status, lease_owner, lease_expires_at FROM events WHERE id = ?'),
@@ -198,6 +203,16 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     return this.run(() => this.settings.newestCreated()) ?? null;
   }
 
+  /** AUTOINCREMENT keeps the highest seq ever used in sqlite_sequence, even after a prune. */
+  async headCursor(): Promise<string> {
+    const seq = this.run(
+      () =>
+        this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").pluck().get() as
+          number | undefined,
+    );
+    return encodeCursor(seq ?? 0);
+  }
+
   /** The pre-dispatch check reads the lease only: the row's payload is not needed. */
   protected override async leaseOf(id: string): Promise<Lease | null> {
     const row = this.run(() => this.stmt.lease.get(id)) as LeaseRow | undefined;
@@ -230,6 +245,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
     return {
       events: page.map(toEvent),
       nextCursor: more && last ? encodeCursor(last.seq) : null,
+      lastCursor: last ? encodeCursor(last.seq) : null,
     };
   }
 
