@@ -124,7 +124,9 @@ for (const r of rows) {
   );
 }
 console.log('');
-console.log('share: characters spent on untrusted-data tags (or, for tools/list, on output schemas)');
+console.log(
+  'share: characters spent on untrusted-data tags (or, for tools/list, on output schemas)',
+);
 
 await client.close();
 await server.close();
