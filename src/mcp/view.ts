@@ -163,6 +163,13 @@ export interface LeanCall {
   untrusted_facts: string | null;
 }
 
+/**
+ * A key under a customer-filled container (metadata, custom fields) that reads as an identifier:
+ * the bound render.ts (fenceJson) uses, so a fact is judged customer-written exactly when the
+ * per-value fencing would have fenced something in it.
+ */
+const CUSTOMER_PLAIN_KEY = /^[A-Za-z0-9_.:-]{1,40}$/;
+
 /** What a value holds once cleaned for the fence, and whether any of it is customer-written. */
 interface Sorted {
   value: unknown;
@@ -201,7 +208,7 @@ function sortValue(
   const customerKeys = underCustomerContainer(path);
   const entries = Object.entries(value).map(([k, v]) => {
     const sorted = sortValue(v, [...path, k], classify, redact);
-    const plainKey = !customerKeys || PLAIN_KEY.test(k);
+    const plainKey = !customerKeys || CUSTOMER_PLAIN_KEY.test(k);
     customer ||= sorted.customer || !plainKey;
     return [plainKey ? k : cleanText(k, 100), sorted.value] as const;
   });
