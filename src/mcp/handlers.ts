@@ -130,9 +130,11 @@ async function heldReason(operations: QueueOperations, id: string): Promise<stri
   try {
     const { history } = await operations.get(id);
     return history.findLast((h) => h.kind === 'held')?.note ?? null;
-  } catch {
-    // Gone between the list and this read (pruned): the line goes without a reason.
-    return null;
+  } catch (error) {
+    // Gone between the list and this read (pruned): the line goes without a reason. Anything else
+    // (the store failing) fails the call, as the list itself would.
+    if (error instanceof EventNotFoundError) return null;
+    throw error;
   }
 }
 
