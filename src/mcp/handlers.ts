@@ -32,8 +32,8 @@ import {
   amountText,
   detailForModel,
   fencedCall,
+  leanSummary,
   newView,
-  summaryForModel,
   statusText,
   summaryLine,
 } from './view.js';
@@ -126,6 +126,19 @@ export function toolError(error: unknown, logger: Logger): CallToolResult {
   return { content: [{ type: 'text', text: errorMessage(error, logger) }], isError: true };
 }
 
+/** Why a held event waits: the note of its last `held` history entry (the gate, or the model's words). */
+async function heldReason(operations: QueueOperations, id: string): Promise<string | null> {
+  try {
+    const { history } = await operations.get(id);
+    return history.findLast((h) => h.kind === 'held')?.note ?? null;
+  } catch (error) {
+    // Gone between the list and this read (pruned): the line goes without a reason. Anything else
+    // (the store failing) fails the call, as the list itself would.
+    if (error instanceof EventNotFoundError) return null;
+    throw error;
+  }
+}
+
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
@@ -146,7 +159,7 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
         operations.status(),
       ]);
       const view = newView(redact);
-      const events = page.events.map((e) => summaryForModel(e, catalog, view));
+      const events = page.events.map((e) => leanSummary(e, catalog, view));
       const total = wanted
         ? wanted.reduce((n, t) => n + (stats.pendingByType[t] ?? 0), 0)
         : stats.counts.pending;
@@ -177,7 +190,18 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
         cursor: cursor ?? null,
       });
       const view = newView(redact);
-      const events = page.events.map((e) => summaryForModel(e, catalog, view));
+      // A held event says why it waits: the reason is in its history (the last `held` entry),
+      // read only for the held events of this page.
+      const events = await Promise.all(
+        page.events.map(async (e) =>
+          leanSummary(
+            e,
+            catalog,
+            view,
+            e.status === 'awaiting_approval' ? await heldReason(operations, e.id) : undefined,
+          ),
+        ),
+      );
       const lines =
         events.length === 0
           ? [cursor ? 'No more events match.' : 'No events match.']
@@ -192,17 +216,25 @@ export function createToolHandlers(ctx: McpContext): ToolHandlers {
       );
     },
 
-    async get_event({ id }) {
+    async get_event({ id, include_event }) {
       const { event, history } = await operations.get(id);
       const view = newView(redact);
-      const shown = await detailForModel(event, history, catalog, view, ctx.enrich);
+      const shown = await detailForModel(
+        event,
+        history,
+        catalog,
+        view,
+        ctx.enrich,
+        include_event ?? 'when-unmapped',
+      );
       const tool = shown.tool_call ? ` → ${shown.tool_call.name}` : '';
       const text = [
         `${id}  ${event.type}  ${statusText(event)} (attempts ${event.attempts})${tool}${amountText(shown.tool_call)}; received ${shown.received_at}.`,
         view.notice,
       ].join('\n');
       return result<'get_event'>(
-        { ...shown, event: shown.event as Record<string, unknown>, notice: view.notice },
+        // `event` is absent, not undefined, when left out: a client sees no such key.
+        { ...(shown as typeof shown & { event?: Record<string, unknown> }), notice: view.notice },
         text,
       );
     },

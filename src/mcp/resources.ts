@@ -8,7 +8,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { errorMessage, type McpContext } from './handlers.js';
 import { EVENT_URI_TEMPLATE, eventUri, PENDING_URI } from './uris.js';
-import { detailForModel, newView, summaryForModel } from './view.js';
+import { detailForModel, leanSummary, newView } from './view.js';
 
 /** How many pending summaries the pending resource holds; list_pending_events pages further. */
 export const PENDING_RESOURCE_LIMIT = 100;
@@ -26,8 +26,9 @@ export const MAX_SUBSCRIPTION_URI_LENGTH = 512;
 
 const JSON_MIME = 'application/json';
 
+/** Compact JSON: a model reads every character, and indentation was a third of the pending list. */
 function json(uri: string, body: unknown): ReadResourceResult {
-  return { contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(body, null, 2) }] };
+  return { contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(body) }] };
 }
 
 /** A failed read becomes a JSON-RPC error whose message says what to do. */
@@ -57,7 +58,7 @@ export function registerResources(server: McpServer, ctx: McpContext): void {
     PENDING_URI,
     {
       title: 'Pending Stripe events',
-      description: `The events waiting to be handled, oldest first (at most ${PENDING_RESOURCE_LIMIT}), each with the tool call it maps to. Subscribe to be told when it changes. Customer-written text is fenced as untrusted data.`,
+      description: `The events waiting to be handled, oldest first (at most ${PENDING_RESOURCE_LIMIT}), each with the tool call it maps to and its customer-written facts in one fence (untrusted_facts). Subscribe to be told when it changes.`,
       mimeType: JSON_MIME,
     },
     async (uri) => {
@@ -67,7 +68,7 @@ export function registerResources(server: McpServer, ctx: McpContext): void {
           buffer.list({ statuses: ['pending'], limit: PENDING_RESOURCE_LIMIT }),
           buffer.stats(),
         ]);
-        const events = page.events.map((e) => summaryForModel(e, catalog, view));
+        const events = page.events.map((e) => leanSummary(e, catalog, view));
         return json(uri.href, {
           notice: view.notice,
           total_pending: stats.counts.pending,

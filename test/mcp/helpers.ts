@@ -186,6 +186,22 @@ export function onlyInsideFences(text: string, needle: string): boolean {
   return !text.replace(FENCE, '').includes(needle);
 }
 
+/**
+ * The customer-written facts of one event (`untrusted_facts`): exactly one fence, the same nonce in
+ * both tags, around one JSON object, which is returned parsed.
+ */
+export function fencedFacts(block: unknown): Record<string, any> {
+  if (typeof block !== 'string') throw new Error(`expected a fenced block, got ${String(block)}`);
+  const match = /^<untrusted-data-([0-9a-f]{16})>(\{[\s\S]*\})<\/untrusted-data-\1>$/.exec(block);
+  if (!match) throw new Error(`not one fenced JSON object: ${block}`);
+  return JSON.parse(match[2]!) as Record<string, any>;
+}
+
+/** How many fences open in `text`. */
+export function fenceCount(text: string): number {
+  return (text.match(/<untrusted-data-[0-9a-f]{16}>/g) ?? []).length;
+}
+
 /** A port that was free a moment ago (for tests that need two processes on one fixed port). */
 export async function freePort(): Promise<number> {
   const net = await import('node:net');

@@ -151,7 +151,7 @@ describe('MCP over Streamable HTTP at /mcp (real server on port 0)', () => {
     expect(list.events.map((e: any) => e.tool_call.name)).toEqual(['handle_dispute', 'log_refund']);
     expect(onlyInsideFences(JSON.stringify(list._result), INJECTION)).toBe(true);
 
-    const got = await call(client, 'get_event', { id: dispute.id });
+    const got = await call(client, 'get_event', { id: dispute.id, include_event: true });
     expect(got).toMatchObject({ id: dispute.id, status: 'pending', event: { id: dispute.id } });
     expect(onlyInsideFences(JSON.stringify(got._result), INJECTION)).toBe(true);
 

@@ -68,14 +68,14 @@ describe('one bad stored event breaks neither listing nor another event', () => 
     expect(bad.tool_call.name).toBe('handle_dispute');
     expect(list.events[0].created).toBe(good.created);
 
-    const shown = await call(client, 'get_event', { id: badId });
+    const shown = await call(client, 'get_event', { id: badId, include_event: true });
     expect(shown.tool_call.name).toBe('handle_dispute');
     const text = JSON.stringify(shown.event);
     expect(text).toContain('[nested too deep]');
     expect(text).not.toContain('bottom');
     expect(textOf(shown._result)).toContain(badId);
 
-    const fine = await call(client, 'get_event', { id: good.id });
+    const fine = await call(client, 'get_event', { id: good.id, include_event: true });
     expect(fine.event.id).toBe(good.id);
     expect(fine.tool_call.input.amount).toBe(JSON.parse(good.payload).data.object.amount);
 
