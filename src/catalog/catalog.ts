@@ -61,7 +61,7 @@ export function createCatalog(overrides: EventOverrides = {}): Catalog {
 }
 
 /** Parses a stored payload if needed; an unreadable one still maps to its tool with null facts. */
-function asEventInput(type: string, event: unknown): EventInput {
+export function asEventInput(type: string, event: unknown): EventInput {
   let parsed: unknown = event;
   if (typeof event === 'string') {
     try {

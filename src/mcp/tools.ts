@@ -354,11 +354,8 @@ const getQueueStatus = {
     agent: agentState.extend({
       instances: z.array(agentInstance),
     }),
-    facts_rechecked: z
-      .boolean()
-      .describe(
-        "Whether this server re-reads each event's Stripe object before acting (it has STRIPE_SECRET_KEY); false: decisions use the event's snapshot alone",
-      ),
+    // Whether this server re-reads each event's Stripe object before acting (docs/MCP.md).
+    facts_rechecked: z.boolean(),
   },
   annotations: { readOnlyHint: true, openWorldHint: false },
 } as const;

@@ -31,6 +31,30 @@ export interface PendingApproval {
   reason: string | null;
 }
 
+/**
+ * Renews an approver's claim every third of its lease while the handler has the call, so a slow
+ * handler does not outlive the lease (whose expiry would have the loop dispatch the call a second
+ * time). Only a dead or stalled process lets it expire. A claim lost meanwhile (a person acked)
+ * aborts `signal`; any other failure is the store being down: tried again next time.
+ */
+export function keepClaim(
+  buffer: EventBuffer,
+  id: string,
+  token: string,
+  leaseMs: number,
+): { signal: AbortSignal; stop: () => void } {
+  const controller = new AbortController();
+  const renew = setInterval(
+    () => {
+      buffer.renew(id, token, leaseMs).catch((error: unknown) => {
+        if (error instanceof LeaseLostError) controller.abort(error);
+      });
+    },
+    Math.max(10, Math.floor(leaseMs / 3)),
+  );
+  return { signal: controller.signal, stop: () => clearInterval(renew) };
+}
+
 /** The approver's claim: renewed every third of it while the handler has the call. */
 export const APPROVAL_LEASE_MS = 120_000;
 
@@ -89,16 +113,7 @@ export async function approveAction(
   // outlive the lease (whose expiry would have the loop dispatch the call a second time). Only a
   // dead or stalled process lets it expire; then the loop dispatches the approved call again
   // (approvedCall). A claim lost meanwhile (a person acked) aborts the dispatch.
-  const controller = new AbortController();
-  const renew = setInterval(
-    () => {
-      buffer.renew(id, token, leaseMs).catch((error: unknown) => {
-        // Anything else is the store being down: try again next time.
-        if (error instanceof LeaseLostError) controller.abort(error);
-      });
-    },
-    Math.max(10, Math.floor(leaseMs / 3)),
-  );
+  const { signal, stop } = keepClaim(buffer, id, token, leaseMs);
   try {
     const call = lastDecision(await buffer.history(id))?.tool_call ?? null;
     if (!call) {
@@ -114,13 +129,13 @@ export async function approveAction(
     const refused = await approvalSuperseded(buffer, event, token, approver, options.fresh);
     if (refused) return { id, type: event.type, ...refused, tool_call: call };
     const result = await dispatchApproved(buffer, sink, event, call, token, {
-      signal: controller.signal,
+      signal,
       note: 'approved and dispatched',
       ...(options.outcome ? { outcome: options.outcome } : {}),
     });
     return { id, type: event.type, ...result, tool_call: call };
   } finally {
-    clearInterval(renew);
+    stop();
   }
 }
 

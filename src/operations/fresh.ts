@@ -1,3 +1,4 @@
+import { asEventInput } from '../catalog/catalog.js';
 import type { EventBuffer, HistoryInput, StoredEvent } from '../buffer/buffer.js';
 import type { ToolDefinition } from '../catalog/catalog.js';
 import { obj, str } from '../catalog/extract.js';
@@ -94,29 +95,13 @@ export function createRecheck(reader: ObjectReader | null, now: () => number = D
       const fetchedAt = now();
       const reason = checkPrecondition(def.precondition, object, fetchedAt);
       if (reason) return { kind: 'superseded', reason, fetchedAt };
-      const before = def.extract(eventInput(event.type, event.payload));
+      const before = def.extract(asEventInput(event.type, event.payload));
       const facts = def.extract({ type: event.type, data: { object } });
       const changed = Object.keys(facts).filter(
         (key) => JSON.stringify(facts[key]) !== JSON.stringify(before[key]),
       );
       return { kind: 'current', object, facts, changed, fetchedAt };
     },
-  };
-}
-
-function eventInput(type: string, payload: string | unknown) {
-  let parsed: unknown = payload;
-  if (typeof payload === 'string') {
-    try {
-      parsed = JSON.parse(payload);
-    } catch {
-      parsed = null;
-    }
-  }
-  const data = obj(obj(parsed)?.data);
-  return {
-    type,
-    data: { object: obj(data?.object) ?? {}, previous_attributes: data?.previous_attributes },
   };
 }
 

@@ -9,7 +9,12 @@ import {
   LeaseLostError,
   NotAwaitingApprovalError,
 } from '../errors.js';
-import { APPROVAL_LEASE_MS, approvalSuperseded, type ApprovalResult } from './approvals.js';
+import {
+  APPROVAL_LEASE_MS,
+  approvalSuperseded,
+  keepClaim,
+  type ApprovalResult,
+} from './approvals.js';
 import type { Recheck } from './fresh.js';
 
 /**
@@ -138,22 +143,14 @@ export async function decideByPerson(
   // Then it is approved and dispatched as any held call is, by the same person.
   const event = await buffer.approve(id, by, leaseMs);
   const token = event.leaseOwner!;
-  const controller = new AbortController();
-  const renew = setInterval(
-    () => {
-      buffer.renew(id, token, leaseMs).catch((error: unknown) => {
-        if (error instanceof LeaseLostError) controller.abort(error);
-      });
-    },
-    Math.max(10, Math.floor(leaseMs / 3)),
-  );
+  const { signal, stop } = keepClaim(buffer, id, token, leaseMs);
   try {
     // The object may have moved on while the event waited for a person (a dispute closed).
     const refused = await approvalSuperseded(buffer, event, token, by, options.fresh);
     if (refused) return { id, type: event.type, ...refused, tool_call: call };
-    return await dispatchPersonCall(buffer, sink, event, call, token, by, controller.signal);
+    return await dispatchPersonCall(buffer, sink, event, call, token, by, signal);
   } finally {
-    clearInterval(renew);
+    stop();
   }
 }
 
