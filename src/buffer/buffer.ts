@@ -1,3 +1,4 @@
+import type { Happening } from './happenings.js';
 import type { AgentLedger } from './ledger.js';
 import type { PeopleStore } from './people.js';
 import type { SubscriptionStore } from './subscriptions.js';
@@ -309,6 +310,14 @@ export interface EventBuffer {
   agentPause(): Promise<AgentPause>;
   /** Sets (or, with `paused: false`, clears) the pause; announced as an `agent` change. */
   setAgentPause(pause: AgentPause): Promise<void>;
+  /**
+   * The queue's happenings (happenings.ts) after log position `after`, in order, at most `limit`
+   * (capped at MAX_HAPPENINGS_READ): holds, events gone dead and pauses, each written in the
+   * commit of its change. Pruned with the events.
+   */
+  happenings(after: number, limit: number): Promise<Happening[]>;
+  /** The position after the newest happening ever logged (0: none); pruning does not lower it. */
+  happeningsHead(): Promise<number>;
   /** Returns expired leases to pending (counting the attempt). Returns how many. */
   recoverExpiredLeases(): Promise<number>;
   /** Deletes acked and dead events last changed before `before` (ms). Returns how many. */

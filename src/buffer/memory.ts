@@ -17,6 +17,14 @@ import {
   type StoredEvent,
 } from './buffer.js';
 import { ChangeFeed } from './changes.js';
+import {
+  happeningOf,
+  isPauseHappening,
+  pauseText,
+  MAX_HAPPENINGS_READ,
+  type Happening,
+  type HappeningKind,
+} from './happenings.js';
 import { MemoryLedger, type AgentLedger } from './ledger.js';
 import { MemoryPeople, type PeopleStore } from './people.js';
 import { MemorySubscriptions, type SubscriptionStore } from './subscriptions.js';
@@ -54,6 +62,9 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
   private readonly maxPending: number;
   private currentPolicy: QueuePolicy;
   private pause: AgentPause = { ...NOT_PAUSED };
+  /** The happenings log (happenings.ts) and its sequence. */
+  private readonly log: Happening[] = [];
+  private logSeq = 0;
 
   constructor(options: BufferOptions = {}) {
     super();
@@ -190,8 +201,30 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
 
   async setAgentPause(pause: AgentPause): Promise<void> {
     this.assertOpen();
+    const previous = pauseText(this.pause);
     this.pause = pause.paused ? { ...pause } : { ...NOT_PAUSED };
+    if (isPauseHappening(previous, pauseText(this.pause))) {
+      this.happen('paused', null, { ...this.pause });
+    }
     this.feed.emit({ kind: 'agent' });
+  }
+
+  async happenings(after: number, limit: number): Promise<Happening[]> {
+    this.assertOpen();
+    const max = Math.max(0, Math.min(limit, MAX_HAPPENINGS_READ));
+    return this.log
+      .filter((h) => h.seq > after)
+      .slice(0, max)
+      .map((h) => ({ ...h }));
+  }
+
+  async happeningsHead(): Promise<number> {
+    this.assertOpen();
+    return this.logSeq;
+  }
+
+  private happen(kind: HappeningKind, eventId: string | null, pause: AgentPause | null): void {
+    this.log.push({ seq: ++this.logSeq, kind, at: this.now(), eventId, pause });
   }
 
   async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
@@ -223,6 +256,8 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
         n += 1;
       }
     }
+    // Happenings go with the events: older than the same bound.
+    while (this.log.length > 0 && this.log[0]!.at < before) this.log.shift();
     return n;
   }
 
@@ -248,6 +283,8 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     // A renewed lease or a note is not a change of state: updatedAt (what prune ages) stays.
     const touched = touches(row.event, t.state);
     Object.assign(row.event, t.state, touched ? { updatedAt: now } : {});
+    const happening = happeningOf(t.change);
+    if (happening) this.happen(happening, row.event.id, null);
     if (t.change) this.feed.emit({ kind: t.change, id: row.event.id, type: row.event.type });
   }
 

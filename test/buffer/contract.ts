@@ -15,6 +15,7 @@ import {
   type StoredEvent,
 } from '../../src/buffer/buffer.js';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { happeningsContract } from './happenings-contract.js';
 import {
   BeingHandledError,
   BufferFullError,
@@ -1089,5 +1090,11 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect((await buffer.stats()).counts).toMatchObject({ pending: 1, acked: 1 });
       expect(await buffer.newestCreated()).toBe(incoming(2).created);
     });
+
+    happeningsContract(
+      () => ({ buffer, h, setBuffer: (b) => (buffer = b) }),
+      { now, advance: (ms) => (clock += ms) },
+      incoming,
+    );
   });
 }

@@ -65,8 +65,17 @@ local function load(id)
   return e
 end
 
+-- The happenings log (happenings.ts): <prefix>hap, a sorted set scored by <prefix>hseq (INCR'd,
+-- never reused), each member the happening's JSON. Written by the script that makes the change.
+local function happen(kind, id, pause)
+  local n = redis.call('INCR', P .. 'hseq')
+  redis.call('ZADD', P .. 'hap', n, cjson.encode({ seq = n, kind = kind, at = NOW, event_id = id or '', pause = pause or '' }))
+end
+
 local function change(kind, e)
   changes[#changes + 1] = { kind = kind, id = e.id, type = e.type }
+  -- A hold or a death is a happening, logged with the change that announces it.
+  if kind == 'held' or kind == 'dead' then happen(kind, e.id, nil) end
 end
 
 -- Publishes this script's changes on <prefix>changes and returns the message ('' for none).
@@ -409,6 +418,14 @@ for _, id in ipairs(ids) do
   end
 end
 -- The dedup marker (<prefix>id:<id>) stays until its own expiry: the id is still a duplicate.
+-- Happenings go with the events: older than the same bound (in log order, so from the front).
+local gone = 0
+while gone < tonumber(ARGV[5]) do
+  local first = redis.call('ZRANGE', P .. 'hap', 0, 0)
+  if not first[1] or tonumber(cjson.decode(first[1]).at) >= tonumber(ARGV[4]) then break end
+  redis.call('ZREM', P .. 'hap', first[1])
+  gone = gone + 1
+end
 return #ids
 `,
 
@@ -520,6 +537,24 @@ for j = 1, math.min(limit, #page) do
   out[2] = page[j][3]
 end
 return out
+`,
+
+  /**
+   * The agent pause (happenings.ts pauseText), set and announced together; a happening when it
+   * becomes paused or its pause changes. ARGV[4]: the pause text. Returns the change message.
+   */
+  sem_pause: `
+local previous = redis.call('GET', P .. 'agent_pause')
+redis.call('SET', P .. 'agent_pause', ARGV[4])
+if cjson.decode(ARGV[4]).paused == true and previous ~= ARGV[4] then happen('paused', nil, ARGV[4]) end
+local msg = cjson.encode({ from = FROM, changes = { { kind = 'agent' } } })
+redis.call('PUBLISH', P .. 'changes', msg)
+return msg
+`,
+
+  /** ARGV[4..]: after (seq), limit. The happenings after it, in order (JSON members). */
+  sem_happenings: `
+return redis.call('ZRANGEBYSCORE', P .. 'hap', '(' .. ARGV[4], '+inf', 'LIMIT', 0, tonumber(ARGV[5]))
 `,
 
   /** ARGV[4]: schema version. Returns the stored version (set to ARGV[4] when there was none). */

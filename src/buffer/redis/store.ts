@@ -5,7 +5,6 @@ import {
   DEDUP_WINDOW_MS,
   EVENT_STATUSES,
   emptyCounts,
-  NOT_PAUSED,
   type AgentPause,
   isEventStatus,
   type AppendResult,
@@ -23,6 +22,7 @@ import {
   type StoredEvent,
 } from '../buffer.js';
 import { ChangeFeed } from '../changes.js';
+import { happeningFrom, MAX_HAPPENINGS_READ, pauseText, type Happening } from '../happenings.js';
 import type { HasParkedStore, ParkedNotification, ParkedStore } from '../parked.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { RecentIds } from '../recent-ids.js';
@@ -403,17 +403,35 @@ export class RedisBuffer extends CommandMethods implements EventBuffer, HasParke
   }
 
   async setAgentPause(pause: AgentPause): Promise<void> {
-    const text = JSON.stringify(pause.paused ? pause : NOT_PAUSED);
-    const message = JSON.stringify({ from: this.instanceId, changes: [{ kind: 'agent' }] });
-    // Set and announced together: other instances' loops and MCP sessions hear of it at once.
-    await this.call(() =>
-      this.client
-        .multi()
-        .set(this.key('agent_pause'), text)
-        .publish(this.key('changes'), message)
-        .exec(),
-    );
+    // Set, logged as a happening and announced together (one script): other instances' loops and
+    // MCP sessions hear of it at once.
+    await this.script<string>('sem_pause', [pauseText(pause)]);
     this.feed.emit({ kind: 'agent' });
+  }
+
+  async happenings(after: number, limit: number): Promise<Happening[]> {
+    const max = Math.max(0, Math.min(limit, MAX_HAPPENINGS_READ));
+    if (max === 0) return [];
+    const members = await this.script<string[]>('sem_happenings', [
+      String(Math.trunc(after)),
+      String(max),
+    ]);
+    return members.map((member) => {
+      const v = JSON.parse(member) as Record<string, string | number>;
+      return happeningFrom({
+        seq: Number(v.seq),
+        kind: String(v.kind),
+        at: Number(v.at),
+        event_id: v.event_id ? String(v.event_id) : null,
+        pause: v.pause ? String(v.pause) : null,
+      });
+    });
+  }
+
+  async happeningsHead(): Promise<number> {
+    const key = this.key('hseq');
+    const value = await this.call(() => this.client.get(key));
+    return value === null ? 0 : Number(value);
   }
 
   private policyOf(stored: Record<string, string> | null): QueuePolicy {

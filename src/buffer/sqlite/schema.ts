@@ -1,10 +1,11 @@
 import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../errors.js';
 import { LEDGER_SCHEMA, ONCE_SCHEMA } from './ledger.js';
+import { HAPPENINGS_SCHEMA } from './happenings.js';
 import { PEOPLE_SCHEMA } from './people.js';
 import { SUBSCRIPTIONS_SCHEMA } from './subscriptions.js';
 
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 // Counts live in their own table, kept by triggers, so `stats()` and the pending limit stay O(1)
 // with a million stored events and stay right when another process (the CLI) changes a row.
@@ -89,6 +90,8 @@ export function migrate(db: Database.Database, file: string): void {
     db.exec(PEOPLE_SCHEMA);
     // Schema 7: MCP Events webhook subscriptions (sqlite/subscriptions.ts), idempotent.
     db.exec(SUBSCRIPTIONS_SCHEMA);
+    // Schema 8: the happenings log (sqlite/happenings.ts) MCP Events' queue types read, idempotent.
+    db.exec(HAPPENINGS_SCHEMA);
     // Schema 5: every state change bumps `rev`, and is written only if the row is still at the
     // revision its rules were applied to (compare-and-set on the writer thread).
     const columns = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events');

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { NOT_PAUSED, type AgentPause } from '../buffer.js';
 import { pauseFrom, policyFrom } from '../commands.js';
+import { pauseText } from '../happenings.js';
 import type { QueuePolicy } from '../transitions.js';
 
 /**
@@ -42,12 +43,15 @@ export class SqliteSettings {
     return pauseFrom(this.pauseStmt.get() as string | undefined);
   }
 
-  setAgentPause(pause: AgentPause): void {
+  /** Stores the pause; returns the text stored. */
+  setAgentPause(pause: AgentPause): string {
+    const text = pauseText(pause);
     this.db
       .prepare(
         "INSERT INTO settings (key, value) VALUES ('agent_pause', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       )
-      .run(JSON.stringify(pause.paused ? pause : NOT_PAUSED));
+      .run(text);
+    return text;
   }
 
   policy(): QueuePolicy {

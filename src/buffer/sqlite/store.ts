@@ -25,6 +25,8 @@ import {
   type StoredEvent,
 } from '../buffer.js';
 import { ChangeFeed } from '../changes.js';
+import { happeningOf, isPauseHappening, pauseText, type Happening } from '../happenings.js';
+import { SqliteHappenings } from './happenings.js';
 import { claimToken, CommandMethods, entryRow, stateColumns } from '../commands.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { RecentIds } from '../recent-ids.js';
@@ -107,6 +109,8 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   private readonly stmt;
   /** The due events a claim picks and the rows of list pages, in arrival order. */
   private readonly seqs: SeqReads;
+  /** The happenings log (sqlite/happenings.ts). */
+  private readonly happeningsLog: SqliteHappenings;
 
   constructor(options: SqliteBufferOptions) {
     super();
@@ -162,6 +166,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
       pruneHistory: db.prepare('DELETE FROM history WHERE event_id = ?'),
     };
     this.seqs = new SeqReads(db, this.claiming);
+    this.happeningsLog = new SqliteHappenings(db);
     this.external = new ExternalCommits(
       db,
       () => this.closed,
@@ -345,8 +350,21 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
   }
 
   async setAgentPause(pause: AgentPause): Promise<void> {
-    this.run(() => this.settings.setAgentPause(pause));
+    // The pause and its happening (happenings.ts) in one transaction.
+    this.tx(() => {
+      const previous = pauseText(this.settings.agentPause());
+      const text = this.settings.setAgentPause(pause);
+      if (isPauseHappening(previous, text)) this.happeningsLog.insertPause(this.now(), text);
+    });
     this.feed.emit({ kind: 'agent' });
+  }
+
+  async happenings(after: number, limit: number): Promise<Happening[]> {
+    return this.run(() => this.happeningsLog.after(after, limit));
+  }
+
+  async happeningsHead(): Promise<number> {
+    return this.run(() => this.happeningsLog.head());
   }
 
   async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
@@ -379,6 +397,7 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
         ...stateColumns(t.state, updatedAt),
         durable,
         history: t.entries.map((entry) => ({ at: now, ...entryRow(entry) })),
+        happening: happeningOf(t.change) ?? undefined,
       });
     } catch (error) {
       throw asStoreError(error, 'could not commit the change to the store');
@@ -399,7 +418,11 @@ export class SqliteBuffer extends CommandMethods implements EventBuffer {
         return ids.length;
       });
       total += n;
-      if (n < 1000) return total;
+      if (n < 1000) {
+        // Happenings go with the events: older than the same bound.
+        this.tx(() => this.happeningsLog.prune(before));
+        return total;
+      }
       await new Promise((resolve) => setImmediate(resolve));
     }
   }

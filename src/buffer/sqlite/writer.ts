@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { IncomingEvent } from '../buffer.js';
+import { HAPPENING_INSERT_SQL } from './happenings.js';
 import { LEDGER_WORKER_SOURCE, type LedgerOp } from './ledger.js';
 
 /**
@@ -33,6 +34,8 @@ export interface StateWrite {
   updated_at: number;
   /** History rows written in the same transaction, in order. */
   history: { at: number; kind: string; data: string | null }[];
+  /** A happening (happenings.ts) this change is, logged in the same transaction. */
+  happening?: 'held' | 'dead';
   /**
    * False for a claim or a lease renewal: a batch of only such changes commits without an fsync
    * (synchronous=NORMAL). Safe because WAL commits stay in order: the next fsynced commit makes
@@ -56,6 +59,7 @@ export const APPEND_SQL = {
     outcome = @outcome, updated_at = @updated_at, rev = rev + 1
     WHERE id = @id AND rev = @rev`,
   history: 'INSERT INTO history (event_id, at, kind, data) VALUES (?, ?, ?, ?)',
+  happening: HAPPENING_INSERT_SQL,
 };
 
 // Plain JavaScript, run with `eval: true`: the same code whether the project runs from src/ (tests)
@@ -79,12 +83,14 @@ const pendingCount = db.prepare(workerData.sql.pendingCount).pluck();
 const newest = db.prepare(workerData.sql.newest);
 const change = db.prepare(workerData.sql.change);
 const history = db.prepare(workerData.sql.history);
+const happening = db.prepare(workerData.sql.happening);
 ${LEDGER_WORKER_SOURCE}
 // Compare-and-set: the state the main thread computed from revision rev, or a conflict.
 function applyChange(w) {
   const info = change.run(w);
   if (info.changes === 0) return exists.get(w.id) ? 'conflict' : 'missing';
   for (const h of w.history) history.run(w.id, h.at, h.kind, h.data);
+  if (w.happening) happening.run(w.happening, w.updated_at, w.id, null);
   return 'ok';
 }
 let synchronous = 'FULL';
