@@ -204,7 +204,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     const previous = pauseText(this.pause);
     this.pause = pause.paused ? { ...pause } : { ...NOT_PAUSED };
     if (isPauseHappening(previous, pauseText(this.pause))) {
-      this.happen('paused', null, { ...this.pause });
+      this.happen('paused', null, { ...this.pause }, this.now());
     }
     this.feed.emit({ kind: 'agent' });
   }
@@ -223,8 +223,13 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     return this.logSeq;
   }
 
-  private happen(kind: HappeningKind, eventId: string | null, pause: AgentPause | null): void {
-    this.log.push({ seq: ++this.logSeq, kind, at: this.now(), eventId, pause });
+  private happen(
+    kind: HappeningKind,
+    eventId: string | null,
+    pause: AgentPause | null,
+    at: number,
+  ): void {
+    this.log.push({ seq: ++this.logSeq, kind, at, eventId, pause });
   }
 
   async setPolicy(policy: Partial<QueuePolicy>): Promise<QueuePolicy> {
@@ -284,7 +289,7 @@ export class MemoryBuffer extends CommandMethods implements EventBuffer {
     const touched = touches(row.event, t.state);
     Object.assign(row.event, t.state, touched ? { updatedAt: now } : {});
     const happening = happeningOf(t.change);
-    if (happening) this.happen(happening, row.event.id, null);
+    if (happening) this.happen(happening, row.event.id, null, now);
     if (t.change) this.feed.emit({ kind: t.change, id: row.event.id, type: row.event.type });
   }
 

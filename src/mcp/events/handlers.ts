@@ -15,7 +15,7 @@ import type { Logger } from '../../logger.js';
 import { NO_ALLOWANCE, type AddressAllowance } from './address.js';
 import { CallbackUrlError, checkCallbackUrl, postCallback } from './callback.js';
 import { BadEventsCursorError, decodeEventsCursor, encodeEventsCursor } from './cursor.js';
-import { headPosition, readAfter, startPosition, type Reader } from './read.js';
+import { headPosition, readAfter, startPosition, WAKES, type Reader } from './read.js';
 import { secretKey, signedHeaders } from './signature.js';
 import {
   EventArgumentsError,
@@ -220,7 +220,7 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
     const filters = resolve(ctx, p.name, p.arguments);
     const maxEvents = Math.min(p.maxEvents ?? POLL_DEFAULT_EVENTS, POLL_MAX_EVENTS);
     if (p.cursor == null) {
-      const head = encodeEventsCursor(await headPosition(reader));
+      const head = encodeEventsCursor(await headPosition(reader, p.name));
       return {
         events: [],
         cursor: head,
@@ -229,7 +229,7 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
         nextPollMs: NEXT_POLL_MS,
       };
     }
-    const start = await startPosition(reader, p.cursor).catch(asCursorError);
+    const start = await startPosition(reader, p.cursor, p.name).catch(asCursorError);
     const read = await readAfter(
       reader,
       { name: p.name, filters, maxAgeMs: p.maxAgeMs, maxEvents },
@@ -257,8 +257,8 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
     }
     const start =
       p.cursor == null
-        ? { position: await headPosition(reader), truncated: false }
-        : await startPosition(reader, p.cursor).catch(asCursorError);
+        ? { position: await headPosition(reader, p.name), truncated: false }
+        : await startPosition(reader, p.cursor, p.name).catch(asCursorError);
     // Every frame names its stream (the request's id), so a client can route several streams.
     const meta = { 'io.modelcontextprotocol/subscriptionId': extra.requestId };
     const stop = new AbortController();
@@ -268,7 +268,8 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
     let position = start.position;
     let wake: (() => void) | null = null;
     const unwatch = ctx.buffer.watch((change) => {
-      if (change.kind === 'queued' || change.kind === 'external') wake?.();
+      // New events, and the queue's happenings (holds, deaths, pauses) for the queue types.
+      if (WAKES.has(change.kind)) wake?.();
     });
     const notify = (method: string, params: Record<string, unknown>) =>
       extra.sendNotification({ method, params: { ...params, _meta: meta } } as ServerNotification);
@@ -388,8 +389,8 @@ export function registerEvents(server: McpServer, ctx: EventsContext): () => voi
     await verifyEndpoint(url, id, p.delivery.secret, options.allow);
     const start =
       p.cursor == null
-        ? { position: await headPosition(reader), truncated: false }
-        : await startPosition(reader, p.cursor).catch(asCursorError);
+        ? { position: await headPosition(reader, p.name), truncated: false }
+        : await startPosition(reader, p.cursor, p.name).catch(asCursorError);
     const sub: WebhookSubscription = {
       id,
       principal,

@@ -2,6 +2,7 @@ import type { EventBuffer } from '../../buffer/buffer.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import type { RedactKind } from '../../catalog/untrusted.js';
 import {
+  assertSpace,
   decodeEventsCursor,
   encodeEventsCursor,
   mayBeTruncated,
@@ -9,6 +10,7 @@ import {
   storeCursor,
   type EventsCursor,
 } from './cursor.js';
+import { happeningData, isQueueType, queueKindOf } from './queue-types.js';
 import { occurrenceData, typesOf, type EventFilters } from './types.js';
 
 /**
@@ -49,11 +51,20 @@ export interface Reader {
   now: () => number;
 }
 
+/** The changes that may bring a stream or a webhook delivery something new to read. */
+export const WAKES: ReadonlySet<string> = new Set(['queued', 'external', 'held', 'dead', 'agent']);
+
 /** How many events one read looks at, matched or not: a read's cost is bounded. */
 const SCAN_LIMIT = 500;
 
-/** The position "now": after the newest event ever queued. */
-export async function headPosition(reader: Reader): Promise<EventsCursor> {
+/**
+ * The position "now" for event type `name`: after the newest event ever queued, or for a queue
+ * type after the newest happening ever logged (its own position space, cursor.ts).
+ */
+export async function headPosition(reader: Reader, name: string): Promise<EventsCursor> {
+  if (isQueueType(name)) {
+    return { seq: await reader.buffer.happeningsHead(), at: reader.now(), space: name };
+  }
   return { seq: seqOf(await reader.buffer.headCursor()), at: reader.now() };
 }
 
@@ -65,11 +76,13 @@ export async function headPosition(reader: Reader): Promise<EventsCursor> {
 export async function startPosition(
   reader: Reader,
   cursor: string | null,
+  name: string,
 ): Promise<{ position: EventsCursor; truncated: boolean }> {
-  if (cursor === null) return { position: await headPosition(reader), truncated: false };
+  if (cursor === null) return { position: await headPosition(reader, name), truncated: false };
   const position = decodeEventsCursor(cursor);
+  assertSpace(position, name, isQueueType(name));
   if (mayBeTruncated(position, reader.now())) {
-    return { position: await headPosition(reader), truncated: true };
+    return { position: await headPosition(reader, name), truncated: true };
   }
   return { position, truncated: false };
 }
@@ -85,6 +98,7 @@ export async function readAfter(
   start: EventsCursor,
   oneByOne: boolean,
 ): Promise<ReadResult> {
+  if (isQueueType(request.name)) return readHappenings(reader, request, start);
   const types = typesOf(request.name, request.filters, reader.catalog);
   if (types === null) throw new Error(`unknown event type ${request.name}`);
   const floor =
@@ -97,7 +111,7 @@ export async function readAfter(
   if (types.length === 0) {
     return {
       events,
-      cursor: encodeEventsCursor(await headPosition(reader)),
+      cursor: encodeEventsCursor(await headPosition(reader, request.name)),
       truncated,
       hasMore: false,
     };
@@ -152,4 +166,77 @@ export async function readAfter(
     }
   }
   return { events, cursor: encodeEventsCursor(position), truncated, hasMore: !reachedEnd };
+}
+
+/**
+ * A queue type's occurrences after `start`: the store's happenings log of that kind, in order.
+ * Every happening has its own number, so each occurrence carries its exact cursor (poll, push and
+ * webhook alike); skipped ones (another kind, filtered, their event pruned) still move the
+ * position. Occurrence ids are `hap_<number>` (one per happening; the Stripe id is in the data).
+ */
+async function readHappenings(
+  reader: Reader,
+  request: Omit<ReadRequest, 'cursor'>,
+  start: EventsCursor,
+): Promise<ReadResult> {
+  const kind = queueKindOf(request.name)!;
+  const floor =
+    request.maxAgeMs === undefined ? null : reader.now() - Math.max(0, request.maxAgeMs);
+  let position: EventsCursor = { ...start, space: request.name };
+  let truncated = false;
+  const events: Occurrence[] = [];
+  let scanned = 0;
+  while (events.length < request.maxEvents && scanned < SCAN_LIMIT) {
+    const readAt = reader.now();
+    const page = await reader.buffer.happenings(position.seq, Math.min(100, SCAN_LIMIT - scanned));
+    if (page.length === 0) {
+      // Nothing after `position` at readAt: whatever comes later is logged after readAt.
+      position = { ...position, at: Math.max(position.at, readAt) };
+      return { events, cursor: encodeEventsCursor(position), truncated, hasMore: false };
+    }
+    for (const happening of page) {
+      if (events.length >= request.maxEvents) break;
+      scanned += 1;
+      const next: EventsCursor = { seq: happening.seq, at: happening.at, space: request.name };
+      if (happening.kind === kind) {
+        if (floor !== null && happening.at < floor) {
+          truncated = true;
+        } else {
+          const data = await dataOf(reader, happening, request.filters);
+          if (data) {
+            events.push({
+              eventId: `hap_${happening.seq}`,
+              name: request.name,
+              timestamp: new Date(happening.at).toISOString(),
+              data,
+              cursor: encodeEventsCursor(next),
+            });
+          }
+        }
+      }
+      position = next;
+    }
+  }
+  return { events, cursor: encodeEventsCursor(position), truncated, hasMore: true };
+}
+
+async function dataOf(
+  reader: Reader,
+  happening: Awaited<ReturnType<Reader['buffer']['happenings']>>[number],
+  filters: EventFilters,
+): Promise<Record<string, unknown> | null> {
+  const event = happening.eventId ? await reader.buffer.get(happening.eventId) : null;
+  const history = event ? await reader.buffer.history(event.id) : [];
+  return happeningData(
+    happening,
+    event,
+    history,
+    filters,
+    reader.catalog,
+    reader.redact,
+    (e, nonce) =>
+      reader.catalog.toolCall(e.type, e.payload)
+        ? (occurrenceData(e, filters, reader.catalog, reader.redact, nonce) ?? 'skip')
+        : null,
+  );
 }

@@ -3,6 +3,7 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { toolCallForModel } from '../../catalog/render.js';
 import { fenceNotice, newNonce, type RedactKind } from '../../catalog/untrusted.js';
 import { formatAmountOrNull } from '../../money.js';
+import { isQueueType, QUEUE_DESCRIPTIONS, QUEUE_PAYLOADS, QUEUE_TYPES } from './queue-types.js';
 
 /**
  * The event types `events/list` offers (docs/MCP.md "Events"): one per mapped Stripe type, named
@@ -103,8 +104,16 @@ export function eventTypes(catalog: Catalog, webhook = true): EventTypeDefinitio
     inputSchema: schema,
     payloadSchema: PAYLOAD_SCHEMA,
   }));
+  const queue = Object.keys(QUEUE_TYPES).map((name) => ({
+    name,
+    description: QUEUE_DESCRIPTIONS[name]!,
+    delivery: [...delivery],
+    inputSchema: schema,
+    payloadSchema: QUEUE_PAYLOADS[name]!,
+  }));
   return [
     ...perType,
+    ...queue,
     {
       name: ANY_EVENT,
       description:
@@ -178,6 +187,8 @@ export function parseFilters(value: unknown, catalog: Catalog): EventFilters {
 
 /** The Stripe types an event type reads from the store (null: the name is not offered). */
 export function typesOf(name: string, filters: EventFilters, catalog: Catalog): string[] | null {
+  // A queue type reads the happenings log, not events by type (queue-types.ts).
+  if (isQueueType(name)) return [];
   if (name === ANY_EVENT) {
     const tools = filters.tools ? new Set(filters.tools) : null;
     return catalog
@@ -196,6 +207,8 @@ export function occurrenceData(
   filters: EventFilters,
   catalog: Catalog,
   redact: readonly RedactKind[],
+  /** One nonce per occurrence; a queue type's payload passes its own to share one notice. */
+  nonce: string = newNonce(),
 ): Record<string, unknown> | null {
   if (filters.livemode !== undefined && event.livemode !== filters.livemode) return null;
   const call = catalog.toolCall(event.type, event.payload);
@@ -206,7 +219,6 @@ export function occurrenceData(
   const floor = currency ? filters.min_amount?.[currency.toLowerCase()] : undefined;
   if (floor !== undefined && amount !== null && amount < floor) return null;
   // One nonce per occurrence: each is read on its own (a webhook body, a poll entry).
-  const nonce = newNonce();
   const shown = toolCallForModel(catalog, event.type, call, { nonce, redact });
   return {
     event_id: event.id,

@@ -7,7 +7,14 @@ import type { Logger } from '../../logger.js';
 import type { AddressAllowance } from './address.js';
 import { postCallback, type CallbackResult } from './callback.js';
 import { decodeEventsCursor, encodeEventsCursor } from './cursor.js';
-import { headPosition, readAfter, startPosition, type Occurrence, type Reader } from './read.js';
+import {
+  headPosition,
+  readAfter,
+  startPosition,
+  WAKES,
+  type Occurrence,
+  type Reader,
+} from './read.js';
 import { signedHeaders } from './signature.js';
 import type { EventFilters } from './types.js';
 
@@ -88,7 +95,7 @@ export class WebhookDeliverer {
     this.timer.unref();
     // A new event, here or on another instance: deliver now rather than at the next sweep.
     this.unwatch = this.options.buffer.watch((change) => {
-      if (change.kind === 'queued' || change.kind === 'external') this.kick();
+      if (WAKES.has(change.kind)) this.kick();
     });
     this.kick();
   }
@@ -174,7 +181,7 @@ export class WebhookDeliverer {
   private async nextOccurrence(
     sub: WebhookSubscription,
   ): Promise<{ webhookId: string; body: string; cursor: string; eventId: string | null } | 'idle'> {
-    const start = await startPosition(this.reader, sub.cursor);
+    const start = await startPosition(this.reader, sub.cursor, sub.name);
     if (start.truncated) {
       const cursor = encodeEventsCursor(start.position);
       return {
@@ -282,12 +289,15 @@ export class WebhookDeliverer {
   }
 
   /** Where a new subscription starts: the client's cursor, or now. */
-  async initialCursor(cursor: string | null): Promise<{ cursor: string; truncated: boolean }> {
+  async initialCursor(
+    cursor: string | null,
+    name: string,
+  ): Promise<{ cursor: string; truncated: boolean }> {
     if (cursor !== null) decodeEventsCursor(cursor);
     const start =
       cursor === null
-        ? { position: await headPosition(this.reader), truncated: false }
-        : await startPosition(this.reader, cursor);
+        ? { position: await headPosition(this.reader, name), truncated: false }
+        : await startPosition(this.reader, cursor, name);
     return { cursor: encodeEventsCursor(start.position), truncated: start.truncated };
   }
 }
