@@ -49,7 +49,7 @@ describe.each(stores)('MCP Events reads on the %s store', (_name, open) => {
     const { buffer, done } = open(now);
     try {
       const reader: Reader = { buffer, catalog, redact: [], now };
-      const start = await headPosition(reader);
+      const start = await headPosition(reader, ANY_EVENT);
       const ids: string[] = [];
       for (let i = 0; i < 7; i++) {
         clock += 1000;
@@ -95,7 +95,7 @@ describe.each(stores)('MCP Events reads on the %s store', (_name, open) => {
       for (const id of ids) await buffer.ack(id, { by: 'test' });
       clock += DEDUP_WINDOW_MS + 1;
       expect(await buffer.prune(clock - DEDUP_WINDOW_MS)).toBe(7);
-      const head = await headPosition(reader);
+      const head = await headPosition(reader, ANY_EVENT);
       expect(head.seq).toBe(7);
     } finally {
       await buffer.close();
@@ -109,13 +109,13 @@ describe.each(stores)('MCP Events reads on the %s store', (_name, open) => {
     const { buffer, done } = open(now);
     try {
       const reader: Reader = { buffer, catalog, redact: [], now };
-      const old = encodeEventsCursor(await headPosition(reader));
+      const old = encodeEventsCursor(await headPosition(reader, ANY_EVENT));
       await append(buffer, 'charge.dispute.created');
       clock += DEDUP_WINDOW_MS + 1;
-      const start = await startPosition(reader, old);
+      const start = await startPosition(reader, old, ANY_EVENT);
       expect(start.truncated).toBe(true);
       expect(start.position.seq).toBe(1);
-      const fresh = await startPosition(reader, encodeEventsCursor(start.position));
+      const fresh = await startPosition(reader, encodeEventsCursor(start.position), ANY_EVENT);
       expect(fresh.truncated).toBe(false);
     } finally {
       await buffer.close();
@@ -128,7 +128,7 @@ describe('occurrence payloads', () => {
   it('carry ids, tool, raw and formatted amount, and fence customer-written facts', async () => {
     const buffer = new MemoryBuffer();
     const reader: Reader = { buffer, catalog, redact: [], now: Date.now };
-    const start = await headPosition(reader);
+    const start = await headPosition(reader, ANY_EVENT);
     const id = await append(buffer, 'charge.dispute.created');
     const read = await readAfter(
       reader,

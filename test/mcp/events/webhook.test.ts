@@ -78,7 +78,7 @@ async function setup(answer: (n: number, hit: Hit) => number, refreshInMs: numbe
     arguments: '{}',
     url: cb.url,
     secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
-    cursor: encodeEventsCursor(await headPosition(reader)),
+    cursor: encodeEventsCursor(await headPosition(reader, ANY_EVENT)),
     refreshBefore: refreshInMs === null ? null : clock + refreshInMs,
     failures: 0,
     nextAttemptAt: clock,
