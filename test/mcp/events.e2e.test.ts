@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { openSqliteBuffer } from '../../src/buffer/sqlite/store.js';
 import { buildTestEvent } from '../../src/stripe/fixtures.js';
 import { e2eScope, type Cleanups } from '../helpers/e2e.js';
 import { newSecret } from '../helpers/sign.js';
@@ -374,5 +375,108 @@ describe.runIf(redis.run)('MCP Events on Redis with two instances', () => {
     sent.push(await sendStripeEvent(b, secret));
     await waitFor(() => hook.events.some((e) => e.eventId === sent.at(-1)), 'the last occurrence');
     expect(hook.events.map((e) => e.eventId)).toEqual(sent);
+  }, 90_000);
+});
+
+describe('MCP Events: the queue happenings as event types', () => {
+  const HELD = 'queue.call_awaiting_approval';
+
+  /** Holds a queued event for approval as the agent loop does, from another process's store. */
+  async function holdForApproval(dataDir: string, id: string): Promise<void> {
+    const store = openSqliteBuffer(dataDir, {});
+    try {
+      const [claimed] = await store.claim({ owner: 'agent:test', leaseMs: 600_000 });
+      expect(claimed!.id).toBe(id);
+      await store.hold(id, claimed!.leaseOwner!, 'amount over the approval threshold', [
+        {
+          kind: 'decision',
+          model: 'fake',
+          outcome: 'decided',
+          tool_call: { name: 'handle_dispute', input: { action: 'accept_dispute' } },
+        },
+      ]);
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('polls (SDK client) and receives by webhook (AI SDK client) a call awaiting approval, and resumes from a cursor', async () => {
+    const dataDir = tmp();
+    const secret = newSecret();
+    const server = await startServe({
+      dataDir,
+      env: { STRIPE_WEBHOOK_SECRET: secret },
+      args: ['--events-allow-loopback'],
+    });
+    const sdk = await sdkClient(server);
+    const hook = await receiver(cleanups);
+    const client = await aiClient(server, hook.store);
+
+    const listed = await client.experimental_events.list();
+    expect(listed.events.map((e) => e.name)).toEqual(
+      expect.arrayContaining([HELD, 'queue.event_dead', 'queue.agent_paused']),
+    );
+
+    const head = await sdk.request(
+      { method: 'events/poll', params: { name: HELD, arguments: {}, cursor: null } },
+      PollResult,
+    );
+    expect(head.events).toEqual([]);
+    await client.experimental_events.subscribe({
+      name: HELD,
+      arguments: { livemode: false },
+      delivery: { mode: 'webhook', url: hook.url, allowInsecureLocalhost: true },
+    });
+
+    const first = await sendStripeEvent(server, secret);
+    await holdForApproval(dataDir, first);
+
+    const polled = await sdk.request(
+      { method: 'events/poll', params: { name: HELD, arguments: {}, cursor: head.cursor } },
+      PollResult,
+    );
+    expect(polled.events).toHaveLength(1);
+    const data = polled.events[0]!.data;
+    expect(polled.events[0]!.name).toBe(HELD);
+    expect(data).toMatchObject({ happening: 'held', event_id: first, tool: 'handle_dispute' });
+    expect(String(data.amount_display)).toMatch(/\d/);
+    expect(String(data.reason)).toContain('amount over the approval threshold');
+    expect(data.proposed_call).toMatchObject({ name: 'handle_dispute' });
+
+    // The AI SDK's webhook handler verified and received the same happening.
+    await waitFor(
+      () => hook.events.some((e) => (e.data as { event_id?: string }).event_id === first),
+      'the held call by webhook',
+    );
+    expect(hook.events.map((e) => e.name)).toEqual([HELD]);
+
+    // Resume from the poll's cursor: only what came after, none twice. (Another object: a second
+    // dispute about the same one would wait behind the held one.)
+    const second = await sendStripeEvent(server, secret, 'invoice.payment_failed');
+    await holdForApproval(dataDir, second);
+    const resumed = await sdk.request(
+      { method: 'events/poll', params: { name: HELD, arguments: {}, cursor: polled.cursor } },
+      PollResult,
+    );
+    expect(resumed.events.map((e) => e.data.event_id)).toEqual([second]);
+    // From the first cursor again: both, in order.
+    const all = await sdk.request(
+      { method: 'events/poll', params: { name: HELD, arguments: {}, cursor: head.cursor } },
+      PollResult,
+    );
+    expect(all.events.map((e) => e.data.event_id)).toEqual([first, second]);
+    await waitFor(() => hook.events.length === 2, 'the second held call by webhook');
+    expect(hook.events.map((e) => (e.data as { event_id: string }).event_id)).toEqual([
+      first,
+      second,
+    ]);
+
+    // A Stripe type's cursor is not a position of a queue type: refused, not misread.
+    await expect(
+      sdk.request(
+        { method: 'events/poll', params: { name: DISPUTE, arguments: {}, cursor: all.cursor } },
+        PollResult,
+      ),
+    ).rejects.toThrow(/not of charge\.dispute\.created/);
   }, 90_000);
 });
