@@ -74,4 +74,22 @@ export function happeningsContract(
     await buffer.setAgentPause({ ...pause, note: 'again', since: clock.now() });
     expect((await buffer.happenings(head0, 10)).map((x) => x.seq)).toEqual([head0 + 4]);
   });
+
+  it('logs one happening when a lease runs out for the last time (dead by expiry)', async () => {
+    const { buffer } = get();
+    const head = await buffer.happeningsHead();
+    await buffer.append(event(3));
+    for (let round = 0; round < 6; round++) {
+      const [claimed] = await buffer.claim({ owner: 'w', leaseMs: 1_000 });
+      if (!claimed) break;
+      clock.advance(10 * 60_000);
+      await buffer.recoverExpiredLeases();
+      if ((await buffer.get(event(3).id))!.status === 'dead') break;
+      clock.advance(10 * 60_000);
+    }
+    expect((await buffer.get(event(3).id))!.status).toBe('dead');
+    const log = await buffer.happenings(head, 10);
+    expect(log.map((x) => [x.kind, x.eventId])).toEqual([['dead', event(3).id]]);
+    expect(log[0]!.at).toBe(clock.now());
+  });
 }

@@ -21,6 +21,8 @@ export const HAPPENING_INSERT_SQL =
   'INSERT INTO happenings (kind, at, event_id, pause) VALUES (?, ?, ?, ?)';
 
 export class SqliteHappenings {
+  private afterStmt: Database.Statement | undefined;
+
   constructor(private readonly db: Database.Database) {}
 
   /** Whether the table exists (a read-only open of a store from before schema 8 has none). */
@@ -34,14 +36,17 @@ export class SqliteHappenings {
   }
 
   after(after: number, limit: number): Happening[] {
-    if (!this.exists()) return [];
-    const rows = this.db
-      .prepare(
+    // Prepared once the table exists (a read-only open of a store before schema 8 has none).
+    if (!this.afterStmt) {
+      if (!this.exists()) return [];
+      this.afterStmt = this.db.prepare(
         'SELECT seq, kind, at, event_id, pause FROM happenings WHERE seq > ? ORDER BY seq LIMIT ?',
-      )
-      .all(after, Math.max(0, Math.min(limit, MAX_HAPPENINGS_READ))) as Parameters<
-      typeof happeningFrom
-    >[0][];
+      );
+    }
+    const rows = this.afterStmt.all(
+      after,
+      Math.max(0, Math.min(limit, MAX_HAPPENINGS_READ)),
+    ) as Parameters<typeof happeningFrom>[0][];
     return rows.map(happeningFrom);
   }
 
