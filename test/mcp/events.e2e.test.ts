@@ -479,4 +479,48 @@ describe('MCP Events: the queue happenings as event types', () => {
       ),
     ).rejects.toThrow(/not of charge\.dispute\.created/);
   }, 90_000);
+
+  it('pushes the agent pause on an events/stream of queue.agent_paused', async () => {
+    const dataDir = tmp();
+    const server = await startServe({ dataDir, env: { STRIPE_WEBHOOK_SECRET: newSecret() } });
+    const sdk = await sdkClient(server);
+    const frames: { method: string; params: Record<string, unknown> }[] = [];
+    sdk.fallbackNotificationHandler = async (n) => {
+      if (n.method.startsWith('notifications/events/')) {
+        frames.push(n as { method: string; params: Record<string, unknown> });
+      }
+    };
+    const abort = new AbortController();
+    const stream = sdk
+      .request(
+        { method: 'events/stream', params: { name: 'queue.agent_paused', arguments: {} } },
+        z.object({}).passthrough(),
+        { signal: abort.signal, timeout: 60_000 },
+      )
+      .catch(() => undefined);
+    await waitFor(
+      () => frames.some((f) => f.method === 'notifications/events/active'),
+      'the stream',
+    );
+    // Paused by another process on the store (as `agent pause` would): the stream hears of it.
+    const store = openSqliteBuffer(dataDir, {});
+    await store.setAgentPause({
+      paused: true,
+      reason: 'manual',
+      by: 'cli:ops',
+      note: 'refund spike',
+      since: Date.now(),
+      until: null,
+    });
+    await store.close();
+    const events = () => frames.filter((f) => f.method === 'notifications/events/event');
+    await waitFor(() => events().length === 1, 'the pushed pause');
+    expect(events()[0]!.params).toMatchObject({
+      name: 'queue.agent_paused',
+      data: { happening: 'paused', reason: 'manual', by: 'cli:ops' },
+    });
+    expect(String((events()[0]!.params.data as { note: string }).note)).toContain('refund spike');
+    abort.abort();
+    await stream;
+  }, 60_000);
 });

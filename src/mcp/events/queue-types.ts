@@ -29,7 +29,7 @@ const EVENT_FIELDS: Record<string, unknown> = {
   happening: { type: 'string', enum: ['held', 'dead'] },
   event_id: {
     type: 'string',
-    description: 'The Stripe event id (evt_…): pass it to get_event, approve_call, replay_event',
+    description: 'The Stripe event id (evt_…): pass it to get_event, approve_action, replay_event',
   },
   type: { type: 'string', description: 'The Stripe event type' },
   tool: { type: ['string', 'null'], description: 'The tool call the event maps to' },
@@ -91,7 +91,7 @@ const PAUSED_PAYLOAD: Record<string, unknown> = {
 
 export const QUEUE_DESCRIPTIONS: Record<string, string> = {
   'queue.call_awaiting_approval':
-    'A call waits for a person: the agent held it for approval (or a person must decide); approve_call or reject_call it',
+    'A call waits for a person: the agent held it for approval (or a person must decide); approve_action or reject_action it (decide_event when a person must decide)',
   'queue.event_dead':
     'An event gone dead: its attempts ran out; read the error, then replay_event or ack_event it',
   'queue.agent_paused':
