@@ -46,11 +46,25 @@ export function pauseText(pause: AgentPause): string {
 }
 
 /**
- * Whether storing `nextText` over `previousText` (both pauseText) is a happening: the agent became
- * paused, or its pause changed (a new reason or note). The same pause again, or a lift, is not.
+ * Whether storing `nextText` over `previousText` (pause texts) is a happening: the agent became
+ * paused, or its pause changed reason or note. The same pause again (even from another loop, at
+ * another time), or a lift, is not: several loops finding the budget spent log it once. The Redis
+ * script `sem_pause` applies the same rule.
  */
 export function isPauseHappening(previousText: string | null, nextText: string): boolean {
-  return (JSON.parse(nextText) as AgentPause).paused === true && previousText !== nextText;
+  const next = JSON.parse(nextText) as AgentPause;
+  if (next.paused !== true) return false;
+  let previous: Partial<AgentPause> | null = null;
+  try {
+    previous = previousText ? (JSON.parse(previousText) as Partial<AgentPause>) : null;
+  } catch {
+    previous = null;
+  }
+  return !(
+    previous?.paused === true &&
+    (previous.reason ?? null) === next.reason &&
+    (previous.note ?? null) === next.note
+  );
 }
 
 /** The log's row as stored (SQLite row, Redis member): JSON of the fields. */

@@ -37,8 +37,9 @@ export function happeningsContract(
       since: clock.now(),
     };
     await buffer.setAgentPause(pause);
-    // The same pause again, and a lift, are not happenings.
+    // The same pause again (even by another loop, later), and a lift, are not happenings.
     await buffer.setAgentPause(pause);
+    await buffer.setAgentPause({ ...pause, by: 'agent:other', since: clock.now() + 1 });
     await buffer.setAgentPause(NOT_PAUSED);
 
     const log = await buffer.happenings(head0, 10);

@@ -541,12 +541,20 @@ return out
 
   /**
    * The agent pause (happenings.ts pauseText), set and announced together; a happening when it
-   * becomes paused or its pause changes. ARGV[4]: the pause text. Returns the change message.
+   * becomes paused or its reason or note changes (isPauseHappening). ARGV[4]: the pause text.
+   * Returns the change message.
    */
   sem_pause: `
 local previous = redis.call('GET', P .. 'agent_pause')
 redis.call('SET', P .. 'agent_pause', ARGV[4])
-if cjson.decode(ARGV[4]).paused == true and previous ~= ARGV[4] then happen('paused', nil, ARGV[4]) end
+local nxt = cjson.decode(ARGV[4])
+local same = false
+if previous then
+  local ok, prev = pcall(cjson.decode, previous)
+  same = ok and type(prev) == 'table' and prev.paused == true and prev.reason == nxt.reason
+    and prev.note == nxt.note
+end
+if nxt.paused == true and not same then happen('paused', nil, ARGV[4]) end
 local msg = cjson.encode({ from = FROM, changes = { { kind = 'agent' } } })
 redis.call('PUBLISH', P .. 'changes', msg)
 return msg
