@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NOT_PAUSED, type EventBuffer } from '../../../src/buffer/buffer.js';
+import { DEDUP_WINDOW_MS, NOT_PAUSED, type EventBuffer } from '../../../src/buffer/buffer.js';
 import { MemoryBuffer } from '../../../src/buffer/memory.js';
 import { openRedisBuffer } from '../../../src/buffer/redis/store.js';
 import { SqliteBuffer } from '../../../src/buffer/sqlite/store.js';
@@ -234,4 +234,20 @@ it('events/list offers the three queue types with their payload schemas', () => 
   expect(held.payloadSchema).toMatchObject({
     required: expect.arrayContaining(['event_id', 'reason']),
   });
+});
+
+it('a queue cursor older than the store keeps gives truncated, and restarts from now', async () => {
+  let clock = 1_790_000_000_000;
+  const buffer = new MemoryBuffer({ now: () => clock });
+  const reader: Reader = { buffer, catalog, redact: [], now: () => clock };
+  const old = encodeEventsCursor(await headPosition(reader, PAUSED));
+  await buffer.setAgentPause({ ...NOT_PAUSED, paused: true, reason: 'manual', note: 'x' });
+  clock += DEDUP_WINDOW_MS + 1;
+  await buffer.prune(clock - DEDUP_WINDOW_MS);
+  const start = await startPosition(reader, old, PAUSED);
+  expect(start.truncated).toBe(true);
+  expect(start.position).toMatchObject({ seq: 1, space: PAUSED });
+  // Inside the window: resumed, not truncated.
+  const fresh = await startPosition(reader, encodeEventsCursor(start.position), PAUSED);
+  expect(fresh.truncated).toBe(false);
 });
