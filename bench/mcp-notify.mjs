@@ -1,6 +1,7 @@
 // MCP notification and paging latency, with same-run baselines.
 //
 //   npm run build && node bench/mcp-notify.mjs [--events 1000] [--sessions 50] [--pending 100000]
+//     [--subscriptions 50] [--deliveries 200] [--list-calls 1000] [--cpu-prof DIR]
 //
 // A real `serve` process (dist/cli.js, SQLite store in a temp dir) and, in this process, official
 // SDK clients over Streamable HTTP. Measured:
@@ -88,7 +89,9 @@ function row(name, samples, note = '') {
 
 /** `serve` in a child process; resolves with its URL once it listens. */
 async function startServe(dataDir, extra = []) {
-  const argv = [CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...extra];
+  // --cpu-prof DIR: each `serve` writes a V8 profile there (read it with bench/cpuprofile-top.mjs).
+  const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+  const argv = [...prof, CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...extra];
   const child = spawn(process.execPath, argv, {
     env: { ...process.env, STRIPE_WEBHOOK_SECRET: secret, LOG_LEVEL: 'info', MCP_AUTH_TOKEN: '' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -302,7 +302,17 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       reserved = false;
     };
     const actor = res.locals.actor as Actor;
-    const server = createMcpServer({ ...options, hub, actor });
+    // The session's GET event streams, known before the session is: the hub corks them for a
+    // round of notifications, so the round leaves in one write per stream.
+    const streams = new Set<ServerResponse>();
+    const hold = () => {
+      const held = [...streams].filter((r) => !r.writableEnded);
+      for (const r of held) r.cork();
+      return () => {
+        for (const r of held) r.uncork();
+      };
+    };
+    const server = createMcpServer({ ...options, hub, actor, hold });
     let session: Session | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
@@ -316,7 +326,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
           requests: 0,
           lastActive: Date.now(),
           used: ++clock,
-          streams: new Set(),
+          streams,
           actor,
         };
         sessions.set(id, session);

@@ -22,6 +22,13 @@ export interface HubSession {
   subscriptions: ReadonlySet<string>;
   /** Where Claude Code channel notifications go (channel.ts); none: the session gets none. */
   channel?: ChannelSink;
+  /**
+   * Holds the session's outgoing writes until the returned function is called, so that a round's
+   * notifications (resources/updated, list_changed, the log lines) leave in one socket write
+   * rather than one each (http.ts corks the session's event streams). With 50 sessions the
+   * per-write cost dominated a round. None (stdio, in-memory): each is written as it is sent.
+   */
+  hold?: () => () => void;
 }
 
 interface LogLine {
@@ -146,6 +153,24 @@ export class ChangeHub {
 
   private async deliver(changes: readonly BufferChange[]): Promise<void> {
     if (changes.length === 0 || this.sessions.size === 0) return;
+    const releases: (() => void)[] = [];
+    try {
+      for (const session of this.sessions) {
+        const release = session.hold?.();
+        if (release) releases.push(release);
+      }
+      await this.send(changes);
+    } finally {
+      // After the sends' stream writes (microtasks) have all been queued: one write per session.
+      if (releases.length > 0) {
+        setImmediate(() => {
+          for (const release of releases) release();
+        });
+      }
+    }
+  }
+
+  private async send(changes: readonly BufferChange[]): Promise<void> {
     this.channel.observe(changes);
     const external = changes.some((c) => c.kind === 'external');
     const ids = new Set<string>();
