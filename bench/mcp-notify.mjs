@@ -2,6 +2,7 @@
 //
 //   npm run build && node bench/mcp-notify.mjs [--events 1000] [--sessions 50] [--pending 100000]
 //     [--subscriptions 50] [--deliveries 200] [--list-calls 1000] [--cpu-prof DIR]
+//     [--only notify,events,list]
 //
 // A real `serve` process (dist/cli.js, SQLite store in a temp dir) and, in this process, official
 // SDK clients over Streamable HTTP. Measured:
@@ -58,6 +59,9 @@ const PENDING = Number(args.pending ?? 100_000);
 const SUBSCRIPTIONS = Number(args.subscriptions ?? 50);
 const DELIVERIES = Number(args.deliveries ?? 200);
 const LIST_CALLS = Number(args['list-calls'] ?? 1000);
+/** --only notify,events,list: the parts to run (all by default). */
+const ONLY = args.only ? new Set(String(args.only).split(',')) : null;
+const run = (part) => ONLY === null || ONLY.has(part);
 const PACE_MS = 20;
 /** Issue #22 point 7: notification at 50 sessions and list_pending_events at 100 000 pending. */
 const TARGET_P99_MS = 15;
@@ -276,42 +280,44 @@ try {
   );
 
   // ---- 1. notifications -------------------------------------------------------------------
-  const notifyDir = path.join(tmp, 'notify');
-  const serve = await startServe(notifyDir);
-  cleanup.push(serve.stop);
-  const sessions = [];
-  for (let i = 0; i < SESSIONS; i++) sessions.push(await connect(serve.url));
-  cleanup.unshift(() => Promise.allSettled(sessions.map((s) => s.client.close())));
-
-  console.log('baselines (same server):');
-  row('bare HTTP round trip (GET → 404, no store)', await bareHttp(serve.url, 1000));
-  row('SDK ping over an MCP session', await pings(sessions[0].client, 1000));
-  console.log();
-
   const verdicts = [];
-  for (const [label, group] of [
-    ['1 session', sessions.slice(0, 1)],
-    [`${SESSIONS} sessions`, sessions],
-  ]) {
-    for (const paced of [true, false]) {
-      const mode = paced ? `paced ${PACE_MS} ms` : 'back to back';
-      const r = await notificationRun(serve.url, group, paced);
-      console.log(`notifications, ${label}, ${mode}:`);
-      row('  webhook POST round trip (baseline)', r.post);
-      const st = row('  200 → resources/updated (every session)', r.afterOk);
-      row('  200 → resources/updated (last session of each event)', r.lastSession);
-      row('  200 → resources/list_changed (every session)', r.listChanged);
-      row('  POST sent → resources/updated', r.endToEnd);
-      verdicts.push([`notify ${label}, ${mode}`, st.p99, group.length > 1]);
-      console.log();
+  if (run('notify')) {
+    const notifyDir = path.join(tmp, 'notify');
+    const serve = await startServe(notifyDir);
+    cleanup.push(serve.stop);
+    const sessions = [];
+    for (let i = 0; i < SESSIONS; i++) sessions.push(await connect(serve.url));
+    cleanup.unshift(() => Promise.allSettled(sessions.map((s) => s.client.close())));
+
+    console.log('baselines (same server):');
+    row('bare HTTP round trip (GET → 404, no store)', await bareHttp(serve.url, 1000));
+    row('SDK ping over an MCP session', await pings(sessions[0].client, 1000));
+    console.log();
+
+    for (const [label, group] of [
+      ['1 session', sessions.slice(0, 1)],
+      [`${SESSIONS} sessions`, sessions],
+    ]) {
+      for (const paced of [true, false]) {
+        const mode = paced ? `paced ${PACE_MS} ms` : 'back to back';
+        const r = await notificationRun(serve.url, group, paced);
+        console.log(`notifications, ${label}, ${mode}:`);
+        row('  webhook POST round trip (baseline)', r.post);
+        const st = row('  200 → resources/updated (every session)', r.afterOk);
+        row('  200 → resources/updated (last session of each event)', r.lastSession);
+        row('  200 → resources/list_changed (every session)', r.listChanged);
+        row('  POST sent → resources/updated', r.endToEnd);
+        verdicts.push([`notify ${label}, ${mode}`, st.p99, group.length > 1]);
+        console.log();
+      }
     }
+    await Promise.allSettled(sessions.map((s) => s.client.close()));
+    await serve.stop();
+    cleanup.length = 0;
   }
-  await Promise.allSettled(sessions.map((s) => s.client.close()));
-  await serve.stop();
-  cleanup.length = 0;
 
   // ---- 2. MCP Events: webhook delivery to loopback callbacks --------------------------------
-  {
+  if (run('events')) {
     const hooks = await callbackServer();
     cleanup.push(hooks.close);
     const eventsServe = await startServe(path.join(tmp, 'events'), ['--events-allow-loopback']);
@@ -367,60 +373,62 @@ try {
   }
 
   // ---- 3. list_pending_events with a deep queue ---------------------------------------------
-  const listDir = path.join(tmp, 'list');
-  const fillStart = performance.now();
-  const buffer = openSqliteBuffer(listDir, {});
-  const appends = [];
-  for (let i = 0; i < PENDING; i++) {
-    const id = `evt_bench_${String(i).padStart(7, '0')}`;
-    const event = buildTestEvent(
-      i % 3 === 0 ? 'charge.dispute.created' : 'invoice.payment_failed',
-      { id },
+  if (run('list')) {
+    const listDir = path.join(tmp, 'list');
+    const fillStart = performance.now();
+    const buffer = openSqliteBuffer(listDir, {});
+    const appends = [];
+    for (let i = 0; i < PENDING; i++) {
+      const id = `evt_bench_${String(i).padStart(7, '0')}`;
+      const event = buildTestEvent(
+        i % 3 === 0 ? 'charge.dispute.created' : 'invoice.payment_failed',
+        { id },
+      );
+      appends.push(
+        buffer.append({
+          id,
+          type: event.type,
+          created: event.created,
+          livemode: false,
+          objectId: event.data.object.id ?? null,
+          payload: JSON.stringify(event),
+        }),
+      );
+    }
+    await Promise.all(appends);
+    await buffer.close();
+    console.log(
+      `filled ${PENDING} pending events in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`,
     );
-    appends.push(
-      buffer.append({
-        id,
-        type: event.type,
-        created: event.created,
-        livemode: false,
-        objectId: event.data.object.id ?? null,
-        payload: JSON.stringify(event),
-      }),
-    );
-  }
-  await Promise.all(appends);
-  await buffer.close();
-  console.log(
-    `filled ${PENDING} pending events in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`,
-  );
 
-  const listServe = await startServe(listDir);
-  cleanup.push(listServe.stop);
-  const { client } = await connect(listServe.url);
-  cleanup.unshift(() => client.close());
-  row('SDK ping over an MCP session (baseline)', await pings(client, LIST_CALLS));
-  const first = [];
-  for (let i = 0; i < LIST_CALLS; i++) {
-    const t = performance.now();
-    const r = await client.callTool({ name: 'list_pending_events', arguments: { limit: 20 } });
-    first.push(performance.now() - t);
-    if (r.isError || r.structuredContent.total_pending !== PENDING) throw new Error('bad page');
+    const listServe = await startServe(listDir);
+    cleanup.push(listServe.stop);
+    const { client } = await connect(listServe.url);
+    cleanup.unshift(() => client.close());
+    row('SDK ping over an MCP session (baseline)', await pings(client, LIST_CALLS));
+    const first = [];
+    for (let i = 0; i < LIST_CALLS; i++) {
+      const t = performance.now();
+      const r = await client.callTool({ name: 'list_pending_events', arguments: { limit: 20 } });
+      first.push(performance.now() - t);
+      if (r.isError || r.structuredContent.total_pending !== PENDING) throw new Error('bad page');
+    }
+    const firstSt = row('list_pending_events limit 20, first page', first);
+    const deep = [];
+    let cursor;
+    for (let i = 0; i < LIST_CALLS; i++) {
+      const t = performance.now();
+      const r = await client.callTool({
+        name: 'list_pending_events',
+        arguments: { limit: 20, ...(cursor ? { cursor } : {}) },
+      });
+      deep.push(performance.now() - t);
+      cursor = r.structuredContent.next_cursor;
+    }
+    const deepSt = row(`list_pending_events limit 20, pages 1–${LIST_CALLS} via next_cursor`, deep);
+    verdicts.push(['list_pending_events first page', firstSt.p99, true]);
+    verdicts.push(['list_pending_events paging', deepSt.p99, true]);
   }
-  const firstSt = row('list_pending_events limit 20, first page', first);
-  const deep = [];
-  let cursor;
-  for (let i = 0; i < LIST_CALLS; i++) {
-    const t = performance.now();
-    const r = await client.callTool({
-      name: 'list_pending_events',
-      arguments: { limit: 20, ...(cursor ? { cursor } : {}) },
-    });
-    deep.push(performance.now() - t);
-    cursor = r.structuredContent.next_cursor;
-  }
-  const deepSt = row(`list_pending_events limit 20, pages 1–${LIST_CALLS} via next_cursor`, deep);
-  verdicts.push(['list_pending_events first page', firstSt.p99, true]);
-  verdicts.push(['list_pending_events paging', deepSt.p99, true]);
 
   console.log(
     `\ntarget: p99 ≤ ${TARGET_P99_MS} ms (the 1-session rows are the same run's baseline)`,
