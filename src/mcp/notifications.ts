@@ -154,23 +154,27 @@ export class ChangeHub {
   private async deliver(changes: readonly BufferChange[]): Promise<void> {
     if (changes.length === 0 || this.sessions.size === 0) return;
     const releases: (() => void)[] = [];
+    for (const session of this.sessions) {
+      const release = session.hold?.();
+      if (release) releases.push(release);
+    }
+    let released = false;
+    // Once the first sends' stream writes (microtasks) are all queued: one write per session.
+    // Scheduled before the log lines are described, so resources/updated never waits for the
+    // store reads they take; lines ready by then join the same write.
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (releases.length > 0) setImmediate(() => releases.forEach((r) => r()));
+    };
     try {
-      for (const session of this.sessions) {
-        const release = session.hold?.();
-        if (release) releases.push(release);
-      }
-      await this.send(changes);
+      await this.send(changes, release);
     } finally {
-      // After the sends' stream writes (microtasks) have all been queued: one write per session.
-      if (releases.length > 0) {
-        setImmediate(() => {
-          for (const release of releases) release();
-        });
-      }
+      release();
     }
   }
 
-  private async send(changes: readonly BufferChange[]): Promise<void> {
+  private async send(changes: readonly BufferChange[], sent: () => void): Promise<void> {
     this.channel.observe(changes);
     const external = changes.some((c) => c.kind === 'external');
     const ids = new Set<string>();
@@ -189,6 +193,7 @@ export class ChangeHub {
       }
       if (arrived) sends.push(server.sendResourceListChanged());
     }
+    sent();
 
     const lines = await this.describe(changes, external);
     for (const session of this.sessions) {
