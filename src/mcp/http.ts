@@ -302,17 +302,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
       reserved = false;
     };
     const actor = res.locals.actor as Actor;
-    // The session's GET event streams, known before the session is: the hub corks them for a
-    // round of notifications, so the round leaves in one write per stream.
-    const streams = new Set<ServerResponse>();
-    const hold = () => {
-      const held = [...streams].filter((r) => !r.writableEnded);
-      for (const r of held) r.cork();
-      return () => {
-        for (const r of held) r.uncork();
-      };
-    };
-    const server = createMcpServer({ ...options, hub, actor, hold });
+    const server = createMcpServer({ ...options, hub, actor });
     let session: Session | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
@@ -326,7 +316,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
           requests: 0,
           lastActive: Date.now(),
           used: ++clock,
-          streams,
+          streams: new Set(),
           actor,
         };
         sessions.set(id, session);

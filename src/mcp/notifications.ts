@@ -22,13 +22,6 @@ export interface HubSession {
   subscriptions: ReadonlySet<string>;
   /** Where Claude Code channel notifications go (channel.ts); none: the session gets none. */
   channel?: ChannelSink;
-  /**
-   * Holds the session's outgoing writes until the returned function is called, so that a round's
-   * notifications (resources/updated, list_changed, the log lines) leave in one socket write
-   * rather than one each (http.ts corks the session's event streams). With 50 sessions the
-   * per-write cost dominated a round. None (stdio, in-memory): each is written as it is sent.
-   */
-  hold?: () => () => void;
 }
 
 interface LogLine {
@@ -153,28 +146,6 @@ export class ChangeHub {
 
   private async deliver(changes: readonly BufferChange[]): Promise<void> {
     if (changes.length === 0 || this.sessions.size === 0) return;
-    const releases: (() => void)[] = [];
-    for (const session of this.sessions) {
-      const release = session.hold?.();
-      if (release) releases.push(release);
-    }
-    let released = false;
-    // Once the first sends' stream writes (microtasks) are all queued: one write per session.
-    // Scheduled before the log lines are described, so resources/updated never waits for the
-    // store reads they take; lines ready by then join the same write.
-    const release = () => {
-      if (released) return;
-      released = true;
-      if (releases.length > 0) setImmediate(() => releases.forEach((r) => r()));
-    };
-    try {
-      await this.send(changes, release);
-    } finally {
-      release();
-    }
-  }
-
-  private async send(changes: readonly BufferChange[], sent: () => void): Promise<void> {
     this.channel.observe(changes);
     const external = changes.some((c) => c.kind === 'external');
     const ids = new Set<string>();
@@ -193,7 +164,6 @@ export class ChangeHub {
       }
       if (arrived) sends.push(server.sendResourceListChanged());
     }
-    sent();
 
     const lines = await this.describe(changes, external);
     for (const session of this.sessions) {

@@ -18,8 +18,6 @@ export interface CreateMcpServerOptions extends McpContext {
    * default each server gets its own, which watches the buffer while the session is open.
    */
   hub?: ChangeHub;
-  /** Holds this session's outgoing writes for a round of notifications (HubSession.hold). */
-  hold?: () => () => void;
 }
 
 const INSTRUCTIONS = `This server holds verified Stripe webhook events, each mapped to a tool call (e.g. charge.dispute.created → handle_dispute).
@@ -110,7 +108,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   let channel: ChannelSession | undefined;
   server.server.oninitialized = () => {
     channel ??= new ChannelSession(server, ctx);
-    leave ??= hub.join({ server, subscriptions, channel, hold: options.hold });
+    leave ??= hub.join({ server, subscriptions, channel });
   };
   server.server.onclose = () => {
     closeStreams();
