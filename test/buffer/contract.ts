@@ -198,6 +198,31 @@ export function runBufferContract(name: string, factory: BufferFactory): void {
       expect(rest.nextCursor).toBeNull();
     });
 
+    it('lists several types of any status in arrival order, near and far from the cursor', async () => {
+      // 300 disputes, then a refund and an invoice failure: a page of the rare types lies past
+      // what a look at the next few events finds (the SQLite store then reads its indexes), a
+      // page of disputes and refunds within it.
+      for (let i = 1; i <= 300; i++) await buffer.append(incoming(i, 'charge.dispute.created'));
+      await buffer.append(incoming(301, 'charge.refunded'));
+      await buffer.append(incoming(302, 'invoice.payment_failed'));
+      const rare = await buffer.list({
+        types: ['charge.refunded', 'invoice.payment_failed'],
+        limit: 5,
+      });
+      expect(rare.events.map((e) => e.id)).toEqual([301, 302].map((i) => incoming(i).id));
+      const near = await buffer.list({
+        types: ['charge.dispute.created', 'charge.refunded'],
+        limit: 3,
+      });
+      expect(near.events.map((e) => e.id)).toEqual([1, 2, 3].map((i) => incoming(i).id));
+      const tail = await buffer.list({
+        types: ['charge.dispute.created', 'charge.refunded', 'invoice.payment_failed'],
+        limit: 5,
+        cursor: near.nextCursor,
+      });
+      expect(tail.events.map((e) => e.id)).toEqual([4, 5, 6, 7, 8].map((i) => incoming(i).id));
+    });
+
     it('rejects a cursor it did not issue', async () => {
       await expect(buffer.list({ limit: 5, cursor: 'garbage' })).rejects.toBeInstanceOf(
         InvalidCursorError,

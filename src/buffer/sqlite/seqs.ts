@@ -13,6 +13,9 @@ export const TYPED_SQL = {
     AND (retry_at IS NULL OR retry_at <= ?) ORDER BY seq LIMIT ?`,
 };
 
+/** The most events a typed page looks at in arrival order before it reads the indexes. */
+const SCAN_WINDOW = 256;
+
 /** The `n` smallest of several runs of distinct seqs (arrival order across the runs). */
 function smallest(runs: number[][], n: number): number[] {
   return runs
@@ -70,6 +73,11 @@ export class SeqReads {
       list: db.prepare<[string, string, number, number], number>(TYPED_SQL.list).pluck(),
       due: db.prepare<[string, number, number], number>(TYPED_SQL.due).pluck(),
       row: db.prepare('SELECT * FROM events WHERE seq = ?'),
+      // The next events in arrival order whatever their type: `type` precedes the payload in the
+      // row, so this reads no payload.
+      next: db.prepare<[number, number], { seq: number; type: string }>(
+        'SELECT seq, type FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
     };
   }
 
@@ -116,6 +124,17 @@ export class SeqReads {
   ): EventRow[] {
     // One read transaction: the seqs and the rows come from the same snapshot.
     return this.db.transaction(() => {
+      // Any status and many types (MCP Events reading every catalog type after a cursor near the
+      // head: 5 statuses × every type was one index seek each, per delivery): look at the next
+      // few events first. Their matches are the page if there are `n` of them or the window
+      // reached the end; otherwise (rare types) the index runs below find them.
+      if (types.length > 1 && EVENT_STATUSES.every((st) => statuses.includes(st))) {
+        const window = Math.min(SCAN_WINDOW, 4 * n + 16);
+        const next = this.typedSeqs.next.all(after, window);
+        const wanted = new Set(types);
+        const seqs = next.filter((r) => wanted.has(r.type)).map((r) => r.seq);
+        if (seqs.length >= n || next.length < window) return this.rowsBySeq(seqs.slice(0, n));
+      }
       const runs = statuses.flatMap((status) =>
         types.map((type) => this.typedSeqs.list.all(status, type, after, n)),
       );

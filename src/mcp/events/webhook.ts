@@ -38,6 +38,19 @@ export const RETRY_MAX_MS = 15 * 60_000;
 /** Hours of retries for one occurrence before it is given up. */
 export const RETRY_FOR_MS = 24 * 60 * 60_000;
 const LEASE_MS = 60_000;
+/**
+ * A lease younger than this is still ours through a whole attempt (the callback's timeout is
+ * 10 s), so it is not renewed before each post: at 50 subscriptions the renewals were a fifth of
+ * the store writes a new event cost.
+ */
+const RENEW_AFTER_MS = LEASE_MS / 2;
+/**
+ * A caught-up subscription's stored cursor keeps the time of the last read (it bounds what may
+ * have been pruned, over days): rewritten when the read moved past skipped events, or when the
+ * stored time is this old, rather than after every read (one store write per subscription and
+ * new event, for a time no one needs fresher than the retention's days).
+ */
+const FRESHEN_AFTER_MS = 60 * 60_000;
 const SWEEP_MS = 1_000;
 /** Occurrences one subscription sends per turn before others get theirs. */
 const PER_TURN = 20;
@@ -64,6 +77,18 @@ export function filtersOf(sub: WebhookSubscription): EventFilters {
 /** A control body's webhook-id: `msg_<type>_<random>`, as the extension names them. */
 function controlId(type: string): string {
   return `msg_${type}_${crypto.randomBytes(9).toString('base64url')}`;
+}
+
+/** Whether an idle read's position should replace the stored one (FRESHEN_AFTER_MS). */
+function worthStoring(stored: string, read: string): boolean {
+  let was;
+  try {
+    was = decodeEventsCursor(stored);
+  } catch {
+    return true;
+  }
+  const now = decodeEventsCursor(read);
+  return now.seq !== was.seq || now.at - was.at >= FRESHEN_AFTER_MS;
 }
 
 export class WebhookDeliverer {
@@ -160,6 +185,7 @@ export class WebhookDeliverer {
     if (initial.nextAttemptAt > now) return;
     const store = this.options.buffer.subscriptions;
     if (!(await store.lease(initial.id, this.owner, LEASE_MS))) return;
+    let leasedAt = this.now();
     try {
       for (let sent = 0; sent < PER_TURN && !this.stopped; sent++) {
         // Read again under the lease: a refresh may have changed the secret, an unsubscribe
@@ -168,7 +194,10 @@ export class WebhookDeliverer {
         if (!sub) return;
         const next = await this.nextOccurrence(sub);
         if (next === 'idle') return;
-        if (!(await store.lease(sub.id, this.owner, LEASE_MS))) return;
+        if (this.now() - leasedAt >= RENEW_AFTER_MS) {
+          if (!(await store.lease(sub.id, this.owner, LEASE_MS))) return;
+          leasedAt = this.now();
+        }
         const result = await this.post(sub, next.webhookId, next.body);
         if (!(await this.settle(sub, next, result))) return;
       }
@@ -200,7 +229,7 @@ export class WebhookDeliverer {
     const occurrence: Occurrence | undefined = read.events[0];
     if (!occurrence) {
       // Nothing to send: keep the position the read reached (skipped events, a fresher time).
-      if (read.cursor !== sub.cursor) {
+      if (read.cursor !== sub.cursor && worthStoring(sub.cursor, read.cursor)) {
         await this.options.buffer.subscriptions.advance(sub.id, this.owner, {
           cursor: read.cursor,
         });
