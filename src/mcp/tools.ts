@@ -35,6 +35,12 @@ function optional<T extends z.ZodType>(schema: T, description: string) {
     .describe(description);
 }
 
+/** A page's cursor, as list_pending_events and list_events take it. */
+const pageCursor = optional(
+  z.string().max(100, 'cursor is not one this server issued; call again without a cursor'),
+  'next_cursor from the previous page; leave it out for the first page',
+);
+
 const eventId = z
   .string({ error: 'id is required: the Stripe event id (evt_…) from list_pending_events' })
   .min(1, 'id is empty: give the Stripe event id (evt_…) from list_pending_events')
@@ -105,10 +111,7 @@ const listPendingEvents = {
       .default(DEFAULT_PAGE)
       .transform((limit) => limit ?? DEFAULT_PAGE)
       .describe('How many events per page, 1 to 200 (default 20)'),
-    cursor: optional(
-      z.string().max(100, 'cursor is not one this server issued; call again without a cursor'),
-      'next_cursor from the previous page; leave it out for the first page',
-    ),
+    cursor: pageCursor,
   }),
   outputSchema: {
     events: z.array(summarySchema),
@@ -156,10 +159,7 @@ const listEvents = {
       `Only finished events that ended so (${EVENT_OUTCOMES.join(', ')}); default: any`,
     ),
     limit: pageLimit,
-    cursor: optional(
-      z.string().max(100, 'cursor is not one this server issued; call again without a cursor'),
-      'next_cursor from the previous page; leave it out for the first page',
-    ),
+    cursor: pageCursor,
   }),
   outputSchema: {
     events: z.array(summarySchema),

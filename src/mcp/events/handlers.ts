@@ -123,30 +123,23 @@ const ListRequest = z.object({
     .passthrough()
     .optional(),
 });
+/** What a poll and a stream both name: the type, its arguments, where to start, how far back. */
+const ReadParams = {
+  name: z.string(),
+  arguments: Args,
+  cursor: Cursor,
+  maxAgeMs: z.number().int().nonnegative().optional(),
+  ...Meta,
+};
 const PollRequest = z.object({
   method: z.literal('events/poll'),
   params: z
-    .object({
-      name: z.string(),
-      arguments: Args,
-      cursor: Cursor,
-      maxAgeMs: z.number().int().nonnegative().optional(),
-      maxEvents: z.number().int().positive().optional(),
-      ...Meta,
-    })
+    .object({ ...ReadParams, maxEvents: z.number().int().positive().optional() })
     .passthrough(),
 });
 const StreamRequest = z.object({
   method: z.literal('events/stream'),
-  params: z
-    .object({
-      name: z.string(),
-      arguments: Args,
-      cursor: Cursor,
-      maxAgeMs: z.number().int().nonnegative().optional(),
-      ...Meta,
-    })
-    .passthrough(),
+  params: z.object(ReadParams).passthrough(),
 });
 const SubscribeRequest = z.object({
   method: z.literal('events/subscribe'),
