@@ -8,7 +8,7 @@ import { DEDUP_WINDOW_MS } from './buffer.js';
 export class RecentIds {
   private readonly cache: LRUCache<string, true>;
 
-  constructor(max = 100_000, ttlMs = DEDUP_WINDOW_MS) {
+  constructor(max = 10_000, ttlMs = DEDUP_WINDOW_MS) {
     this.cache = new LRUCache<string, true>({ max, ttl: ttlMs, ttlAutopurge: false });
   }
 

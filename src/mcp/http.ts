@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { leanNotifications } from './lean-notify.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ConfigError } from '../errors.js';
@@ -325,6 +326,7 @@ export function createMcpHttpHandler(options: McpHttpOptions): McpHttpHandler {
         logger.debug('mcp session opened', { session: id });
       },
     });
+    leanNotifications(transport);
     transport.onclose = () => {
       const id = transport.sessionId;
       if (id !== undefined && sessions.get(id)?.transport === transport) {
