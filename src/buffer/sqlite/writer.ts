@@ -228,6 +228,11 @@ export class SqliteWriter {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // Everything this thread allocates lives for one batch; V8's default young generation (up
+      // to 3 × 16 MB) let its heap grow outside the main heap's figures, ~25 MB over a soak
+      // (bench/soak.mjs). A small one is scavenged more often at next to no cost (almost nothing
+      // survives); the old generation keeps V8's default, so a burst of large bodies still fits.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
       workerData: {
         driver,
         file: options.file,
