@@ -3,7 +3,6 @@ import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { leanNotifications } from './lean-notify.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ConfigError } from '../errors.js';
@@ -22,6 +21,7 @@ export type { RequestGuard } from '../http-guard.js';
 import type { McpContext } from './handlers.js';
 import { ChangeHub } from './notifications.js';
 import { createMcpServer } from './server.js';
+import { leanNotifications } from './lean-notify.js';
 
 export const MCP_PATH = '/mcp';
 /** About 80 KB of heap each (an McpServer with its tools, and a transport): ~80 MB at the cap. */

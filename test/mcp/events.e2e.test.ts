@@ -166,6 +166,17 @@ const PollResult = z.object({
   nextPollMs: z.number(),
 });
 
+type EventFrame = { method: string; params: Record<string, unknown> };
+
+/** Collects the `notifications/events/*` frames an `events/stream` pushes to this client. */
+function eventFrames(sdk: Client): EventFrame[] {
+  const frames: EventFrame[] = [];
+  sdk.fallbackNotificationHandler = async (n) => {
+    if (n.method.startsWith('notifications/events/')) frames.push(n as EventFrame);
+  };
+  return frames;
+}
+
 describe('MCP Events with the AI SDK client', () => {
   it('lists event types, delivers a queued Stripe event by signed webhook, resumes after a restart, replays by poll, stops on unsubscribe', async () => {
     const dataDir = tmp();
@@ -263,12 +274,7 @@ describe('MCP Events with the AI SDK client', () => {
       PollResult,
     );
     const before = await sendStripeEvent(server, secret);
-    const frames: { method: string; params: Record<string, unknown> }[] = [];
-    sdk.fallbackNotificationHandler = async (n) => {
-      if (n.method.startsWith('notifications/events/')) {
-        frames.push(n as { method: string; params: Record<string, unknown> });
-      }
-    };
+    const frames = eventFrames(sdk);
     const abort = new AbortController();
     const stream = sdk
       .request(
@@ -484,12 +490,7 @@ describe('MCP Events: the queue happenings as event types', () => {
     const dataDir = tmp();
     const server = await startServe({ dataDir, env: { STRIPE_WEBHOOK_SECRET: newSecret() } });
     const sdk = await sdkClient(server);
-    const frames: { method: string; params: Record<string, unknown> }[] = [];
-    sdk.fallbackNotificationHandler = async (n) => {
-      if (n.method.startsWith('notifications/events/')) {
-        frames.push(n as { method: string; params: Record<string, unknown> });
-      }
-    };
+    const frames = eventFrames(sdk);
     const abort = new AbortController();
     const stream = sdk
       .request(
